@@ -1,0 +1,56 @@
+# goiser: iSCSI/TCP and iSER target in Go. Every target installs what it
+# needs itself (hack/deps.sh is idempotent and quick when nothing is missing).
+#
+#   make run        build and start the target daemon on the built-in default
+#   make test       everything CI runs: lint, unit (-race), fuzz seeds,
+#                   libiscsi conformance over TCP, and the Soft-RoCE guest tier
+#   make bench      benchmarks (never part of make test)
+
+GO        ?= go
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+BIN       := bin
+
+.PHONY: all build run deps test test-unit lint conformance test-rxe rxe-shell \
+        bench bench-tcp bench-go clean
+
+all: build
+
+deps:
+	@hack/deps.sh
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/goiserd
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: deps build
+	@hack/run.sh
+
+test: deps lint test-unit conformance test-rxe
+	@echo "make test: all tiers passed"
+
+lint: deps
+	@hack/lint.sh
+
+test-unit: deps
+	@hack/test-unit.sh
+
+conformance: deps build
+	@hack/conformance.sh
+
+test-rxe: deps
+	@hack/rxe/test.sh
+
+rxe-shell: deps
+	@hack/rxe/shell.sh
+
+bench: bench-go bench-tcp
+
+bench-go: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-tcp: deps build
+	@hack/bench-tcp.sh
+
+clean:
+	rm -rf $(BIN)
