@@ -40,5 +40,5 @@ fi
 
 if ! command -v staticcheck >/dev/null 2>&1; then
   echo "deps: installing staticcheck" >&2
-  go install honnef.co/go/tools/cmd/staticcheck@2025.1.1 >/dev/null 2>&1 || go install honnef.co/go/tools/cmd/staticcheck@latest
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
