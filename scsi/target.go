@@ -1,0 +1,207 @@
+package scsi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/goiser/goiser/scsi/backend"
+)
+
+// TargetConfig configures NewTarget. Zero values are documented defaults.
+type TargetConfig struct {
+	// LUNs are the logical units; numbers must be unique.
+	LUNs []LUNConfig
+	// Logger receives errors from backends; nil discards.
+	Logger *slog.Logger
+	// Vendor is the T10 vendor identification (at most 8 ASCII bytes);
+	// default "GOISER".
+	Vendor string
+	// Product is the product identification (at most 16 ASCII bytes);
+	// default "goiser".
+	Product string
+	// Revision is the product revision level (at most 4 ASCII bytes);
+	// default "0001".
+	Revision string
+	// Name identifies the target in derived identifiers (the NAA
+	// designator of each LUN is derived from Name and the LUN's serial
+	// number); default is the product name.
+	Name string
+}
+
+// LUNConfig configures one logical unit.
+type LUNConfig struct {
+	// Number is the LUN (0..16383 with flat addressing).
+	Number uint64
+	// Backend stores the data; the Target closes it in Close.
+	Backend backend.Backend
+	// BlockSize is the logical block size: 512 (default) or 4096.
+	BlockSize int
+	// SerialNumber is reported in VPD page 0x80 and feeds the NAA
+	// designator of VPD 0x83; default "goiser-lun-<Number>".
+	SerialNumber string
+	// ReadOnly makes the LUN write protected (DATA PROTECT on writes).
+	ReadOnly bool
+	// NoThinProvisioning hides UNMAP and WRITE SAME UNMAP even when the
+	// backend implements backend.Unmapper (LBPME=0).
+	NoThinProvisioning bool
+	// WriteCache sets the initial WCE bit of the caching mode page. The
+	// zero value reports a write-through cache (WCE=0) so that every
+	// completed write is as durable as the backend's WriteAt makes it.
+	WriteCache bool
+}
+
+// Target is a set of logical units seen by initiators. It is safe for
+// concurrent use by many sessions and workers. It handles REPORT LUNS,
+// non-existent LUNs (INQUIRY peripheral qualifier 011b, other commands
+// LOGICAL UNIT NOT SUPPORTED), unit attentions per I_T nexus and
+// reservations (RESERVE/RELEASE and PERSISTENT RESERVE per I_T nexus).
+type Target struct {
+	log      *slog.Logger
+	vendor   [8]byte         // immutable, space padded
+	product  [16]byte        // immutable, space padded
+	revision [4]byte         // immutable, space padded
+	name     string          // immutable
+	luns     map[uint64]*lun // immutable after NewTarget; each lun guards itself
+	lunList  []uint64        // immutable, sorted
+	ops      *opTable        // immutable
+}
+
+// NewTarget validates cfg and returns a Target serving its LUNs.
+func NewTarget(cfg TargetConfig) (*Target, error) {
+	t := &Target{log: cfg.Logger, luns: make(map[uint64]*lun, len(cfg.LUNs))}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	vendor, product, revision := cfg.Vendor, cfg.Product, cfg.Revision
+	if vendor == "" {
+		vendor = "GOISER"
+	}
+	if product == "" {
+		product = "goiser"
+	}
+	if revision == "" {
+		revision = "0001"
+	}
+	if err := padASCII(t.vendor[:], vendor); err != nil {
+		return nil, fmt.Errorf("new target: vendor: %w", err)
+	}
+	if err := padASCII(t.product[:], product); err != nil {
+		return nil, fmt.Errorf("new target: product: %w", err)
+	}
+	if err := padASCII(t.revision[:], revision); err != nil {
+		return nil, fmt.Errorf("new target: revision: %w", err)
+	}
+	t.name = cfg.Name
+	if t.name == "" {
+		t.name = product
+	}
+	for i := range cfg.LUNs {
+		lc := cfg.LUNs[i]
+		if _, dup := t.luns[lc.Number]; dup {
+			return nil, fmt.Errorf("new target: LUN %d configured twice", lc.Number)
+		}
+		l, err := newLUN(t, lc)
+		if err != nil {
+			return nil, fmt.Errorf("new target: LUN %d: %w", lc.Number, err)
+		}
+		t.luns[lc.Number] = l
+		t.lunList = append(t.lunList, lc.Number)
+	}
+	slices.Sort(t.lunList)
+	t.ops = newOpTable()
+	return t, nil
+}
+
+func padASCII(dst []byte, s string) error {
+	if len(s) > len(dst) {
+		return fmt.Errorf("%q longer than %d bytes", s, len(dst))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return fmt.Errorf("%q is not printable ASCII", s)
+		}
+	}
+	copy(dst, s)
+	for i := len(s); i < len(dst); i++ {
+		dst[i] = ' '
+	}
+	return nil
+}
+
+// LUNs returns the configured LUN numbers, sorted.
+func (t *Target) LUNs() []uint64 { return slices.Clone(t.lunList) }
+
+// Close closes every LUN's backend.
+func (t *Target) Close() error {
+	var errs []error
+	for _, n := range t.lunList {
+		if err := t.luns[n].be.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close LUN %d: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNoLUN is returned (wrapped) by task management calls for a LUN the
+// target does not have.
+var ErrNoLUN = errors.New("no such logical unit")
+
+// ResetLUN performs a LOGICAL UNIT RESET on behalf of nexus n: it clears
+// RESERVE(6/10) reservations, restores mode pages to their defaults and sets
+// a BUS DEVICE RESET FUNCTION OCCURRED unit attention for every other nexus.
+func (t *Target) ResetLUN(n Nexus, lun uint64) error {
+	l, ok := t.luns[lun]
+	if !ok {
+		return fmt.Errorf("reset LUN %d: %w", lun, ErrNoLUN)
+	}
+	l.reset(n, ASCBusDeviceResetOccurred)
+	return nil
+}
+
+// Reset performs a TARGET WARM RESET (cold=false) or TARGET COLD RESET on
+// behalf of nexus n: ResetLUN for every LUN, with POWER ON OCCURRED as the
+// unit attention for a cold reset.
+func (t *Target) Reset(n Nexus, cold bool) error {
+	asc := ASCBusDeviceResetOccurred
+	if cold {
+		asc = ASCPowerOnOccurred
+	}
+	for _, num := range t.lunList {
+		t.luns[num].reset(n, asc)
+	}
+	return nil
+}
+
+// NexusLost handles the loss of I_T nexus n (its session ended): its
+// RESERVE(6/10) reservations are released and its pending unit attentions
+// dropped. Persistent reservations and registrations survive.
+func (t *Target) NexusLost(n Nexus) {
+	for _, num := range t.lunList {
+		t.luns[num].nexusLost(n)
+	}
+}
+
+// Execute runs cmd to completion (blocking; ctx cancels a long backend
+// operation) and sets Status, Sense, DataInLen and Want. It never panics
+// on bad input: a bad CDB gets CHECK CONDITION with ILLEGAL REQUEST sense
+// (INVALID COMMAND OPERATION CODE, INVALID FIELD IN CDB, LOGICAL BLOCK
+// ADDRESS OUT OF RANGE, PARAMETER LIST LENGTH ERROR ...). READ and WRITE
+// allocate nothing.
+func (t *Target) Execute(ctx context.Context, cmd *Command) {
+	t.execute(ctx, cmd)
+}
+
+// DataOutLen decodes how many bytes of Data-Out the CDB asks for, so a
+// transport can check it against the iSCSI Expected Data Transfer Length
+// before fetching data. ok is false when the CDB is not understood
+// (Execute will report the error).
+func (t *Target) DataOutLen(lun uint64, cdb []byte) (n int, ok bool) {
+	bs := 512
+	if l, found := t.luns[lun]; found {
+		bs = l.blockSize
+	}
+	return dataOutLen(cdb, bs)
+}
