@@ -20,7 +20,6 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/goiserd
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 run: deps build
