@@ -1,0 +1,113 @@
+# Shared helpers for hack/conformance.sh and hack/bench-tcp.sh: pick free
+# ports, start and stop goiserd and tgtd on 127.0.0.1, wait for listeners.
+# Sourced, not executed. Every process started here is recorded in PIDS_TO_STOP;
+# the caller's EXIT trap runs stop_all, so nothing is left behind.
+
+GOISER_IQN=${GOISER_IQN:-iqn.2026-11.dev.goiser:conformance}
+TGT_IQN=${TGT_IQN:-iqn.2026-11.dev.goiser:tgt}
+PIDS_TO_STOP=() # "pid:seconds to wait after SIGTERM" entries
+CLEANUP_PATHS=()
+
+log() { echo "$(basename "$0"): $*" >&2; }
+die() { log "$*"; exit 2; }
+
+# port_busy PORT: true when something listens on 127.0.0.1:PORT (or any address).
+port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+
+# free_port: prints a TCP port that nothing listens on.
+free_port() {
+  local p i
+  for i in $(seq 1 100); do
+    p=$((20000 + RANDOM % 30000))
+    port_busy "$p" || { echo "$p"; return 0; }
+  done
+  die "no free TCP port found"
+}
+
+# wait_listen PORT PID SECONDS: waits until PORT listens; fails if PID exits first.
+wait_listen() {
+  local port=$1 pid=$2 n=$(( $3 * 10 ))
+  while [ $n -gt 0 ]; do
+    port_busy "$port" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1; n=$((n - 1))
+  done
+  return 1
+}
+
+# stop_pid PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10), then SIGKILL.
+stop_pid() {
+  local pid=$1 n=$(( ${2:-10} * 10 ))
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  while [ $n -gt 0 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; n=$((n - 1)); done
+  if kill -0 "$pid" 2>/dev/null; then
+    [ "$2" -gt 1 ] && log "pid $pid did not stop on SIGTERM within $2 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+  local e p
+  for e in "${PIDS_TO_STOP[@]}"; do stop_pid "${e%:*}" "${e#*:}"; done
+  PIDS_TO_STOP=()
+  for p in "${CLEANUP_PATHS[@]}"; do rm -rf -- "$p"; done
+  CLEANUP_PATHS=()
+}
+
+# start_goiser DIR PORT [SIZE]: starts bin/goiserd from a config file written
+# to DIR with one in-memory LUN 0 of SIZE (default 1G) under $GOISER_IQN.
+# Sets GOISER_PID and GOISER_URL. Logs go to DIR/goiserd.log.
+start_goiser() {
+  local dir=$1 port=$2 size=${3:-1G} bin=${GOISERD:-bin/goiserd}
+  [ -x "$bin" ] || die "$bin is missing: run make build first"
+  cat >"$dir/goiserd.json" <<EOF
+{
+  "portals": ["127.0.0.1:$port"],
+  "targets": [
+    {
+      "name": "$GOISER_IQN",
+      "luns": [{"lun": 0, "backend": "mem", "size": "$size"}]
+    }
+  ]
+}
+EOF
+  "$bin" -config "$dir/goiserd.json" -log-level "${GOISER_LOG_LEVEL:-warn}" </dev/null >>"$dir/goiserd.log" 2>&1 &
+  GOISER_PID=$!
+  PIDS_TO_STOP+=("$GOISER_PID:15")
+  if ! wait_listen "$port" "$GOISER_PID" 20; then
+    tail -20 "$dir/goiserd.log" >&2
+    die "goiserd did not start listening on 127.0.0.1:$port (log: $dir/goiserd.log)"
+  fi
+  GOISER_URL="iscsi://127.0.0.1:$port/$GOISER_IQN/0"
+}
+
+# start_tgt DIR PORT [SIZE]: starts Debian's tgtd in the foreground on a private
+# control port with a portal on 127.0.0.1:PORT, and one LUN 1 (tgt's LUN 0 is
+# its controller) of SIZE (default 1G) backed by a file on /dev/shm with the
+# rdwr backing store, open to every initiator. Sets TGT_PID and TGT_URL.
+start_tgt() {
+  local dir=$1 port=$2 size=${3:-1G} cp img i
+  command -v tgtd >/dev/null || die "tgtd is missing: run make deps"
+  for i in $(seq 1 50); do
+    cp=$((1000 + RANDOM % 30000)) # tgtd takes at most 32767
+    [ -e "/var/run/tgtd/socket.$cp" ] || [ -e "/var/run/tgtd/socket.$cp.lock" ] || break
+  done
+  img=$(mktemp /dev/shm/goiser-tgt.XXXXXX)
+  CLEANUP_PATHS+=("$img" "/var/run/tgtd/socket.$cp" "/var/run/tgtd/socket.$cp.lock")
+  truncate -s "$size" "$img"
+  tgtd -f -C "$cp" --iscsi "portal=127.0.0.1:$port" </dev/null >>"$dir/tgtd.log" 2>&1 &
+  TGT_PID=$!
+  # tgtd ignores SIGTERM while it has targets: give it a moment, then SIGKILL
+  # (its backing file is scratch space on /dev/shm).
+  PIDS_TO_STOP+=("$TGT_PID:1")
+  wait_listen "$port" "$TGT_PID" 20 || die "tgtd did not start listening on 127.0.0.1:$port (log: $dir/tgtd.log)"
+  for i in $(seq 1 50); do [ -S "/var/run/tgtd/socket.$cp" ] && break; sleep 0.1; done
+  tgtadm -C "$cp" --lld iscsi --mode target --op new --tid 1 --targetname "$TGT_IQN" &&
+  tgtadm -C "$cp" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 \
+    --backing-store "$img" --bstype rdwr &&
+  tgtadm -C "$cp" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL ||
+    die "tgtadm could not configure tgtd (log: $dir/tgtd.log)"
+  TGT_URL="iscsi://127.0.0.1:$port/$TGT_IQN/1"
+}
