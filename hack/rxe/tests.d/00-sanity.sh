@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Stage 00-sanity: the Soft-RoCE device works end to end with the reference
+# tools before anything of ours runs on it.
+#   build (host): nothing; checks that the tools exist on the host (the guest
+#                 runs the host's binaries over the read-only root share)
+#   run (guest):  ibv_devinfo shows the port ACTIVE; perftest ib_send_lat and
+#                 ib_write_lat, server and client over RDMA CM (-R) on
+#                 $RXE_ADDR, at 2 B and 4 KiB; rping once; rxe-up again
+#                 (idempotent on a ready device).
+# The t_typical latencies go to the notes: they are the raw-verbs floor of
+# docs/bench, for this guest (TCG: never compare with hardware).
+set -euo pipefail
+phase=${1:?usage: 00-sanity.sh build|run}
+
+if [ "$phase" = build ]; then
+  for t in ibv_devinfo ib_send_lat ib_write_lat rping rdma; do
+    command -v "$t" >/dev/null || { echo "00-sanity: $t missing on the host (make deps)"; exit 1; }
+  done
+  exit 0
+fi
+
+. "$RXE_REPO/hack/rxe/stage-lib.sh"
+: "${RXE_DEV:?}" "${RXE_ADDR:?}"
+
+echo "== ibv_devinfo -d $RXE_DEV"
+ibv_devinfo -d "$RXE_DEV" | tee /tmp/devinfo
+grep -q 'state:.*PORT_ACTIVE' /tmp/devinfo || { echo "port of $RXE_DEV is not ACTIVE"; exit 1; }
+
+# perf TOOL SIZE: server and client of a perftest latency tool over RDMA CM.
+perf() {
+  local tool=$1 size=$2 port spid typ
+  port=$(rxe_fresh_port)
+  echo "== $tool -s $size on $RXE_ADDR port $port"
+  timeout 60 "$tool" -d "$RXE_DEV" -R -F -s "$size" -n 200 -p "$port" >"/tmp/$tool.$size.server" 2>&1 &
+  spid=$!
+  rxe_wait_listen "$port" 30
+  timeout 60 "$tool" -d "$RXE_DEV" -R -F -s "$size" -n 200 -p "$port" "$RXE_ADDR" | tee "/tmp/$tool.$size.client"
+  rxe_bg_wait "$spid" 30 || { echo "$tool server failed:"; cat "/tmp/$tool.$size.server"; return 1; }
+  # Columns: #bytes #iterations t_min t_max t_typical t_avg ...
+  typ=$(awk -v s="$size" '$1 == s && NF >= 6 { print $5 }' "/tmp/$tool.$size.client")
+  [ -n "$typ" ] || { echo "$tool: no result line for size $size"; return 1; }
+  rxe_note "$(printf '%-12s %6s B  t_typical %8s us' "$tool" "$size" "$typ")"
+}
+for size in 2 4096; do
+  perf ib_send_lat "$size"
+  perf ib_write_lat "$size"
+done
+
+port=$(rxe_fresh_port)
+echo "== rping on $RXE_ADDR port $port"
+timeout 30 rping -s -a "$RXE_ADDR" -p "$port" -C 10 -v >/tmp/rping.server 2>&1 &
+spid=$!
+rxe_wait_listen "$port" 30
+timeout 30 rping -c -a "$RXE_ADDR" -p "$port" -C 10 -v | tee /tmp/rping.client
+rxe_bg_wait "$spid" 30 || { echo "rping server failed:"; cat /tmp/rping.server; exit 1; }
+n=$(grep -c '^ping data: rdma-ping-' /tmp/rping.client || true)
+[ "$n" -eq 10 ] || { echo "rping: $n of 10 pings echoed"; exit 1; }
+rxe_note "rping        10 pings echoed"
+
+echo "== rxe-up again (must reuse the ready device)"
+rxe-up | tee /tmp/rxe-up.again
+grep -q "device   $RXE_DEV " /tmp/rxe-up.again
