@@ -1,0 +1,85 @@
+// Package rdma is the user-facing RDMA API of goiser: devices, protection
+// domains, off-heap buffers, memory regions, completion queues, RC queue
+// pairs and RDMA CM style connection management, over any provider of
+// package rdma/driver (rdma/soft in process, cgo/verbs for real devices).
+// Like database/sql, its types are concrete and hold the lifetime rules
+// once for every provider.
+//
+// # Walk-through
+//
+// Open a device through a provider, allocate a protection domain, an
+// off-heap buffer and its memory region, and a completion queue:
+//
+//	p := soft.New(soft.Config{})        // or verbs.Provider()
+//	dev, err := rdma.Open(p, "soft0")   // Equivalent to: ibv_open_device
+//	pd, err := dev.AllocPD()
+//	buf, err := rdma.AllocBuffer(1<<20, rdma.BufferOptions{})
+//	mr, err := pd.RegisterBuffer(buf, rdma.AccessLocalWrite|rdma.AccessRemoteRead)
+//	cq, err := dev.NewCompletionQueue(rdma.CompletionQueueConfig{Entries: 256})
+//
+// Connect a queue pair with the connection manager. The passive side:
+//
+//	l, err := rdma.Listen(p, "10.0.0.1:4420", rdma.ListenConfig{})
+//	req, err := l.Accept(ctx)           // inspect req.PrivateData(), req.Param()
+//	qp, err := req.CreateQP(pd, rdma.QueuePairConfig{SendCQ: cq, RecvCQ: cq})
+//	qp.PostRecv(recvs)                  // before Accept: the peer may send at once
+//	err = req.Accept(ctx, param, private)
+//
+// and the active side:
+//
+//	d, err := rdma.Dial(ctx, p, "10.0.0.1:4420", rdma.DialConfig{})
+//	qp, err := d.CreateQP(pd, cfg)      // pd allocated on d.Device()
+//	peerPrivate, err := d.Connect(ctx, param, private)
+//
+// (or connect manually: NewQueuePair, exchange QueuePair.Endpoint values
+// out of band, ConnectManual). Then post batches and poll completions:
+//
+//	n, err := qp.PostSend([]rdma.SendWR{{ID: rdma.EncodeWRID(opSend, slot),
+//		Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: []rdma.SGE{mr.SGE(0, 512)}}})
+//	n, err = cq.WaitPoll(ctx, wcs)     // poll, arm, re-poll, wait
+//
+// Work-request ids encode an operation and a slot (EncodeWRID), never a Go
+// pointer. Poller is the adaptive busy-poll/arm/wait policy of a poll group.
+//
+// # Memory and ownership
+//
+// Memory given to a device is never Go-heap memory: AllocBuffer maps it
+// with mmap (huge pages when available), and RegisterMemory refuses
+// anything else with ErrNotOffHeap. Every post method documents, in an
+// Ownership paragraph, that the bytes of a posted work request belong to
+// the device until its completion (success or flush) has been polled.
+// Closing a queue pair flushes its work requests; reap every flushed
+// completion before releasing the buffers.
+//
+// # Lifetimes
+//
+// Every object has an idempotent Close. The policy is refuse: a parent
+// does not close while it has live children, and its Close returns an
+// error wrapping ErrBusy that names how many:
+//
+//	Device            <- ProtectionDomain, CompletionQueue
+//	ProtectionDomain  <- MemoryRegion, QueuePair
+//	CompletionQueue   <- QueuePair (bound to it)
+//	Buffer            <- MemoryRegion (made by RegisterBuffer)
+//
+// Close children first (queue pairs, then memory regions and completion
+// queues, then protection domains, then the device). Using an object after
+// its Close returns ErrClosed; posting sends on a queue pair that is not
+// yet in RTS returns ErrInvalidState.
+//
+// # Errors
+//
+// Errors carry the operation and object ("rdma: create CQ of 256 entries on
+// rxe0: ibv_create_cq: cannot allocate memory") and wrap the provider's
+// error: a *VerbsError unwraps to its syscall.Errno, so errors.Is(err,
+// syscall.ENOMEM) works, and EOPNOTSUPP and ENOSYS match ErrNotSupported.
+// A failed work completion becomes an error with Completion.Err.
+//
+// # Concurrency
+//
+// Devices, protection domains and memory regions are safe for concurrent
+// use. A completion queue is polled by one goroutine (its owner); a queue
+// pair's send queue and receive queue each have one poster at a time.
+// Close may be called from any goroutine; it waits for calls in progress
+// on the same object.
+package rdma
