@@ -1,24 +1,83 @@
 package scsi
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/goiser/goiser/scsi/backend"
 )
 
+// itl is the state of one I_T nexus on one logical unit.
+type itl struct {
+	ua []ASC // pending unit attentions, oldest first; guarded by lun.mu
+}
+
+// prReg is one persistent reservation registration.
+type prReg struct {
+	nexus Nexus
+	key   uint64
+}
+
+// PR types (SPC-4 6.15.4, Table 173).
+const (
+	prWriteExclusive          = 1
+	prExclusiveAccess         = 3
+	prWriteExclusiveRegOnly   = 5
+	prExclusiveAccessRegOnly  = 6
+	prWriteExclusiveAllRegs   = 7
+	prExclusiveAccessAllRegs  = 8
+	prScopeLU                 = 0
+	maxPendingUnitAttentions  = 8
+	defaultMaxWriteSameBlocks = 65536
+)
+
+func prAllRegistrants(typ byte) bool {
+	return typ == prWriteExclusiveAllRegs || typ == prExclusiveAccessAllRegs
+}
+
+func prRegistrantsOnly(typ byte) bool {
+	return typ == prWriteExclusiveRegOnly || typ == prExclusiveAccessRegOnly
+}
+
 // lun is one logical unit's state.
 type lun struct {
 	t         *Target
-	number    uint64          // immutable
-	be        backend.Backend // immutable
-	blockSize int             // immutable
-	nblocks   uint64          // immutable
-	readOnly  bool            // immutable
-	serial    string          // immutable
+	number    uint64           // immutable
+	be        backend.Backend  // immutable
+	unmapper  backend.Unmapper // immutable; nil without thin provisioning
+	mapper    backend.Mapper   // immutable; may be nil
+	blockSize int              // immutable
+	nblocks   uint64           // immutable
+	readOnly  bool             // immutable
+	serial    string           // immutable
+	naa       [16]byte         // immutable NAA IEEE Registered Extended designator
 
-	mu sync.Mutex      // guards the fields below
-	ua map[Nexus][]ASC // pending unit attentions per nexus, oldest first
+	// Mode page state read on the datapath.
+	dsense atomic.Bool // control page D_SENSE: descriptor format sense
+	swp    atomic.Bool // control page SWP: software write protect
+	wce    atomic.Bool // caching page WCE: write cache enabled
+
+	// anyResv is true while a RESERVE(6/10) or persistent reservation exists,
+	// so that commands skip the reservation check without taking mu.
+	anyResv atomic.Bool
+	// anyUA counts nexuses with pending unit attentions (guarded by mu for
+	// writes); zero lets commands skip the unit attention check.
+	anyUA atomic.Int32
+
+	// cawMu makes COMPARE AND WRITE atomic with respect to other writes:
+	// writes hold it shared, COMPARE AND WRITE exclusively.
+	cawMu sync.RWMutex
+
+	mu      sync.RWMutex   // guards the fields below
+	nexi    map[Nexus]*itl // nexuses that have sent commands to this LU
+	resv    *Nexus         // holder of the RESERVE(6/10) reservation, nil if none
+	prRegs  []prReg        // persistent reservation registrations, in order of registration
+	prGen   uint32         // PRgeneration
+	prHeld  bool           // a persistent reservation exists
+	prType  byte           // its type
+	prOwner Nexus          // its holder (meaningless for all-registrants types)
 }
 
 func newLUN(t *Target, c LUNConfig) (*lun, error) {
@@ -40,19 +99,204 @@ func newLUN(t *Target, c LUNConfig) (*lun, error) {
 	if serial == "" {
 		serial = fmt.Sprintf("goiser-lun-%d", c.Number)
 	}
-	return &lun{t: t, number: c.Number, be: c.Backend, blockSize: bs, nblocks: uint64(nb),
-		readOnly: c.ReadOnly, serial: serial, ua: make(map[Nexus][]ASC)}, nil
+	for i := 0; i < len(serial); i++ {
+		if serial[i] < 0x20 || serial[i] > 0x7E {
+			return nil, fmt.Errorf("serial number %q is not printable ASCII", serial)
+		}
+	}
+	l := &lun{t: t, number: c.Number, be: c.Backend, blockSize: bs, nblocks: uint64(nb),
+		readOnly: c.ReadOnly, serial: serial, nexi: make(map[Nexus]*itl)}
+	if um, ok := c.Backend.(backend.Unmapper); ok && !c.NoThinProvisioning && !c.ReadOnly {
+		l.unmapper = um
+	}
+	if m, ok := c.Backend.(backend.Mapper); ok {
+		l.mapper = m
+	}
+	l.wce.Store(!c.WriteThrough)
+	// NAA 6 (IEEE Registered Extended): 4-bit NAA, 24-bit OUI (none: 0),
+	// then 100 bits of vendor-specific identifier derived from the target
+	// name and the serial number, so every path sees the same identity.
+	h := sha256.Sum256([]byte(t.name + "\x00" + serial))
+	copy(l.naa[:], h[:16])
+	l.naa[0] = 0x60
+	l.naa[1] = 0x00
+	l.naa[2] = 0x00
+	l.naa[3] &= 0x0F
+	return l, nil
 }
 
+// lbprz reports whether unmapped blocks read as zeros (all our backends).
+func (l *lun) thin() bool { return l.unmapper != nil }
+
+// writeProtected reports the LU's write protection (ReadOnly or SWP).
+func (l *lun) writeProtected() bool { return l.readOnly || l.swp.Load() }
+
+// nexusLocked returns the state of nexus n, creating it. Called with mu held.
+func (l *lun) nexusLocked(n Nexus) *itl {
+	s := l.nexi[n]
+	if s == nil {
+		s = &itl{}
+		l.nexi[n] = s
+	}
+	return s
+}
+
+// addUALocked queues asc for s. Called with mu held.
+func (l *lun) addUALocked(s *itl, asc ASC) {
+	for _, a := range s.ua {
+		if a == asc {
+			return
+		}
+	}
+	if len(s.ua) >= maxPendingUnitAttentions {
+		return
+	}
+	if len(s.ua) == 0 {
+		l.anyUA.Add(1)
+	}
+	s.ua = append(s.ua, asc)
+}
+
+// uaOthersLocked queues asc for every known nexus but n.
+func (l *lun) uaOthersLocked(n Nexus, asc ASC) {
+	for k, s := range l.nexi {
+		if k != n {
+			l.addUALocked(s, asc)
+		}
+	}
+}
+
+// admit records that n talks to this LU (so later unit attentions reach
+// it) and, if takeUA, pops the oldest pending unit attention of n.
+func (l *lun) admit(n Nexus, takeUA bool) (result, bool) {
+	l.mu.RLock()
+	s := l.nexi[n]
+	fast := s != nil && (!takeUA || l.anyUA.Load() == 0 || len(s.ua) == 0)
+	l.mu.RUnlock()
+	if fast {
+		return result{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s = l.nexusLocked(n)
+	if !takeUA || len(s.ua) == 0 {
+		return result{}, false
+	}
+	asc := s.ua[0]
+	s.ua = append(s.ua[:0], s.ua[1:]...)
+	if len(s.ua) == 0 {
+		l.anyUA.Add(-1)
+	}
+	return checkCondition(SenseUnitAttention, asc), true
+}
+
+// takeUAForSense pops the oldest pending unit attention of n for REQUEST
+// SENSE.
+func (l *lun) takeUAForSense(n Nexus) (ASC, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.nexusLocked(n)
+	if len(s.ua) == 0 {
+		return 0, false
+	}
+	asc := s.ua[0]
+	s.ua = append(s.ua[:0], s.ua[1:]...)
+	if len(s.ua) == 0 {
+		l.anyUA.Add(-1)
+	}
+	return asc, true
+}
+
+func (l *lun) updateResvLocked() {
+	l.anyResv.Store(l.resv != nil || l.prHeld || len(l.prRegs) > 0)
+}
+
+// reset is LOGICAL UNIT RESET (and target reset) on behalf of n.
 func (l *lun) reset(n Nexus, asc ASC) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_ = n
-	_ = asc
+	l.resv = nil
+	l.updateResvLocked()
+	l.dsense.Store(false)
+	l.uaOthersLocked(n, asc)
 }
 
+// nexusLost is I_T nexus loss of n.
 func (l *lun) nexusLost(n Nexus) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.ua, n)
+	if l.resv != nil && *l.resv == n {
+		l.resv = nil
+		l.updateResvLocked()
+	}
+	if s := l.nexi[n]; s != nil {
+		if len(s.ua) > 0 {
+			l.anyUA.Add(-1)
+		}
+		delete(l.nexi, n)
+	}
+}
+
+// registeredLocked returns the index of n's registration, or -1.
+func (l *lun) registeredLocked(n Nexus) int {
+	for i := range l.prRegs {
+		if l.prRegs[i].nexus == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// prHolderLocked reports whether n holds the persistent reservation.
+func (l *lun) prHolderLocked(n Nexus) bool {
+	if !l.prHeld {
+		return false
+	}
+	if prAllRegistrants(l.prType) {
+		return l.registeredLocked(n) >= 0
+	}
+	return l.prOwner == n
+}
+
+// conflict reports whether cmd from n must get RESERVATION CONFLICT.
+func (l *lun) conflict(n Nexus, info *opInfo, cdb []byte) bool {
+	if !l.anyResv.Load() {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resv != nil {
+		if *l.resv == n {
+			return false
+		}
+		if info.spc2OK {
+			return false
+		}
+		if info.op == OpPreventAllow && cdb[4]&0x03 == 0 {
+			return false
+		}
+		return true
+	}
+	if !l.prHeld {
+		return false // registrations only
+	}
+	switch info.op {
+	case OpReserve6, OpReserve10, OpRelease6, OpRelease10:
+		return true
+	}
+	if info.class == resvAllowed || l.prHolderLocked(n) {
+		return false
+	}
+	registered := l.registeredLocked(n) >= 0
+	switch l.prType {
+	case prWriteExclusive:
+		return info.class == resvWrite
+	case prExclusiveAccess:
+		return true
+	case prWriteExclusiveRegOnly, prWriteExclusiveAllRegs:
+		return !registered && info.class == resvWrite
+	case prExclusiveAccessRegOnly, prExclusiveAccessAllRegs:
+		return !registered
+	}
+	return false
 }

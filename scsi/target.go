@@ -47,10 +47,11 @@ type LUNConfig struct {
 	// NoThinProvisioning hides UNMAP and WRITE SAME UNMAP even when the
 	// backend implements backend.Unmapper (LBPME=0).
 	NoThinProvisioning bool
-	// WriteCache sets the initial WCE bit of the caching mode page. The
-	// zero value reports a write-through cache (WCE=0) so that every
-	// completed write is as durable as the backend's WriteAt makes it.
-	WriteCache bool
+	// WriteThrough clears the initial WCE bit of the caching mode page:
+	// every write is then flushed to the backend's stable storage before it
+	// completes. The zero value reports a write-back cache (WCE=1):
+	// initiators make data durable with FUA and SYNCHRONIZE CACHE.
+	WriteThrough bool
 }
 
 // Target is a set of logical units seen by initiators. It is safe for

@@ -1,0 +1,329 @@
+package scsi
+
+import (
+	"context"
+	"strings"
+)
+
+// PERSISTENT RESERVE OUT service actions (SPC-4 6.16.2).
+const (
+	prOutRegister       = 0
+	prOutReserve        = 1
+	prOutRelease        = 2
+	prOutClear          = 3
+	prOutPreempt        = 4
+	prOutPreemptAbort   = 5
+	prOutRegisterIgnore = 6
+)
+
+func validPRType(t byte) bool {
+	switch t {
+	case prWriteExclusive, prExclusiveAccess, prWriteExclusiveRegOnly,
+		prExclusiveAccessRegOnly, prWriteExclusiveAllRegs, prExclusiveAccessAllRegs:
+		return true
+	}
+	return false
+}
+
+func hPRIn(_ *Target, l *lun, _ context.Context, c *Command) result {
+	sa := c.CDB[1] & 0x1F
+	alloc := int(u16(c.CDB[7:9]))
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []byte
+	switch sa {
+	case 0: // READ KEYS
+		out = make([]byte, 8, 8+8*len(l.prRegs))
+		putU32(out[0:], l.prGen)
+		for _, r := range l.prRegs {
+			var k [8]byte
+			putU64(k[:], r.key)
+			out = append(out, k[:]...)
+		}
+		putU32(out[4:], uint32(len(out)-8))
+	case 1: // READ RESERVATION
+		out = make([]byte, 8)
+		putU32(out[0:], l.prGen)
+		if l.prHeld {
+			d := make([]byte, 16)
+			if !prAllRegistrants(l.prType) {
+				if i := l.registeredLocked(l.prOwner); i >= 0 {
+					putU64(d[0:], l.prRegs[i].key)
+				}
+			}
+			d[13] = prScopeLU<<4 | l.prType
+			out = append(out, d...)
+		}
+		putU32(out[4:], uint32(len(out)-8))
+	case 2: // REPORT CAPABILITIES
+		out = make([]byte, 8)
+		putU16(out[0:], 8)
+		out[2] = 0x10                             // CRH: RESERVE/RELEASE conflict while PRs exist
+		out[3] = 0x80                             // TMV: the type mask is valid; ALLOW COMMANDS 000b
+		out[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02 // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
+		out[5] = 0x01                             // EX_AC_AR
+	case 3: // READ FULL STATUS
+		out = make([]byte, 8)
+		putU32(out[0:], l.prGen)
+		for _, r := range l.prRegs {
+			tid := transportID(r.nexus)
+			d := make([]byte, 24, 24+len(tid))
+			putU64(d[0:], r.key)
+			if l.prHolderLocked(r.nexus) {
+				d[12] = 0x01 // R_HOLDER
+				d[13] = prScopeLU<<4 | l.prType
+			}
+			putU16(d[18:], r.nexus.RelativePort)
+			putU32(d[20:], uint32(len(tid)))
+			out = append(append(out, d...), tid...)
+		}
+		putU32(out[4:], uint32(len(out)-8))
+	default:
+		return invalidCDB(1, 4)
+	}
+	fill(c, out, alloc)
+	return good
+}
+
+// transportID builds the iSCSI TransportID of an initiator port (SPC-4
+// 7.6.4.6, format 01b: name, ",i,0x", ISID).
+func transportID(n Nexus) []byte {
+	name := n.InitiatorPort
+	format := byte(0x40)
+	if name == "" || !strings.Contains(name, ",i,0x") {
+		name, format = n.InitiatorName, 0x00
+	}
+	l := len(name) + 1
+	l = (l + 3) &^ 3
+	if l < 20 {
+		l = 20
+	}
+	b := make([]byte, 4+l)
+	b[0] = format | 0x05 // iSCSI
+	putU16(b[2:], uint16(l))
+	copy(b[4:], name)
+	return b
+}
+
+func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
+	sa := c.CDB[1] & 0x1F
+	scope, typ := c.CDB[2]>>4, c.CDB[2]&0x0F
+	plen := int(u32(c.CDB[5:9]))
+	c.Want = plen
+	if plen != 24 {
+		return resParamListLength
+	}
+	if len(c.DataOut) < plen {
+		return resParamListLength
+	}
+	p := c.DataOut[:24]
+	key, saKey := u64(p[0:8]), u64(p[8:16])
+	flags := p[20]
+	if flags&0x08 != 0 { // SPEC_I_PT
+		return invalidParam(20)
+	}
+	if flags&0x04 != 0 { // ALL_TG_PT: not supported (REPORT CAPABILITIES ATP_C=0)
+		return invalidParam(20)
+	}
+	if flags&0x01 != 0 { // APTPL: persistence across power loss not supported
+		return invalidParam(20)
+	}
+	n := c.Nexus
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.updateResvLocked()
+	if l.resv != nil {
+		return resConflict
+	}
+	idx := l.registeredLocked(n)
+	switch sa {
+	case prOutRegister, prOutRegisterIgnore:
+		if idx < 0 {
+			if sa == prOutRegister && key != 0 {
+				return resConflict
+			}
+			if saKey != 0 {
+				l.prRegs = append(l.prRegs, prReg{nexus: n, key: saKey})
+			}
+			l.prGen++
+			return good
+		}
+		if sa == prOutRegister && key != l.prRegs[idx].key {
+			return resConflict
+		}
+		if saKey != 0 {
+			l.prRegs[idx].key = saKey
+			l.prGen++
+			return good
+		}
+		l.unregisterLocked(idx)
+		l.prGen++
+		return good
+	}
+	// Every other service action needs a registered nexus with its key.
+	if idx < 0 || l.prRegs[idx].key != key {
+		return resConflict
+	}
+	switch sa {
+	case prOutReserve:
+		if scope != prScopeLU {
+			return invalidCDB(2, 7)
+		}
+		if !validPRType(typ) {
+			return invalidCDB(2, 3)
+		}
+		if l.prHeld {
+			if l.prHolderLocked(n) && l.prType == typ {
+				return good
+			}
+			return resConflict
+		}
+		l.prHeld, l.prType, l.prOwner = true, typ, n
+		return good
+	case prOutRelease:
+		if !l.prHeld || !l.prHolderLocked(n) {
+			return good
+		}
+		if scope != prScopeLU || l.prType != typ {
+			return checkCondition(SenseIllegalRequest, ASCInvalidReleaseOfPR)
+		}
+		l.releaseLocked(n)
+		return good
+	case prOutClear:
+		for _, r := range l.prRegs {
+			if r.nexus != n {
+				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsPreempted)
+			}
+		}
+		l.prRegs = l.prRegs[:0]
+		l.prHeld = false
+		l.prGen++
+		return good
+	case prOutPreempt, prOutPreemptAbort:
+		if l.prHeld && !validPRType(typ) {
+			return invalidCDB(2, 3)
+		}
+		if l.prHeld && scope != prScopeLU {
+			return invalidCDB(2, 7)
+		}
+		switch {
+		case !l.prHeld:
+			if saKey == 0 {
+				return invalidParam(8)
+			}
+			if l.removeKeyLocked(n, saKey, false) == 0 {
+				return resConflict
+			}
+		case prAllRegistrants(l.prType):
+			if saKey == 0 {
+				// Remove every other registration; the reservation passes
+				// to n with the new type.
+				for i := 0; i < len(l.prRegs); {
+					if l.prRegs[i].nexus != n {
+						l.addUALocked(l.nexusLocked(l.prRegs[i].nexus), ASCRegistrationsPreempted)
+						l.prRegs = append(l.prRegs[:i], l.prRegs[i+1:]...)
+						continue
+					}
+					i++
+				}
+				l.prType, l.prOwner = typ, n
+			} else if l.removeKeyLocked(n, saKey, false) == 0 {
+				return resConflict
+			}
+		default:
+			holder := l.registeredLocked(l.prOwner)
+			if holder >= 0 && l.prRegs[holder].key == saKey {
+				// Preempt the holder: remove its key's registrations and
+				// take the reservation with the new type.
+				l.removeKeyLocked(n, saKey, true)
+				changed := l.prType != typ
+				l.prHeld, l.prType, l.prOwner = true, typ, n
+				if changed {
+					for _, r := range l.prRegs {
+						if r.nexus != n {
+							l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+						}
+					}
+				}
+			} else {
+				if saKey == 0 {
+					return invalidParam(8)
+				}
+				if l.removeKeyLocked(n, saKey, false) == 0 {
+					return resConflict
+				}
+			}
+		}
+		l.prGen++
+		return good
+	}
+	return invalidCDB(1, 4)
+}
+
+// removeKeyLocked removes every registration with key, except n's own
+// unless self, queueing REGISTRATIONS PREEMPTED for the removed nexuses.
+// It returns how many it removed.
+func (l *lun) removeKeyLocked(n Nexus, key uint64, self bool) int {
+	removed := 0
+	for i := 0; i < len(l.prRegs); {
+		r := l.prRegs[i]
+		if r.key == key && (r.nexus != n || self) {
+			if r.nexus != n {
+				l.addUALocked(l.nexusLocked(r.nexus), ASCRegistrationsPreempted)
+			}
+			l.prRegs = append(l.prRegs[:i], l.prRegs[i+1:]...)
+			removed++
+			continue
+		}
+		i++
+	}
+	if !l.prHeld {
+		return removed
+	}
+	if prAllRegistrants(l.prType) {
+		if len(l.prRegs) == 0 {
+			l.prHeld = false
+		}
+	} else if l.registeredLocked(l.prOwner) < 0 {
+		l.prHeld = false
+	}
+	return removed
+}
+
+// unregisterLocked drops registration idx; a holder that unregisters
+// releases the reservation (SPC-4 5.13.11.2.3).
+func (l *lun) unregisterLocked(idx int) {
+	n := l.prRegs[idx].nexus
+	l.prRegs = append(l.prRegs[:idx], l.prRegs[idx+1:]...)
+	if !l.prHeld {
+		return
+	}
+	if prAllRegistrants(l.prType) {
+		if len(l.prRegs) == 0 {
+			l.prHeld = false
+		}
+		return
+	}
+	if l.prOwner == n {
+		typ := l.prType
+		l.prHeld = false
+		if prRegistrantsOnly(typ) {
+			for _, r := range l.prRegs {
+				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+			}
+		}
+	}
+}
+
+// releaseLocked releases the persistent reservation held by n.
+func (l *lun) releaseLocked(n Nexus) {
+	typ := l.prType
+	l.prHeld = false
+	if typ != prWriteExclusive && typ != prExclusiveAccess {
+		for _, r := range l.prRegs {
+			if r.nexus != n {
+				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+			}
+		}
+	}
+}
