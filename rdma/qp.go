@@ -19,12 +19,12 @@ import (
 // queue should have one poster at a time to keep its order meaningful.
 // Close may be called from any goroutine.
 type QueuePair struct {
-	pd   *ProtectionDomain   // immutable; never nil
-	qp   driver.QP           // immutable; never nil
-	num  uint32              // immutable
-	cqs  []*CompletionQueue  // the send CQ and, if different, the recv CQ; immutable
-	cfg  driver.QPConfig     // immutable
-	cm   bool                // connected through the CM; immutable
+	pd   *ProtectionDomain  // immutable; never nil
+	qp   driver.QP          // immutable; never nil
+	num  uint32             // immutable
+	cqs  []*CompletionQueue // the send CQ and, if different, the recv CQ; immutable
+	cfg  driver.QPConfig    // immutable
+	cm   bool               // connected through the CM; immutable
 	life lifecycle
 	// state is the last state this side moved the queue pair to (Modify,
 	// Accept, Connect, Disconnect). The device may have moved it to Error
