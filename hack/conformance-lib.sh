@@ -56,19 +56,22 @@ stop_all() {
   CLEANUP_PATHS=()
 }
 
-# start_goiser DIR PORT [SIZE]: starts bin/goiserd from a config file written
-# to DIR with one in-memory LUN 0 of SIZE (default 1G) under $GOISER_IQN.
+# start_goiser DIR PORT [SIZE [FILE]]: starts bin/goiserd from a config file
+# written to DIR with one LUN 0 of SIZE (default 1G) under $GOISER_IQN: in
+# memory, or backed by FILE (created with that size) when FILE is given.
 # Sets GOISER_PID and GOISER_URL. Logs go to DIR/goiserd.log.
 start_goiser() {
-  local dir=$1 port=$2 size=${3:-1G} bin=${GOISERD:-bin/goiserd}
+  local dir=$1 port=$2 size=${3:-1G} file=${4:-} bin=${GOISERD:-bin/goiserd} lun
   [ -x "$bin" ] || die "$bin is missing: run make build first"
+  lun="{\"lun\": 0, \"backend\": \"mem\", \"size\": \"$size\"}"
+  [ -z "$file" ] || lun="{\"lun\": 0, \"backend\": \"file\", \"path\": \"$file\", \"size\": \"$size\"}"
   cat >"$dir/goiserd.json" <<EOF
 {
   "portals": ["127.0.0.1:$port"],
   "targets": [
     {
       "name": "$GOISER_IQN",
-      "luns": [{"lun": 0, "backend": "mem", "size": "$size"}]
+      "luns": [$lun]
     }
   ]
 }
