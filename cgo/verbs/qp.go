@@ -1,0 +1,290 @@
+//go:build linux && cgo
+
+package verbs
+
+// #include "shim.h"
+import "C"
+
+import (
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/goiser/goiser/rdma/driver"
+)
+
+// queuePair is an RC ibv_qp with its C work-request arrays.
+//
+// PostSend and PostRecv may run concurrently with each other (they touch
+// separate arrays) but each must be called by one goroutine at a time, as
+// package rdma guarantees. Close runs after every post has returned.
+type queuePair struct {
+	q    *C.goiser_qp // immutable until Close frees it
+	num  uint32       // immutable
+	swr  []C.goiser_send_wr
+	ssge []C.struct_ibv_sge // len MaxSendWR*MaxSendSGE
+	rwr  []C.goiser_recv_wr
+	rsge []C.struct_ibv_sge // len MaxRecvWR*MaxRecvSGE
+	nSGE int                // MaxSendSGE; immutable
+	rSGE int                // MaxRecvSGE; immutable
+
+	cm     *cmID // the CM id for a CM-connected QP; nil otherwise
+	closed atomic.Bool
+}
+
+// createQP creates a QP on pd; with id set, through rdma_create_qp so the
+// CM drives its state.
+func createQP(p *protDomain, id *C.struct_rdma_cm_id, cm *cmID, cfg driver.QPConfig, send, recv driver.CQ) (*queuePair, error) {
+	if cfg.Type != 0 && cfg.Type != driver.RC {
+		return nil, fmt.Errorf("verbs: QP type %d: %w", cfg.Type, driver.ErrNotSupported)
+	}
+	scq, ok1 := send.(*compQueue)
+	rcq, ok2 := recv.(*compQueue)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("verbs: create QP: CQs of another provider: %w", driver.NewVerbsError("ibv_create_qp", syscall.EINVAL))
+	}
+	if scq.closed.Load() || rcq.closed.Load() {
+		return nil, fmt.Errorf("verbs: create QP on a closed CQ: %w", driver.ErrClosed)
+	}
+	if cfg.MaxSendWR <= 0 || cfg.MaxRecvWR <= 0 {
+		return nil, fmt.Errorf("verbs: create QP with %d send and %d receive WRs: %w", cfg.MaxSendWR, cfg.MaxRecvWR,
+			driver.NewVerbsError("ibv_create_qp", syscall.EINVAL))
+	}
+	nSGE, rSGE := max(cfg.MaxSendSGE, 1), max(cfg.MaxRecvSGE, 1)
+	sig := C.int(0)
+	if cfg.SignalAll {
+		sig = 1
+	}
+	op := "ibv_create_qp"
+	if id != nil {
+		op = "rdma_create_qp"
+	}
+	q, err := C.goiser_qp_create(p.pd, id, scq.c, rcq.c, C.int(cfg.MaxSendWR), C.int(cfg.MaxRecvWR),
+		C.int(nSGE), C.int(rSGE), C.int(cfg.MaxInline), sig)
+	if q == nil {
+		return nil, driver.NewVerbsError(op, err)
+	}
+	return &queuePair{
+		q:    q,
+		num:  uint32(q.qp.qp_num),
+		swr:  unsafe.Slice(q.swr, cfg.MaxSendWR),
+		ssge: unsafe.Slice(q.ssge, cfg.MaxSendWR*nSGE),
+		rwr:  unsafe.Slice(q.rwr, cfg.MaxRecvWR),
+		rsge: unsafe.Slice(q.rsge, cfg.MaxRecvWR*rSGE),
+		nSGE: nSGE,
+		rSGE: rSGE,
+		cm:   cm,
+	}, nil
+}
+
+func (qp *queuePair) Num() uint32 { return qp.num }
+
+func (qp *queuePair) State() (driver.QPState, error) {
+	if qp.closed.Load() {
+		return 0, driver.ErrClosed
+	}
+	s := C.goiser_qp_state(qp.q)
+	if s < 0 {
+		return 0, driver.NewVerbsError("ibv_query_qp", syscall.Errno(-s))
+	}
+	return driver.QPState(s), nil
+}
+
+func (qp *queuePair) Modify(attr driver.QPAttr) error {
+	if qp.closed.Load() {
+		return driver.ErrClosed
+	}
+	a := C.goiser_qp_attr{
+		state:              C.int(attr.State),
+		access:             C.uint32_t(attr.Access),
+		dest_qpn:           C.uint32_t(attr.DestQPN),
+		rq_psn:             C.uint32_t(attr.RQPSN),
+		sq_psn:             C.uint32_t(attr.SQPSN),
+		pkey_index:         C.uint16_t(attr.PKeyIndex),
+		dlid:               C.uint16_t(attr.Remote.LID),
+		port:               C.uint8_t(attr.Port),
+		max_rd_atomic:      C.uint8_t(attr.MaxRdAtomic),
+		max_dest_rd_atomic: C.uint8_t(attr.MaxDestRdAtomic),
+		min_rnr_timer:      C.uint8_t(attr.MinRNRTimer),
+		timeout:            C.uint8_t(attr.Timeout),
+		retry_cnt:          C.uint8_t(attr.RetryCount),
+		rnr_retry:          C.uint8_t(attr.RNRRetry),
+		sgid_index:         C.uint8_t(attr.Remote.GIDIndex),
+		hop_limit:          C.uint8_t(attr.Remote.HopLimit),
+	}
+	if attr.State == driver.QPRTR {
+		m := mtuEnum(attr.PathMTU)
+		if m == 0 {
+			return fmt.Errorf("verbs: modify QP to RTR: path MTU %d: %w", attr.PathMTU, driver.NewVerbsError("ibv_modify_qp", syscall.EINVAL))
+		}
+		a.path_mtu = C.int(m)
+		if attr.Port == 0 {
+			a.port = 1
+		}
+	}
+	if attr.Remote.Global {
+		a.is_global = 1
+		if attr.Remote.HopLimit == 0 {
+			a.hop_limit = 64
+		}
+		for i, b := range attr.Remote.GID {
+			a.dgid[i] = C.uint8_t(b)
+		}
+	}
+	if attr.State == driver.QPInit && attr.Port == 0 {
+		a.port = 1
+	}
+	if rc, err := C.goiser_qp_modify(qp.q, &a); rc != 0 {
+		if rc == C.EINVAL {
+			return fmt.Errorf("verbs: modify QP %d to %s: %w (%w)", qp.num, attr.State, driver.ErrInvalidState, rcErr("ibv_modify_qp", rc, err))
+		}
+		return rcErr("ibv_modify_qp", rc, err)
+	}
+	return nil
+}
+
+// PostSend copies wrs into the QP's C arrays and posts them with one
+// ibv_post_send call. It allocates nothing.
+//
+// Ownership: the bytes covered by each accepted WR's SGEs belong to the
+// device until its completion (success or flush) has been polled.
+func (qp *queuePair) PostSend(wrs []driver.SendWR) (int, error) {
+	if qp.closed.Load() {
+		return 0, driver.ErrClosed
+	}
+	done := 0
+	for done < len(wrs) {
+		batch := wrs[done:]
+		if len(batch) > len(qp.swr) {
+			batch = batch[:len(qp.swr)]
+		}
+		for i := range batch {
+			w := &batch[i]
+			if len(w.SGL) > qp.nSGE {
+				if i == 0 {
+					return done, fmt.Errorf("verbs: post send WR %#x with %d SGEs: %w", w.ID, len(w.SGL),
+						driver.NewVerbsError("ibv_post_send", syscall.EINVAL))
+				}
+				batch = batch[:i]
+				break
+			}
+			s := &qp.swr[i]
+			s.id = C.uint64_t(w.ID)
+			s.remote = C.uint64_t(w.Remote)
+			s.rkey = C.uint32_t(w.RKey)
+			s.imm = C.uint32_t(w.Imm)
+			s.inv_rkey = C.uint32_t(w.InvalidateRKey)
+			s.num_sge = C.uint32_t(len(w.SGL))
+			s.op = C.uint8_t(w.Op)
+			s.flags = C.uint8_t(w.Flags)
+			sg := qp.ssge[i*qp.nSGE:]
+			for j := range w.SGL {
+				sg[j].addr = C.uint64_t(w.SGL[j].Addr)
+				sg[j].length = C.uint32_t(w.SGL[j].Length)
+				sg[j].lkey = C.uint32_t(w.SGL[j].LKey)
+			}
+		}
+		rc := C.goiser_post_send(qp.q, C.int(len(batch)))
+		done += int(qp.q.accepted)
+		if rc != 0 {
+			return done, postErr("ibv_post_send", rc)
+		}
+	}
+	return done, nil
+}
+
+// PostRecv copies wrs into the QP's C arrays and posts them with one
+// ibv_post_recv call. It allocates nothing.
+//
+// Ownership: the bytes covered by each accepted WR's SGEs belong to the
+// device until its completion (success or flush) has been polled.
+func (qp *queuePair) PostRecv(wrs []driver.RecvWR) (int, error) {
+	if qp.closed.Load() {
+		return 0, driver.ErrClosed
+	}
+	done := 0
+	for done < len(wrs) {
+		batch := wrs[done:]
+		if len(batch) > len(qp.rwr) {
+			batch = batch[:len(qp.rwr)]
+		}
+		for i := range batch {
+			w := &batch[i]
+			if len(w.SGL) > qp.rSGE {
+				if i == 0 {
+					return done, fmt.Errorf("verbs: post receive WR %#x with %d SGEs: %w", w.ID, len(w.SGL),
+						driver.NewVerbsError("ibv_post_recv", syscall.EINVAL))
+				}
+				batch = batch[:i]
+				break
+			}
+			r := &qp.rwr[i]
+			r.id = C.uint64_t(w.ID)
+			r.num_sge = C.uint32_t(len(w.SGL))
+			sg := qp.rsge[i*qp.rSGE:]
+			for j := range w.SGL {
+				sg[j].addr = C.uint64_t(w.SGL[j].Addr)
+				sg[j].length = C.uint32_t(w.SGL[j].Length)
+				sg[j].lkey = C.uint32_t(w.SGL[j].LKey)
+			}
+		}
+		rc := C.goiser_post_recv(qp.q, C.int(len(batch)))
+		done += int(qp.q.accepted)
+		if rc != 0 {
+			return done, postErr("ibv_post_recv", rc)
+		}
+	}
+	return done, nil
+}
+
+// postErr maps a post failure: ENOMEM from ibv_post_* means the work queue
+// is full, EINVAL a QP in a state that does not accept posts (or a bad WR).
+func postErr(op string, rc C.int) error {
+	e := rcErr(op, rc, nil)
+	switch syscall.Errno(rc) {
+	case syscall.ENOMEM:
+		return fmt.Errorf("%w (%w)", driver.ErrQueueFull, e)
+	case syscall.EINVAL:
+		return fmt.Errorf("%w (%w)", driver.ErrInvalidState, e)
+	}
+	return e
+}
+
+func (qp *queuePair) Disconnect() error {
+	if qp.closed.Load() {
+		return driver.ErrClosed
+	}
+	if qp.cm == nil {
+		return nil
+	}
+	return qp.cm.disconnect()
+}
+
+func (qp *queuePair) Disconnected() <-chan struct{} {
+	if qp.cm == nil {
+		return nil
+	}
+	return qp.cm.disc
+}
+
+// Close destroys the QP (rdma_destroy_qp and then rdma_destroy_id for a CM
+// QP, ibv_destroy_qp otherwise) and frees its arrays. The device flushes
+// outstanding WRs as the QP goes; their completions stay in the CQs.
+func (qp *queuePair) Close() error {
+	if qp.closed.Swap(true) {
+		return nil
+	}
+	var id *C.struct_rdma_cm_id
+	if qp.cm != nil {
+		id = qp.cm.id
+	}
+	if rc, err := C.goiser_qp_destroy(qp.q, id); rc != 0 {
+		return rcErr("ibv_destroy_qp", rc, err)
+	}
+	qp.q = nil
+	if qp.cm != nil {
+		return qp.cm.destroy()
+	}
+	return nil
+}

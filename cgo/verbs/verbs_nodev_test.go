@@ -1,0 +1,158 @@
+//go:build linux && cgo
+
+package verbs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/rdma/driver"
+)
+
+// These tests need no RDMA device; they run on every make test.
+
+func TestRCErrConventions(t *testing.T) {
+	cases := []struct {
+		name string
+		rc   int
+		err  error
+		want syscall.Errno
+	}{
+		{"errno as result (libibverbs)", int(syscall.EINVAL), nil, syscall.EINVAL},
+		{"-1 and errno (librdmacm)", -1, syscall.ENOMEM, syscall.ENOMEM},
+		{"negated errno", -int(syscall.EAGAIN), nil, syscall.EAGAIN},
+		{"-1 without errno", -1, nil, syscall.EIO},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := rcErr("ibv_modify_qp", cInt(c.rc), c.err)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("rcErr = %v, want errors.Is %v", err, c.want)
+			}
+			var ve *driver.VerbsError
+			if !errors.As(err, &ve) || ve.Op != "ibv_modify_qp" {
+				t.Fatalf("rcErr = %#v, want a *driver.VerbsError for ibv_modify_qp", err)
+			}
+		})
+	}
+	if err := rcErr("ibv_modify_qp", 0, syscall.EPERM); err != nil {
+		t.Fatalf("rc 0 gave %v, want nil (a stale errno must not count)", err)
+	}
+	if err := rcErr("ibv_post_send", cInt(int(syscall.EOPNOTSUPP)), nil); !errors.Is(err, driver.ErrNotSupported) {
+		t.Fatalf("EOPNOTSUPP gave %v, want ErrNotSupported", err)
+	}
+}
+
+func TestPostErrMapping(t *testing.T) {
+	if err := postErr("ibv_post_send", cInt(int(syscall.ENOMEM))); !errors.Is(err, driver.ErrQueueFull) || !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("ENOMEM gave %v, want ErrQueueFull wrapping ENOMEM", err)
+	}
+	if err := postErr("ibv_post_recv", cInt(int(syscall.EINVAL))); !errors.Is(err, driver.ErrInvalidState) || !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("EINVAL gave %v, want ErrInvalidState wrapping EINVAL", err)
+	}
+}
+
+func TestMTUConversions(t *testing.T) {
+	for e, b := range map[int]driver.MTU{1: 256, 2: 512, 3: 1024, 4: 2048, 5: 4096} {
+		if got := mtuBytes(e); got != b {
+			t.Errorf("mtuBytes(%d) = %d, want %d", e, got, b)
+		}
+		if got := mtuEnum(b); got != e {
+			t.Errorf("mtuEnum(%d) = %d, want %d", b, got, e)
+		}
+	}
+	if mtuEnum(1500) != 0 || mtuBytes(0) != 0 || mtuBytes(6) != 0 {
+		t.Error("invalid MTUs must convert to 0")
+	}
+}
+
+func TestAddressParsing(t *testing.T) {
+	a, err := cAddr("192.0.2.7:3260", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tcpAddr(&a).String(); got != "192.0.2.7:3260" {
+		t.Fatalf("round trip = %s", got)
+	}
+	a, err = cAddr("[2001:db8::1]:4420", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tcpAddr(&a).String(); got != "[2001:db8::1]:4420" {
+		t.Fatalf("round trip = %s", got)
+	}
+	if a, err = cAddr("10.1.2.3", true); err != nil || tcpAddr(&a).String() != "10.1.2.3:0" {
+		t.Fatalf("source without port: %v %v", tcpAddr(&a), err)
+	}
+	for _, bad := range []string{"10.1.2.3", "host.example:1", "1.2.3.4:99999", ""} {
+		if _, err := cAddr(bad, false); err == nil {
+			t.Errorf("cAddr(%q) accepted", bad)
+		}
+	}
+}
+
+// hasRDMA reports whether this host has RDMA devices at all.
+func hasRDMA() bool {
+	_, err := os.Stat("/sys/class/infiniband")
+	return err == nil
+}
+
+func TestNoDeviceIsClean(t *testing.T) {
+	if hasRDMA() {
+		t.Skip("this host has RDMA devices; the device tests cover it")
+	}
+	p := Provider()
+	if p.Name() != "verbs" {
+		t.Fatalf("Name = %q", p.Name())
+	}
+	devs, err := p.Devices()
+	if err != nil && !errors.Is(err, driver.ErrNoDevice) {
+		t.Fatalf("Devices on a host without RDMA: %v, want an empty list or ErrNoDevice", err)
+	}
+	if len(devs) != 0 {
+		t.Fatalf("Devices = %v on a host without RDMA", devs)
+	}
+	if _, err := p.Open("rxe0"); !errors.Is(err, driver.ErrNoDevice) {
+		t.Fatalf("Open(rxe0) = %v, want ErrNoDevice", err)
+	}
+	if _, err := p.Listen("127.0.0.1:0", driver.ListenConfig{}); err == nil {
+		t.Fatal("Listen succeeded on a host without RDMA CM")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.Dial(ctx, "127.0.0.1:1", driver.DialConfig{Timeout: time.Second}); err == nil {
+		t.Fatal("Dial succeeded on a host without RDMA CM")
+	}
+	if _, err := DeviceForAddr("127.0.0.1"); !errors.Is(err, driver.ErrNoDevice) {
+		t.Fatalf("DeviceForAddr(127.0.0.1) = %v, want ErrNoDevice", err)
+	}
+	if _, err := DeviceForAddr("not-an-ip"); err == nil {
+		t.Fatal("DeviceForAddr accepted a host name")
+	}
+	if _, err := DeviceForNetdev("no-such-netdev0"); !errors.Is(err, driver.ErrNoDevice) {
+		t.Fatalf("DeviceForNetdev = %v, want ErrNoDevice", err)
+	}
+}
+
+func TestCgoCall(t *testing.T) {
+	if nop(41) != 42 {
+		t.Fatal("goiser_nop is not x+1")
+	}
+}
+
+// BenchmarkCgoCall measures one Go -> C -> Go crossing with a trivial C
+// function: the fixed cost every batch pays once.
+func BenchmarkCgoCall(b *testing.B) {
+	b.ReportAllocs()
+	x := 0
+	for b.Loop() {
+		x = nop(x)
+	}
+	if x == 0 {
+		b.Fatal("no calls")
+	}
+}
