@@ -1,0 +1,39 @@
+// Package initiator is a Go iSCSI initiator (RFC 7143) for tests and load
+// generation: the client counterpart of the goiser target.
+//
+// A session is opened with Dial, which connects, logs in (security
+// negotiation with optional one-way or mutual CHAP, then operational
+// negotiation) and starts one reader goroutine that routes every response
+// to its command by Initiator Task Tag:
+//
+//	s, err := initiator.Dial(ctx, "127.0.0.1:3260", initiator.Config{
+//		InitiatorName: "iqn.2026-11.org.goiser:client",
+//		TargetName:    "iqn.2026-11.org.goiser:disk",
+//		HeaderDigest:  initiator.DigestCRC32C,
+//	})
+//	if err != nil { ... }
+//	defer s.Close()
+//	buf := make([]byte, 4096)
+//	err = s.Read16(ctx, 0, 0, 512, buf)  // LUN 0, LBA 0, 8 blocks
+//	r, err := s.Execute(ctx, 0, cdb, nil, buf) // any CDB; r.Status, r.Sense()
+//
+// Any number of goroutines may call Execute at once (up to
+// Config.MaxTasks in flight); commands leave in CmdSN order within the
+// target's window. Writes send immediate data, unsolicited Data-Out up to
+// FirstBurstLength, and Data-Out for each R2T within MaxBurstLength and the
+// target's MaxRecvDataSegmentLength. Reads land straight in the caller's
+// buffer. With buffers reused, a READ or WRITE allocates nothing.
+//
+// Discover runs a discovery session (SendTargets=All). Ping, TaskManagement
+// (ABORT TASK via Start/Call, ABORT TASK SET, LUN RESET, TARGET WARM/COLD
+// RESET) and Logout complete the full feature phase.
+//
+// For bad-input tests, DialConn logs in and returns the raw *Conn with no
+// goroutine attached: WritePDU, WritePDURaw (lengths and digests as the
+// test wants them) and ReadPDU exchange arbitrary PDUs, and SeqNumbers
+// gives the CmdSN and ExpStatSN to put in them.
+//
+// Conn is also the transport seam: the Session only exchanges whole
+// headers and data segments with it, so another transport (iSER) can take
+// its place without touching the session logic.
+package initiator

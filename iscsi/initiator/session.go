@@ -1,0 +1,660 @@
+package initiator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goiser/goiser/iscsi/pdu"
+)
+
+// reservedTag is the reserved tag value 0xffffffff (RFC 7143 §11.2.1.8).
+const reservedTag = 0xffffffff
+
+// taskKind says what a task slot carries.
+type taskKind uint8
+
+const (
+	kindSCSI   taskKind = iota + 1 // SCSI Command
+	kindNOP                        // NOP-Out ping
+	kindTMF                        // Task Management Function
+	kindText                       // Text Request
+	kindLogout                     // Logout Request
+)
+
+// r2tReq is one R2T handed from the reader to the task's goroutine.
+type r2tReq struct {
+	ttt         uint32
+	offset, len uint32
+}
+
+// senseMax is the largest sense data a Result holds (SPC-4 §4.5.1).
+const senseMax = 252
+
+// task is one slot of the session's task table; its index is the low 16
+// bits of the ITT, a generation counter the high 16. A task goes free ->
+// in flight (caller) -> completed (reader signals done) -> free (caller
+// releases; or the reader, when the caller has abandoned it).
+type task struct {
+	idx uint16
+	// done receives one value when the task completes. Capacity 1.
+	done chan struct{}
+	// r2t carries R2Ts from the reader to the goroutine writing Data-Out.
+	r2t chan r2tReq
+
+	// mu guards the fields below while the task is in flight: the reader
+	// fills results under it; the caller reads them after <-done.
+	mu        sync.Mutex
+	itt       uint32
+	gen       uint16
+	kind      taskKind
+	inFlight  bool
+	abandoned bool // the caller gave up (ctx); the reader frees the slot
+	lun       pdu.LUN
+	cmdSN     uint32
+	dataIn    []byte // caller's buffer; nil once abandoned
+	// Results.
+	status    uint8
+	response  uint8
+	flags     uint8 // o/u/O/U bits of the SCSI Response or Data-In
+	residual  uint32
+	inLen     int
+	senseLen  int
+	sense     [senseMax]byte
+	data      []byte // response data of non-SCSI tasks (reused)
+	more      bool   // Text Response C bit
+	ttt       uint32 // Text Response TTT
+	err       error
+	statusSet bool
+
+	// Owned by the goroutine issuing the task.
+	hdr   [BHSLen]byte
+	dohdr [BHSLen]byte
+	ahs   [260]byte
+}
+
+// Session is a logged-in iSCSI session with one connection (RFC 7143 §4.1,
+// MaxConnections=1, ErrorRecoveryLevel=0). One reader goroutine owns the
+// receive side and routes every response to its task by ITT; any number
+// of goroutines may issue commands concurrently, up to Config.MaxTasks in
+// flight.
+type Session struct {
+	// c is the connection. Immutable.
+	c      *Conn
+	cfg    Config
+	params Params
+	log    *slog.Logger
+	tasks  []task
+	// free holds the indexes of free task slots.
+	free chan uint16
+
+	// seqMu orders command sending: CmdSN assignment and the write of the
+	// command PDU happen under it, so commands leave in CmdSN order.
+	seqMu sync.Mutex
+	cmdSN uint32 // guarded by seqMu: CmdSN of the next non-immediate command
+	// Updated by the reader, read by senders.
+	maxCmdSN  atomic.Uint32
+	expCmdSN  atomic.Uint32
+	expStatSN atomic.Uint32
+	// window gets a value when MaxCmdSN advances. Capacity 1.
+	window chan struct{}
+
+	// closed is closed when the reader exits; failErr says why.
+	closed    chan struct{}
+	failOnce  sync.Once
+	failErr   error // written once before closed is closed
+	loggedOut atomic.Bool
+	closeOnce sync.Once
+
+	// Reader-owned scratch.
+	rhdr  [BHSLen]byte
+	rahs  []byte
+	rdata []byte
+	nop   [BHSLen]byte
+}
+
+// Dial connects to addr, logs in to cfg.TargetName and starts the session.
+func Dial(ctx context.Context, addr string, cfg Config) (*Session, error) {
+	cfg, err := cfg.withDefaults(false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dialLogin(ctx, addr, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(c, cfg), nil
+}
+
+// NewSession starts a session on a Conn that DialConn logged in. The
+// Session owns c from now on. cfg must be the Config given to DialConn.
+func NewSession(c *Conn, cfg Config) (*Session, error) {
+	cfg, err := cfg.withDefaults(c.params.Discovery)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(c, cfg), nil
+}
+
+func newSession(c *Conn, cfg Config) *Session {
+	s := &Session{
+		c:      c,
+		cfg:    cfg,
+		params: c.params,
+		log:    cfg.Logger.With("target", cfg.TargetName, "tsih", c.params.TSIH),
+		tasks:  make([]task, cfg.MaxTasks),
+		free:   make(chan uint16, cfg.MaxTasks),
+		window: make(chan struct{}, 1),
+		closed: make(chan struct{}),
+		cmdSN:  c.cmdSN,
+		rdata:  make([]byte, 0, 8192),
+	}
+	s.maxCmdSN.Store(c.maxCmdSN)
+	s.expCmdSN.Store(c.cmdSN)
+	s.expStatSN.Store(c.expStatSN)
+	nr2t := int(min(c.params.MaxOutstandingR2T, 64)) + 1
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		t.idx = uint16(i)
+		t.done = make(chan struct{}, 1)
+		t.r2t = make(chan r2tReq, nr2t)
+		s.free <- uint16(i)
+	}
+	go s.readLoop()
+	return s
+}
+
+// Params returns the negotiated parameters.
+func (s *Session) Params() Params { return s.params }
+
+// Done is closed when the session has ended (connection lost, logged out
+// or closed); Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.closed }
+
+// Err returns why the session ended, or nil while it runs.
+func (s *Session) Err() error {
+	select {
+	case <-s.closed:
+		return s.failErr
+	default:
+		return nil
+	}
+}
+
+// fail ends the session: it closes the connection and completes every task
+// in flight with err. The first error wins.
+func (s *Session) fail(err error) {
+	s.failOnce.Do(func() {
+		if s.loggedOut.Load() {
+			err = fmt.Errorf("%w (logged out)", errClosed)
+		} else {
+			s.log.Warn("session ended", "err", err)
+		}
+		s.failErr = err
+		_ = s.c.Close()
+	})
+}
+
+// readLoop is the reader goroutine: it owns the receive side of the
+// connection and completes tasks.
+func (s *Session) readLoop() {
+	defer func() {
+		for i := range s.tasks {
+			t := &s.tasks[i]
+			t.mu.Lock()
+			if t.inFlight {
+				t.err = s.failErr
+				s.completeLocked(t)
+			}
+			t.mu.Unlock()
+		}
+		close(s.closed)
+	}()
+	for {
+		if err := s.c.readHeader(&s.rhdr, &s.rahs); err != nil {
+			s.fail(fmt.Errorf("initiator: %w", err))
+			return
+		}
+		if err := s.dispatch(); err != nil {
+			s.fail(fmt.Errorf("initiator: %w", err))
+			return
+		}
+	}
+}
+
+// completeLocked ends t's flight: it wakes the caller, or frees the slot
+// when the caller abandoned it. t.mu must be held.
+func (s *Session) completeLocked(t *task) {
+	t.inFlight = false
+	if t.abandoned {
+		s.releaseLocked(t)
+		return
+	}
+	t.done <- struct{}{}
+}
+
+// releaseLocked returns t to the free list. t.mu must be held and t not in
+// flight.
+func (s *Session) releaseLocked(t *task) {
+	t.gen++
+	t.abandoned = false
+	t.dataIn = nil
+	t.err = nil
+	for len(t.r2t) > 0 {
+		<-t.r2t
+	}
+	s.free <- t.idx
+}
+
+// release returns a completed task to the free list.
+func (s *Session) release(t *task) {
+	t.mu.Lock()
+	s.releaseLocked(t)
+	t.mu.Unlock()
+}
+
+// acquire takes a free task slot.
+func (s *Session) acquire(ctx context.Context, kind taskKind) (*task, error) {
+	select {
+	case <-s.closed:
+		return nil, s.endedErr()
+	default:
+	}
+	select {
+	case i := <-s.free:
+		t := &s.tasks[i]
+		t.mu.Lock()
+		t.itt = uint32(t.gen)<<16 | uint32(t.idx)
+		t.kind = kind
+		t.inFlight = true
+		t.status, t.response, t.flags, t.residual = 0, 0, 0, 0
+		t.inLen, t.senseLen, t.statusSet, t.more = 0, 0, false, false
+		t.data = t.data[:0]
+		t.err = nil
+		t.mu.Unlock()
+		return t, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closed:
+		return nil, s.endedErr()
+	}
+}
+
+// endedErr is the error for calls on an ended session.
+func (s *Session) endedErr() error {
+	if s.failErr != nil {
+		return s.failErr
+	}
+	return errClosed
+}
+
+// sendFailed undoes acquire after the request could not be sent. When the
+// write itself failed (wrote is true) the connection is out of step and
+// the session ends.
+func (s *Session) sendFailed(t *task, err error, wrote bool) error {
+	t.mu.Lock()
+	if t.inFlight {
+		t.inFlight = false
+		s.releaseLocked(t)
+		t.mu.Unlock()
+	} else {
+		t.mu.Unlock()
+		<-t.done
+		s.release(t)
+	}
+	if wrote {
+		s.fail(err)
+	}
+	return err
+}
+
+// wait blocks until t completes or ctx ends. On ctx's end the task is
+// abandoned: its buffers are detached and the reader frees it later.
+func (s *Session) wait(ctx context.Context, t *task) error {
+	select {
+	case <-t.done:
+		return nil
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	if !t.inFlight {
+		t.mu.Unlock()
+		<-t.done
+		return nil
+	}
+	t.abandoned = true
+	t.dataIn = nil
+	t.mu.Unlock()
+	return ctx.Err()
+}
+
+// sendCommand assigns a CmdSN to the request in t.hdr (bytes 24-27 for
+// every request type) and writes it with data. An immediate request
+// carries the current CmdSN without advancing it and needs no window
+// (RFC 7143 §4.2.2.1). wrote reports whether a write was attempted.
+func (s *Session) sendCommand(ctx context.Context, t *task, ahs, data []byte) (wrote bool, err error) {
+	immediate := t.hdr[0]&0x40 != 0
+	for {
+		s.seqMu.Lock()
+		if immediate || !seqLess(s.maxCmdSN.Load(), s.cmdSN) {
+			break
+		}
+		s.seqMu.Unlock()
+		select {
+		case <-s.window:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-s.closed:
+			return false, s.endedErr()
+		}
+	}
+	t.cmdSN = s.cmdSN
+	if !immediate {
+		s.cmdSN++
+	}
+	binary.BigEndian.PutUint32(t.hdr[24:28], t.cmdSN)
+	binary.BigEndian.PutUint32(t.hdr[28:32], s.expStatSN.Load())
+	t.hdr[4] = byte(len(ahs) / 4)
+	pdu.BHS(t.hdr[:]).SetDataSegmentLength(uint32(len(data)))
+	err = s.c.write(&t.hdr, ahs, data, false)
+	open := !seqLess(s.maxCmdSN.Load(), s.cmdSN)
+	s.seqMu.Unlock()
+	if open {
+		select {
+		case s.window <- struct{}{}:
+		default:
+		}
+	}
+	return true, err
+}
+
+// seqLess reports a < b in serial number arithmetic (RFC 1982, 32 bits).
+func seqLess(a, b uint32) bool { return a != b && int32(a-b) < 0 }
+
+// updateSN applies the ExpCmdSN and MaxCmdSN of a response (RFC 7143
+// §4.2.2.1) and, when advance is set, its StatSN.
+func (s *Session) updateSN(statSN, expCmdSN, maxCmdSN uint32, advance bool) {
+	if advance {
+		if next := statSN + 1; seqLess(s.expStatSN.Load(), next) {
+			s.expStatSN.Store(next)
+		}
+	}
+	// MaxCmdSN < ExpCmdSN-1 means the numbers are to be ignored.
+	if seqLess(maxCmdSN, expCmdSN-1) {
+		return
+	}
+	if seqLess(s.expCmdSN.Load(), expCmdSN) {
+		s.expCmdSN.Store(expCmdSN)
+	}
+	if seqLess(s.maxCmdSN.Load(), maxCmdSN) {
+		s.maxCmdSN.Store(maxCmdSN)
+		select {
+		case s.window <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// lookup returns the in-flight task with ITT itt, locked, or nil.
+func (s *Session) lookup(itt uint32, kind taskKind) *task {
+	i := int(itt & 0xffff)
+	if i >= len(s.tasks) {
+		return nil
+	}
+	t := &s.tasks[i]
+	t.mu.Lock()
+	if !t.inFlight || t.itt != itt || t.kind != kind {
+		t.mu.Unlock()
+		return nil
+	}
+	return t
+}
+
+// dispatch handles the PDU whose header is in s.rhdr.
+func (s *Session) dispatch() error {
+	h := &s.rhdr
+	bhs := pdu.BHS(h[:])
+	op := bhs.Opcode()
+	n := int(bhs.DataSegmentLength())
+	itt := bhs.InitiatorTaskTag()
+	u32 := func(off int) uint32 { return binary.BigEndian.Uint32(h[off : off+4]) }
+	switch op {
+	case pdu.OpDataIn:
+		return s.dataIn(n, itt)
+	case pdu.OpSCSIResponse:
+		s.updateSN(u32(24), u32(28), u32(32), true)
+		if err := s.readData(n); err != nil {
+			return err
+		}
+		t := s.lookup(itt, kindSCSI)
+		if t == nil {
+			s.log.Debug("SCSI Response for no task", "itt", itt)
+			return nil
+		}
+		t.response, t.status, t.flags = h[2], h[3], h[1]&0x1e
+		t.residual = u32(44)
+		t.statusSet = true
+		if len(s.rdata) >= 2 {
+			sl := int(binary.BigEndian.Uint16(s.rdata[:2]))
+			sl = min(sl, len(s.rdata)-2, senseMax)
+			t.senseLen = copy(t.sense[:], s.rdata[2:2+sl])
+		}
+		s.completeLocked(t)
+		t.mu.Unlock()
+	case pdu.OpR2T:
+		s.updateSN(0, u32(28), u32(32), false)
+		if n != 0 {
+			return fmt.Errorf("R2T with a %d-byte data segment", n)
+		}
+		t := s.lookup(itt, kindSCSI)
+		if t == nil {
+			s.log.Debug("R2T for no task", "itt", itt)
+			return nil
+		}
+		if !t.abandoned {
+			select {
+			case t.r2t <- r2tReq{ttt: u32(20), offset: u32(40), len: u32(44)}:
+			default:
+				t.mu.Unlock()
+				return fmt.Errorf("more than %d R2Ts outstanding for ITT %#x", cap(t.r2t), itt)
+			}
+		}
+		t.mu.Unlock()
+	case pdu.OpNOPIn:
+		if err := s.readData(n); err != nil {
+			return err
+		}
+		ttt := u32(20)
+		s.updateSN(u32(24), u32(28), u32(32), itt != reservedTag)
+		if itt == reservedTag {
+			if ttt != reservedTag {
+				return s.answerNOPIn(ttt)
+			}
+			return nil
+		}
+		return s.completeData(itt, kindNOP)
+	case pdu.OpTaskMgmtResp, pdu.OpLogoutResp:
+		s.updateSN(u32(24), u32(28), u32(32), true)
+		if err := s.readData(n); err != nil {
+			return err
+		}
+		kind := kindTMF
+		if op == pdu.OpLogoutResp {
+			kind = kindLogout
+		}
+		if t := s.lookup(itt, kind); t != nil {
+			t.response = h[2]
+			s.completeLocked(t)
+			t.mu.Unlock()
+		}
+	case pdu.OpTextResp:
+		s.updateSN(u32(24), u32(28), u32(32), true)
+		if err := s.readData(n); err != nil {
+			return err
+		}
+		if t := s.lookup(itt, kindText); t != nil {
+			t.more = h[1]&0x40 != 0
+			t.ttt = u32(20)
+			t.data = append(t.data[:0], s.rdata...)
+			s.completeLocked(t)
+			t.mu.Unlock()
+		}
+	case pdu.OpReject:
+		s.updateSN(u32(24), u32(28), u32(32), true)
+		if err := s.readData(n); err != nil {
+			return err
+		}
+		reason := pdu.RejectReason(h[2])
+		if len(s.rdata) < BHSLen {
+			return fmt.Errorf("reject (%v) without the rejected header", reason)
+		}
+		rej := pdu.BHS(s.rdata[:BHSLen])
+		ritt := rej.InitiatorTaskTag()
+		s.log.Warn("target rejected a PDU", "reason", reason, "opcode", rej.Opcode(), "itt", ritt)
+		var kind taskKind
+		switch rej.Opcode() {
+		case pdu.OpSCSICommand, pdu.OpDataOut:
+			kind = kindSCSI
+		case pdu.OpNOPOut:
+			kind = kindNOP
+		case pdu.OpTaskMgmtReq:
+			kind = kindTMF
+		case pdu.OpTextReq:
+			kind = kindText
+		case pdu.OpLogoutReq:
+			kind = kindLogout
+		}
+		if t := s.lookup(ritt, kind); t != nil {
+			t.err = &RejectError{Reason: reason, Opcode: rej.Opcode()}
+			s.completeLocked(t)
+			t.mu.Unlock()
+		}
+	case pdu.OpAsync:
+		s.updateSN(u32(24), u32(28), u32(32), true)
+		if err := s.readData(n); err != nil {
+			return err
+		}
+		s.log.Info("asynchronous message", "event", pdu.AsyncEvent(h[36]), "param1", binary.BigEndian.Uint16(h[38:40]))
+	default:
+		return fmt.Errorf("unexpected %v from target", op)
+	}
+	return nil
+}
+
+// readData reads the data segment of the current PDU into s.rdata.
+func (s *Session) readData(n int) error {
+	if cap(s.rdata) < n {
+		s.rdata = make([]byte, n)
+	}
+	s.rdata = s.rdata[:n]
+	return s.c.readData(&s.rhdr, s.rdata)
+}
+
+// completeData completes a task whose response data is in s.rdata.
+func (s *Session) completeData(itt uint32, kind taskKind) error {
+	t := s.lookup(itt, kind)
+	if t == nil {
+		return nil
+	}
+	t.data = append(t.data[:0], s.rdata...)
+	s.completeLocked(t)
+	t.mu.Unlock()
+	return nil
+}
+
+// dataIn places one Data-In PDU (RFC 7143 §11.7) straight into the task's
+// buffer.
+func (s *Session) dataIn(n int, itt uint32) error {
+	h := &s.rhdr
+	flags := h[1]
+	hasStatus := flags&0x01 != 0
+	u32 := func(off int) uint32 { return binary.BigEndian.Uint32(h[off : off+4]) }
+	s.updateSN(u32(24), u32(28), u32(32), hasStatus)
+	t := s.lookup(itt, kindSCSI)
+	if t == nil {
+		s.log.Debug("Data-In for no task", "itt", itt)
+		return s.c.discardData(h, n)
+	}
+	defer t.mu.Unlock()
+	off := int(u32(40))
+	if t.dataIn == nil { // abandoned
+		if err := s.c.discardData(h, n); err != nil {
+			return err
+		}
+	} else {
+		if off+n > len(t.dataIn) || off < 0 {
+			return fmt.Errorf("data-in for ITT %#x at offset %d+%d beyond the %d-byte buffer", itt, off, n, len(t.dataIn))
+		}
+		if err := s.c.readData(h, t.dataIn[off:off+n]); err != nil {
+			return err
+		}
+	}
+	t.inLen = max(t.inLen, off+n)
+	if hasStatus {
+		if flags&0x80 == 0 {
+			return fmt.Errorf("data-in for ITT %#x with S but not F", itt)
+		}
+		t.status, t.flags, t.residual, t.statusSet = h[3], flags&0x06, u32(44), true
+		s.completeLocked(t)
+	}
+	return nil
+}
+
+// answerNOPIn answers a target's ping (RFC 7143 §11.18): a NOP-Out with
+// the target's TTT, ITT 0xffffffff, immediate, echoing the data.
+func (s *Session) answerNOPIn(ttt uint32) error {
+	h := &s.nop
+	*h = [BHSLen]byte{}
+	h[0] = byte(pdu.OpNOPOut) | 0x40
+	h[1] = 0x80
+	copy(h[8:16], s.rhdr[8:16])
+	binary.BigEndian.PutUint32(h[16:20], reservedTag)
+	binary.BigEndian.PutUint32(h[20:24], ttt)
+	s.seqMu.Lock()
+	cmdSN := s.cmdSN
+	s.seqMu.Unlock()
+	binary.BigEndian.PutUint32(h[24:28], cmdSN)
+	binary.BigEndian.PutUint32(h[28:32], s.expStatSN.Load())
+	pdu.BHS(h[:]).SetDataSegmentLength(uint32(len(s.rdata)))
+	return s.c.write(h, nil, s.rdata, false)
+}
+
+// RejectError reports a request the target answered with a Reject PDU
+// (RFC 7143 §11.17).
+type RejectError struct {
+	Reason pdu.RejectReason
+	Opcode pdu.Opcode // opcode of the rejected PDU
+}
+
+// Error implements error.
+func (e *RejectError) Error() string {
+	return fmt.Sprintf("initiator: target rejected %v: %v", e.Opcode, e.Reason)
+}
+
+// ErrAborted is the error of a command that a task management function
+// aborted.
+var ErrAborted = errors.New("initiator: task aborted")
+
+// Close ends the session: a Logout (bounded to two seconds) when the
+// session is still up, then the connection is closed and the reader
+// stopped. It is safe to call more than once.
+func (s *Session) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.Err() == nil && !s.loggedOut.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if lerr := s.Logout(ctx); lerr != nil {
+				s.log.Debug("logout on close", "err", lerr)
+			}
+			cancel()
+		}
+		s.fail(errClosed)
+		<-s.closed
+	})
+	return err
+}

@@ -1,0 +1,346 @@
+package initiator_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi/initiator"
+	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/scsi"
+)
+
+// tgt is a private tgtd (Debian's C target) for one test.
+type tgt struct {
+	addr   string // portal host:port
+	ctl    string // control port for tgtadm
+	target string // target IQN (tid 1)
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startTgt starts tgtd on 127.0.0.1 with its own control port, one target
+// with a 64 MiB file-backed LUN 1, open to every initiator.
+func startTgt(t *testing.T) *tgt {
+	t.Helper()
+	if _, err := exec.LookPath("tgtd"); err != nil {
+		t.Skip("tgtd not installed (Debian package tgt; `make deps` installs it): skipping tests against tgt")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("tgtd needs root: skipping tests against tgt")
+	}
+	port := freePort(t)
+	ctl := strconv.Itoa(1024 + port%30000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "tgtd", "-f", "-C", ctl, "--iscsi", fmt.Sprintf("portal=127.0.0.1:%d", port))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start tgtd: %v", err)
+	}
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("tgtd did not exit")
+		}
+		if t.Failed() {
+			t.Logf("tgtd output:\n%s", out.String())
+		}
+	})
+	g := &tgt{addr: fmt.Sprintf("127.0.0.1:%d", port), ctl: ctl, target: "iqn.2026-11.org.goiser.test:tgt"}
+	// Wait for the control socket.
+	for i := 0; ; i++ {
+		err := exec.Command("tgtadm", "-C", ctl, "--lld", "iscsi", "--mode", "target", "--op", "show").Run()
+		if err == nil {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("tgtd control port %s never answered: %v", ctl, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	backing := filepath.Join(t.TempDir(), "lun1")
+	if err := os.WriteFile(backing, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(backing, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	g.adm(t, "--mode", "target", "--op", "new", "--tid", "1", "--targetname", g.target)
+	g.adm(t, "--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "1", "--backing-store", backing)
+	g.adm(t, "--mode", "target", "--op", "bind", "--tid", "1", "--initiator-address", "ALL")
+	// tgt negotiates digests only when the target allows them.
+	g.adm(t, "--mode", "target", "--op", "update", "--tid", "1", "--name", "HeaderDigest", "--value", "CRC32C,None")
+	g.adm(t, "--mode", "target", "--op", "update", "--tid", "1", "--name", "DataDigest", "--value", "CRC32C,None")
+	return g
+}
+
+// adm runs tgtadm against this tgtd.
+func (g *tgt) adm(t *testing.T, args ...string) {
+	t.Helper()
+	args = append([]string{"-C", g.ctl, "--lld", "iscsi"}, args...)
+	if out, err := exec.Command("tgtadm", args...).CombinedOutput(); err != nil {
+		t.Fatalf("tgtadm %v: %v\n%s", args, err, out)
+	}
+}
+
+// testCtx returns a context bounded for one test.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pattern fills b with bytes derived from seed.
+func pattern(b []byte, seed int) {
+	for i := range b {
+		b[i] = byte(i*7 + seed + i>>9)
+	}
+}
+
+func TestTgtDiscoveryAndIO(t *testing.T) {
+	g := startTgt(t)
+	ctx := testCtx(t)
+	base := initiator.Config{InitiatorName: "iqn.2026-11.org.goiser.test:init"}
+	ts, err := initiator.Discover(ctx, g.addr, base)
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	if len(ts) != 1 || ts[0].Name != g.target || len(ts[0].Addresses) == 0 {
+		t.Fatalf("discover = %+v, want %s", ts, g.target)
+	}
+	for _, tc := range []struct {
+		name          string
+		imm, r2t      initiator.Bool
+		hd, dd        initiator.Digest
+		firstBurst    uint32
+		maxRecvSegLen uint32
+	}{
+		{name: "defaults"},
+		{name: "no-immediate", imm: initiator.No},
+		{name: "unsolicited", imm: initiator.Yes, r2t: initiator.No},
+		{name: "unsolicited-no-imm", imm: initiator.No, r2t: initiator.No, firstBurst: 16384},
+		{name: "digests", hd: initiator.DigestRequireCRC32C, dd: initiator.DigestRequireCRC32C, maxRecvSegLen: 8192},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			cfg.TargetName = g.target
+			cfg.ImmediateData, cfg.InitialR2T = tc.imm, tc.r2t
+			cfg.HeaderDigest, cfg.DataDigest = tc.hd, tc.dd
+			cfg.FirstBurstLength = tc.firstBurst
+			cfg.MaxRecvDataSegmentLength = tc.maxRecvSegLen
+			s, err := initiator.Dial(ctx, g.addr, cfg)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer s.Close()
+			p := s.Params()
+			if tc.hd == initiator.DigestRequireCRC32C && (!p.HeaderDigest || !p.DataDigest) {
+				t.Fatalf("digests not on: %+v", p)
+			}
+			exerciseLUN(t, ctx, s, 1)
+			if err := s.Logout(ctx); err != nil {
+				t.Fatalf("logout: %v", err)
+			}
+		})
+	}
+}
+
+// exerciseLUN runs the basic commands and data round-trips on lun.
+func exerciseLUN(t *testing.T, ctx context.Context, s *initiator.Session, lun uint64) {
+	t.Helper()
+	if err := s.TestUnitReady(ctx, lun); err != nil {
+		// A unit attention after login is normal once.
+		if err := s.TestUnitReady(ctx, lun); err != nil {
+			t.Fatalf("test unit ready: %v", err)
+		}
+	}
+	inq := make([]byte, 96)
+	n, err := s.Inquiry(ctx, lun, false, 0, inq)
+	if err != nil || n < 36 || inq[0]&0x1f != 0 {
+		t.Fatalf("inquiry: n=%d err=%v data=%x", n, err, inq[:n])
+	}
+	luns, err := s.ReportLUNs(ctx)
+	if err != nil {
+		t.Fatalf("report luns: %v", err)
+	}
+	found := false
+	for _, l := range luns {
+		found = found || l == lun
+	}
+	if !found {
+		t.Fatalf("report luns = %v, want %d among them", luns, lun)
+	}
+	c, err := s.ReadCapacity16(ctx, lun)
+	if err != nil {
+		t.Fatalf("read capacity: %v", err)
+	}
+	if c.BlockSize == 0 || c.Blocks*uint64(c.BlockSize) < 4<<20 {
+		t.Fatalf("capacity %+v too small", c)
+	}
+	bs := int(c.BlockSize)
+	lba := uint64(0)
+	for i, size := range []int{512, 4096, 8192, 65536, 65536 + 512, 262144, 1 << 20} {
+		if size%bs != 0 {
+			continue
+		}
+		w := make([]byte, size)
+		pattern(w, i+1)
+		if err := s.Write16(ctx, lun, lba, bs, w); err != nil {
+			t.Fatalf("write %d bytes at %d: %v", size, lba, err)
+		}
+		r := make([]byte, size)
+		if err := s.Read16(ctx, lun, lba, bs, r); err != nil {
+			t.Fatalf("read %d bytes at %d: %v", size, lba, err)
+		}
+		if !bytes.Equal(w, r) {
+			t.Fatalf("read back %d bytes at %d: data differs", size, lba)
+		}
+		lba += uint64(size / bs)
+	}
+	if err := s.SynchronizeCache(ctx, lun); err != nil {
+		t.Fatalf("synchronize cache: %v", err)
+	}
+	if err := s.Ping(ctx, []byte("ping data")); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	// Residual: ask for more than the CDB transfers.
+	var cdb [16]byte
+	cdb[0] = 0x88
+	cdb[13] = 1 // one block
+	buf := make([]byte, 2*bs)
+	r, err := s.Execute(ctx, lun, cdb[:], nil, buf)
+	if err != nil || r.Status != scsi.StatusGood || !r.Underflow || r.Residual != uint32(bs) || r.DataInLen != bs {
+		t.Fatalf("read with larger buffer: %+v err=%v, want underflow residual %d", r, err, bs)
+	}
+	// An out-of-range LBA gets CHECK CONDITION with ILLEGAL REQUEST.
+	err = s.Read16(ctx, lun, c.Blocks, bs, make([]byte, bs))
+	var se *initiator.SCSIError
+	if !errors.As(err, &se) || se.Status != scsi.StatusCheckCondition || se.Key != scsi.SenseIllegalRequest {
+		t.Fatalf("read beyond the end: %v, want CHECK CONDITION/ILLEGAL REQUEST", err)
+	}
+}
+
+func TestTgtConcurrency(t *testing.T) {
+	g := startTgt(t)
+	ctx := testCtx(t)
+	s, err := initiator.Dial(ctx, g.addr, initiator.Config{
+		InitiatorName: "iqn.2026-11.org.goiser.test:init", TargetName: g.target, MaxTasks: 32,
+	})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer s.Close()
+	_ = s.TestUnitReady(ctx, 1)
+	concurrentIO(t, ctx, s, 1, 512)
+}
+
+// concurrentIO runs 32 workers, each writing and reading back its own
+// region with several sizes.
+func concurrentIO(t *testing.T, ctx context.Context, s *initiator.Session, lun uint64, bs int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := uint64(w) * 1024 // 512 KiB per worker at 512 B blocks
+			for i := range 20 {
+				size := []int{4096, 512, 65536, 131072}[i%4]
+				lba := base + uint64(i%2)*8
+				wb := make([]byte, size)
+				pattern(wb, w*100+i)
+				if err := s.Write16(ctx, lun, lba, bs, wb); err != nil {
+					errs <- fmt.Errorf("worker %d write: %w", w, err)
+					return
+				}
+				rb := make([]byte, size)
+				if err := s.Read16(ctx, lun, lba, bs, rb); err != nil {
+					errs <- fmt.Errorf("worker %d read: %w", w, err)
+					return
+				}
+				if !bytes.Equal(wb, rb) {
+					errs <- fmt.Errorf("worker %d: data differs at lba %d size %d", w, lba, size)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestTgtCHAP(t *testing.T) {
+	g := startTgt(t)
+	ctx := testCtx(t)
+	g.adm(t, "--mode", "account", "--op", "new", "--user", "alice", "--password", "alicesecret1")
+	g.adm(t, "--mode", "account", "--op", "bind", "--tid", "1", "--user", "alice")
+	g.adm(t, "--mode", "account", "--op", "new", "--user", "tgtuser", "--password", "targetsecret2")
+	g.adm(t, "--mode", "account", "--op", "bind", "--tid", "1", "--user", "tgtuser", "--outgoing")
+	cfg := initiator.Config{InitiatorName: "iqn.2026-11.org.goiser.test:init", TargetName: g.target}
+
+	// No credentials: authentication failure.
+	_, err := initiator.Dial(ctx, g.addr, cfg)
+	var le *initiator.LoginError
+	if !errors.As(err, &le) || le.Status.Class() != pdu.ClassInitiatorError {
+		t.Fatalf("login without CHAP: %v, want an initiator error", err)
+	}
+	// Wrong secret.
+	cfg.CHAP = &initiator.CHAP{User: "alice", Secret: "wrongsecret12", Algorithms: []int{5}}
+	_, err = initiator.Dial(ctx, g.addr, cfg)
+	if !errors.As(err, &le) || le.Status != pdu.LoginAuthFailed {
+		t.Fatalf("login with a wrong secret: %v, want status %v", err, pdu.LoginAuthFailed)
+	}
+	// One-way.
+	cfg.CHAP = &initiator.CHAP{User: "alice", Secret: "alicesecret1", Algorithms: []int{5}}
+	s, err := initiator.Dial(ctx, g.addr, cfg)
+	if err != nil {
+		t.Fatalf("one-way CHAP: %v", err)
+	}
+	if err := s.Logout(ctx); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	// Mutual.
+	cfg.CHAP = &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetUser: "tgtuser", TargetSecret: "targetsecret2", Algorithms: []int{5}}
+	s, err = initiator.Dial(ctx, g.addr, cfg)
+	if err != nil {
+		t.Fatalf("mutual CHAP: %v", err)
+	}
+	_ = s.TestUnitReady(ctx, 1)
+	if err := s.TestUnitReady(ctx, 1); err != nil {
+		t.Fatalf("test unit ready: %v", err)
+	}
+	s.Close()
+	// Mutual with the wrong target secret: we refuse the target.
+	cfg.CHAP = &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetSecret: "notthesecret", Algorithms: []int{5}}
+	if _, err := initiator.Dial(ctx, g.addr, cfg); err == nil || !bytes.Contains([]byte(err.Error()), []byte("target failed authentication")) {
+		t.Fatalf("mutual CHAP with a wrong target secret: %v, want our refusal", err)
+	}
+}
