@@ -72,16 +72,16 @@ type login struct {
 	discovery bool
 	step      loginStep
 
-	itt               uint32
-	cmdSN, expStatSN  uint32
-	maxCmdSN          uint32
-	tsih              uint16
-	csg, nsg          pdu.Stage // stage of the last response and where it moves
-	transit           bool      // T bit of the last response
-	params            Params
-	offered           keyList // keys sent in the last request
-	pending           keyList // answers owed to keys the target offered
-	opSent            bool    // operational offers sent
+	itt              uint32
+	cmdSN, expStatSN uint32
+	maxCmdSN         uint32
+	tsih             uint16
+	csg, nsg         pdu.Stage // stage of the last response and where it moves
+	transit          bool      // T bit of the last response
+	params           Params
+	offered          keyList // keys sent in the last request
+	pending          keyList // answers owed to keys the target offered
+	opSent           bool    // operational offers sent
 	// CHAP state: the target's algorithm, identifier and challenge, and
 	// ours for mutual CHAP.
 	chapAlg         int
