@@ -1,0 +1,538 @@
+package iscsi
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/scsi"
+)
+
+// fullFeature is the owner loop of the full feature phase.
+func (c *conn) fullFeature() error {
+	interval := c.srv.nopInterval()
+	tick := time.Second
+	if interval > 0 {
+		tick = min(interval, c.srv.nopTimeout()) / 2
+		tick = max(tick, 10*time.Millisecond)
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	c.lastRecv = time.Now()
+	shutCh := c.shutCh
+	var logoutDeadline <-chan time.Time
+	for {
+		select {
+		case in := <-c.inCh:
+			c.lastRecv = time.Now()
+			err := c.handle(in)
+			c.inFree <- in
+			if err != nil {
+				return err
+			}
+			if c.loggedOut && c.busy == 0 && len(c.tasks) == 0 {
+				return errConnDone
+			}
+		case t := <-c.doneCh:
+			c.busy--
+			if err := c.complete(t); err != nil {
+				return err
+			}
+			if c.loggedOut && c.busy == 0 && len(c.tasks) == 0 {
+				return errConnDone
+			}
+		case err := <-c.readErr:
+			if c.loggedOut {
+				return errConnDone
+			}
+			return err
+		case now := <-ticker.C:
+			if err := c.nopCheck(now, interval); err != nil {
+				return err
+			}
+		case <-shutCh:
+			shutCh = nil
+			if err := c.requestLogout(); err != nil {
+				return err
+			}
+			logoutDeadline = time.After(c.srv.loginTimeout())
+		case <-logoutDeadline:
+			// The initiator did not log out: finish what runs and go.
+			return c.drain()
+		case <-c.abortCh:
+			return errConnDone
+		}
+	}
+}
+
+// drain waits for running commands, sends their responses, and ends.
+func (c *conn) drain() error {
+	for c.busy > 0 {
+		select {
+		case t := <-c.doneCh:
+			c.busy--
+			if err := c.complete(t); err != nil {
+				return err
+			}
+		case <-c.abortCh:
+			return errConnDone
+		}
+	}
+	return errConnDone
+}
+
+// nopCheck sends a NOP-In ping on an idle connection and drops the
+// connection when a ping goes unanswered (RFC 7143 §11.19).
+func (c *conn) nopCheck(now time.Time, interval time.Duration) error {
+	if interval <= 0 {
+		return nil
+	}
+	if c.pingTTT != 0 {
+		if now.Sub(c.pingSent) > c.srv.nopTimeout() {
+			return fmt.Errorf("NOP-In ping unanswered for %v", now.Sub(c.pingSent).Round(time.Millisecond))
+		}
+		return nil
+	}
+	if now.Sub(c.lastRecv) < interval {
+		return nil
+	}
+	c.nextPing++
+	if c.nextPing == 0 || c.nextPing == reservedTag {
+		c.nextPing = 1
+	}
+	c.pingTTT = c.nextPing
+	c.pingSent = now
+	// A ping does not advance StatSN (RFC 7143 §11.19.4).
+	nop := pdu.NOPIn{LUN: 0, ITT: reservedTag, TTT: c.pingTTT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN}
+	return c.sendPDU(&nop, nil)
+}
+
+// requestLogout asks the initiator to log out (Async Message, RFC 7143
+// §11.9.1 event 1) because the server shuts down.
+func (c *conn) requestLogout() error {
+	c.shutting = true
+	if c.params.Discovery {
+		return errConnDone
+	}
+	msg := pdu.AsyncMessage{
+		LUN:        0,
+		StatSN:     c.statSN,
+		ExpCmdSN:   c.expCmdSN,
+		MaxCmdSN:   c.maxCmdSN,
+		Event:      pdu.AsyncLogoutRequested,
+		Parameter3: 2, // seconds to log out in
+	}
+	c.statSN++
+	c.publish()
+	return c.sendPDU(&msg, nil)
+}
+
+// advance applies the CmdSN rules of RFC 7143 §4.2.2.1 to a
+// non-immediate command: it reports false for a command outside the
+// window, which is dropped silently.
+func (c *conn) advance(imm bool, cmdSN uint32) bool {
+	if imm {
+		return true
+	}
+	if !seqInWindow(cmdSN, c.expCmdSN, c.maxCmdSN) {
+		c.log.Warn("iscsi: CmdSN outside the window, command ignored",
+			"cmdsn", cmdSN, "expcmdsn", c.expCmdSN, "maxcmdsn", c.maxCmdSN)
+		return false
+	}
+	if cmdSN == c.expCmdSN {
+		c.expCmdSN++
+	}
+	return true
+}
+
+// window recomputes MaxCmdSN: the window closes by one for each task in
+// flight, so MaxCmdSN never goes backwards.
+func (c *conn) window() {
+	depth := uint32(c.srv.queueDepth())
+	active := uint32(len(c.tasks))
+	m := c.expCmdSN + depth - 1 - min(active, depth-1)
+	if seqLess(c.maxCmdSN, m) {
+		c.maxCmdSN = m
+	}
+	c.publish()
+}
+
+// handle processes one inbound event.
+func (c *conn) handle(in *Inbound) error {
+	if in.Kind == InDataDone {
+		return c.dataDone(in)
+	}
+	h := pdu.BHS(in.BHS[:])
+	op := h.Opcode()
+	if c.params.Discovery {
+		switch op {
+		case pdu.OpTextReq, pdu.OpLogoutReq, pdu.OpNOPOut:
+		default:
+			return c.reject(pdu.RejectProtocolError, &in.BHS, "opcode not allowed in a discovery session")
+		}
+	}
+	p, err := c.dec.Decode(in.BHS[:])
+	if err != nil {
+		var uo *pdu.UnknownOpcodeError
+		if errors.As(err, &uo) || !op.Initiator() {
+			return c.reject(pdu.RejectCommandNotSupported, &in.BHS, err.Error())
+		}
+		if in.Priv != nil {
+			c.releaseInbound(in)
+		}
+		reason, ok := pdu.RejectReasonFor(err)
+		if !ok {
+			reason = pdu.RejectInvalidPDUField
+		}
+		return c.reject(reason, &in.BHS, err.Error())
+	}
+	switch p := p.(type) {
+	case *pdu.SCSICommand:
+		if err := p.DecodeAHS(in.AHS); err != nil {
+			c.releaseInbound(in)
+			return c.reject(pdu.RejectProtocolError, &in.BHS, err.Error())
+		}
+		return c.command(p, in)
+	case *pdu.NOPOut:
+		return c.nopOut(p, in)
+	case *pdu.TaskMgmtRequest:
+		return c.taskMgmt(p)
+	case *pdu.TextRequest:
+		p.Data = in.Data
+		return c.textRequest(p)
+	case *pdu.LogoutRequest:
+		return c.logout(p)
+	case *pdu.SNACKRequest:
+		return c.reject(pdu.RejectProtocolError, &in.BHS, "SNACK at ErrorRecoveryLevel 0")
+	case *pdu.LoginRequest:
+		c.rejectQuiet(pdu.RejectProtocolError, &in.BHS)
+		return fmt.Errorf("login request in the full feature phase")
+	}
+	return c.reject(pdu.RejectCommandNotSupported, &in.BHS, "unexpected opcode "+op.String())
+}
+
+// releaseInbound frees the task buffer of a SCSI Command that will not run.
+func (c *conn) releaseInbound(in *Inbound) {
+	if in.Priv == nil {
+		return
+	}
+	var t Task
+	t.Buf, t.Priv = in.TaskBuf, in.Priv
+	c.tc.Release(&t)
+	in.Priv, in.TaskBuf = nil, nil
+}
+
+// reject sends a Reject (RFC 7143 §11.17) with the offending header and
+// keeps the connection.
+func (c *conn) reject(reason pdu.RejectReason, bad *[BHSLen]byte, why string) error {
+	c.log.Warn("iscsi: reject", "reason", reason.String(), "opcode", pdu.BHS(bad[:]).Opcode().String(),
+		"itt", fmt.Sprintf("%#x", pdu.BHS(bad[:]).InitiatorTaskTag()), "detail", why)
+	return c.sendReject(reason, bad)
+}
+
+func (c *conn) rejectQuiet(reason pdu.RejectReason, bad *[BHSLen]byte) {
+	_ = c.sendReject(reason, bad)
+}
+
+func (c *conn) sendReject(reason pdu.RejectReason, bad *[BHSLen]byte) error {
+	r := pdu.Reject{Reason: reason, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN}
+	c.statSN++
+	c.publish()
+	hdr := *bad
+	return c.sendPDU(&r, hdr[:])
+}
+
+// nopOut answers an initiator ping or consumes the answer to ours.
+func (c *conn) nopOut(p *pdu.NOPOut, in *Inbound) error {
+	if p.ITT == reservedTag {
+		// Answer to a target ping (must be immediate; CmdSN unchanged).
+		if p.TTT == c.pingTTT {
+			c.pingTTT = 0
+		}
+		return nil
+	}
+	if !c.advance(p.Immediate, p.CmdSN) {
+		return nil
+	}
+	c.window()
+	rsp := pdu.NOPIn{LUN: p.LUN, ITT: p.ITT, TTT: reservedTag, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN}
+	c.statSN++
+	c.publish()
+	data := in.Data
+	if len(data) > int(c.params.InitiatorMaxRecvDSL) {
+		data = data[:c.params.InitiatorMaxRecvDSL]
+	}
+	return c.sendPDU(&rsp, data)
+}
+
+// logout handles a Logout Request (RFC 7143 §11.14).
+func (c *conn) logout(p *pdu.LogoutRequest) error {
+	if !c.advance(p.Immediate, p.CmdSN) {
+		return nil
+	}
+	c.window()
+	code := pdu.LogoutSuccess
+	switch p.Reason {
+	case pdu.LogoutCloseSession, pdu.LogoutCloseConnection:
+		if p.Reason == pdu.LogoutCloseConnection && p.CID != c.cid() {
+			code = pdu.LogoutCIDNotFound
+		}
+	default:
+		code = pdu.LogoutRecoveryUnsupported
+	}
+	// Responses of running commands go out before the Logout Response
+	// (RFC 7143 §11.14: the logout is processed after earlier commands).
+	if code == pdu.LogoutSuccess {
+		if err := c.drainLogout(); err != nil {
+			return err
+		}
+	}
+	rsp := pdu.LogoutResponse{Response: code, ITT: p.ITT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN,
+		Time2Wait: 2}
+	c.statSN++
+	c.publish()
+	if err := c.sendPDU(&rsp, nil); err != nil {
+		return err
+	}
+	if code == pdu.LogoutSuccess {
+		c.loggedOut = true
+		c.log.Info("iscsi: logout", "reason", p.Reason.String())
+		return errConnDone
+	}
+	return nil
+}
+
+// drainLogout completes running tasks before a logout response. Tasks
+// still waiting for Data-Out cannot finish (the initiator stopped sending)
+// and are dropped.
+func (c *conn) drainLogout() error {
+	for c.busy > 0 {
+		select {
+		case t := <-c.doneCh:
+			c.busy--
+			if err := c.complete(t); err != nil {
+				return err
+			}
+		case err := <-c.readErr:
+			return err
+		case <-c.abortCh:
+			return errConnDone
+		}
+	}
+	return nil
+}
+
+func (c *conn) cid() uint16 {
+	if c.sess == nil {
+		return 0
+	}
+	return c.sess.cid
+}
+
+// getTask takes a task from the free list.
+func (c *conn) getTask() *Task {
+	if n := len(c.free); n > 0 {
+		t := c.free[n-1]
+		c.free = c.free[:n-1]
+		return t
+	}
+	return new(Task)
+}
+
+// releaseTask returns a finished task: its buffer to the transport, itself
+// to the free list.
+func (c *conn) releaseTask(t *Task) {
+	if c.tasks[t.ITT] == t {
+		delete(c.tasks, t.ITT)
+	}
+	if t.Priv != nil || t.Buf != nil {
+		c.tc.Release(t)
+	}
+	t.reset()
+	c.free = append(c.free, t)
+}
+
+// command starts a SCSI Command (RFC 7143 §11.3).
+func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
+	if !c.advance(p.Immediate, p.CmdSN) {
+		c.releaseInbound(in)
+		return nil
+	}
+	if old := c.tasks[p.ITT]; old != nil {
+		c.releaseInbound(in)
+		return c.reject(pdu.RejectTaskInProgress, &in.BHS, "ITT already in use")
+	}
+	t := c.getTask()
+	t.ITT, t.LUN, t.EDTL = p.ITT, uint64(p.LUN), p.ExpectedDataTransferLength
+	t.Buf, t.Priv = in.TaskBuf, in.Priv
+	in.TaskBuf, in.Priv = nil, nil
+	t.cmdSN = p.CmdSN
+	t.read, t.write = p.Read, p.Write
+	t.imm = in.Imm
+	n := copy(t.cdb[:], p.CDB[:])
+	n += copy(t.cdb[n:], p.ExtCDB)
+	cmd := &t.cmd
+	cmd.Nexus = c.nexus
+	cmd.LUN = decodeLUN(t.LUN)
+	cmd.CDB = t.cdb[:n]
+	cmd.Attr = scsi.TaskAttr(p.Attr)
+	c.tasks[t.ITT] = t
+	c.window()
+
+	if t.read && t.write {
+		return c.failTask(t, scsi.StatusCheckCondition, senseInvalidFieldInCDB(&c.sense))
+	}
+	if t.EDTL > 0 && !t.read && !t.write {
+		return c.failTask(t, scsi.StatusCheckCondition, senseInvalidFieldInCDB(&c.sense))
+	}
+	if t.write {
+		want := len(t.Buf)
+		if n, ok := c.luns.DataOutLen(cmd.LUN, cmd.CDB); ok {
+			want = min(want, n)
+		}
+		t.want = want
+		if want > t.imm {
+			t.state = taskWaitData
+			done, err := c.tc.GetData(t, want)
+			if err != nil {
+				return fmt.Errorf("get data for ITT %#x: %w", t.ITT, err)
+			}
+			if !done {
+				return nil
+			}
+		}
+	}
+	c.execute(t)
+	return nil
+}
+
+// dataDone continues a write whose Data-Out has arrived.
+func (c *conn) dataDone(in *Inbound) error {
+	t := c.tasks[in.ITT]
+	if t == nil || t.Priv != in.Priv || t.state != taskWaitData {
+		return nil // aborted meanwhile
+	}
+	if in.Err != nil {
+		return fmt.Errorf("data for ITT %#x: %w", t.ITT, in.Err)
+	}
+	c.execute(t)
+	return nil
+}
+
+// execute hands a task to a worker, starting one when all are busy.
+func (c *conn) execute(t *Task) {
+	t.state = taskExecuting
+	cmd := &t.cmd
+	if t.write {
+		cmd.DataOut = t.Buf[:t.want]
+	} else if t.read {
+		cmd.DataIn = t.Buf
+	}
+	if c.busy == c.nWorkers && c.nWorkers < c.srv.workers() {
+		c.nWorkers++
+		go c.worker()
+	}
+	c.busy++
+	c.workCh <- t
+}
+
+// worker runs SCSI commands.
+func (c *conn) worker() {
+	for t := range c.workCh {
+		c.luns.Execute(c.ctx, &t.cmd)
+		c.doneCh <- t
+	}
+}
+
+// complete sends the response of an executed task (unless a TMF aborted
+// it) and releases it.
+func (c *conn) complete(t *Task) error {
+	t.state = taskDone
+	if t.aborted || c.ctx.Err() != nil {
+		c.releaseTask(t)
+		c.tmfProgress()
+		return nil
+	}
+	cmd := &t.cmd
+	var rsp Response
+	rsp.Status = uint8(cmd.Status)
+	rsp.Sense = cmd.Sense
+	edtl := int(t.EDTL)
+	switch {
+	case t.read:
+		rsp.DataLen = min(cmd.DataInLen, edtl)
+		if cmd.Status != scsi.StatusGood && cmd.Status != scsi.StatusConditionMet {
+			rsp.DataLen = 0
+		}
+		residuals(&rsp, edtl, cmd.Want, rsp.DataLen)
+	case t.write:
+		residuals(&rsp, edtl, cmd.Want, min(cmd.Want, edtl))
+	default:
+		if cmd.Want > 0 {
+			residuals(&rsp, edtl, cmd.Want, 0)
+		}
+	}
+	err := c.respond(t, &rsp)
+	c.releaseTask(t)
+	c.window()
+	c.tmfProgress()
+	return err
+}
+
+// residuals sets the O/U flags and residual count (RFC 7143 §11.4.5) from
+// EDTL, the length the CDB asks for (want) and the bytes moved.
+func residuals(rsp *Response, edtl, want, moved int) {
+	switch {
+	case want > edtl:
+		rsp.Overflow = true
+		rsp.Residual = uint32(want - edtl)
+	case moved < edtl:
+		rsp.Underflow = true
+		rsp.Residual = uint32(edtl - moved)
+	}
+}
+
+// respond sends the data and status of a task.
+func (c *conn) respond(t *Task, rsp *Response) error {
+	rsp.StatSN = c.statSN
+	c.statSN++
+	c.expMax(rsp)
+	if err := c.tc.PutData(t, rsp); err != nil {
+		return fmt.Errorf("send response for ITT %#x: %w", t.ITT, err)
+	}
+	return nil
+}
+
+// expMax stamps ExpCmdSN and MaxCmdSN, counting the task being answered
+// as finished.
+func (c *conn) expMax(rsp *Response) {
+	depth := uint32(c.srv.queueDepth())
+	active := uint32(len(c.tasks)) - 1
+	m := c.expCmdSN + depth - 1 - min(active, depth-1)
+	if seqLess(c.maxCmdSN, m) {
+		c.maxCmdSN = m
+	}
+	rsp.ExpCmdSN, rsp.MaxCmdSN = c.expCmdSN, c.maxCmdSN
+	c.publish()
+}
+
+// failTask answers a task at once with a status and sense data.
+func (c *conn) failTask(t *Task, st scsi.Status, sense []byte) error {
+	rsp := Response{Status: uint8(st), Sense: sense}
+	if t.EDTL > 0 {
+		rsp.Underflow = true
+		rsp.Residual = t.EDTL
+	}
+	err := c.respond(t, &rsp)
+	c.releaseTask(t)
+	c.window()
+	return err
+}
+
+// senseInvalidFieldInCDB writes fixed-format sense data (SPC-4 4.5.3):
+// ILLEGAL REQUEST, INVALID FIELD IN CDB.
+func senseInvalidFieldInCDB(b *[18]byte) []byte {
+	*b = [18]byte{0: 0x70, 2: 0x05, 7: 10, 12: 0x24}
+	return b[:]
+}

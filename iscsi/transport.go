@@ -1,0 +1,216 @@
+package iscsi
+
+import (
+	"context"
+	"net"
+)
+
+// Transport accepts iSCSI connections. It is the datamover seam of RFC 5047
+// §3 cut the way LIO cuts iscsit_transport: the core never sees a byte
+// stream, only whole control PDUs and two data verbs (PutData, GetData).
+// iscsi/tcp implements it over TCP; iser implements it over RDMA.
+type Transport interface {
+	// Accept waits for the next connection. It returns an error wrapping
+	// net.ErrClosed after Close.
+	Accept(ctx context.Context) (TransportConn, error)
+	// Addr is the listening address (it may be a wildcard address).
+	Addr() net.Addr
+	// Close stops accepting. Connections already accepted stay open.
+	Close() error
+}
+
+// Params are the negotiated values a TransportConn needs, handed over by
+// SetParams when the connection enters the full feature phase (RFC 7143
+// §13). Lengths are in bytes.
+type Params struct {
+	HeaderDigest bool // CRC32C on headers (HeaderDigest=CRC32C)
+	DataDigest   bool // CRC32C on data segments (DataDigest=CRC32C)
+	// MaxRecvDataSegmentLength the target declared: the largest data
+	// segment the transport accepts; a longer one is a protocol error.
+	TargetMaxRecvDSL uint32
+	// MaxRecvDataSegmentLength the initiator declared: the largest data
+	// segment the transport may send (Data-In, text, NOP-In).
+	InitiatorMaxRecvDSL uint32
+	MaxBurstLength      uint32 // largest Data-In sequence and R2T
+	FirstBurstLength    uint32 // unsolicited data limit (immediate + Data-Out)
+	MaxOutstandingR2T   uint32 // R2Ts outstanding per task
+	ImmediateData       bool
+	InitialR2T          bool
+	// Discovery is true for a discovery session (no SCSI tasks).
+	Discovery bool
+}
+
+// InboundKind says what an Inbound carries.
+type InboundKind uint8
+
+// Inbound kinds.
+const (
+	// InPDU is a PDU for the core: Login, Text, NOP-Out, SCSI Command (with
+	// its immediate data already placed in the task buffer), Task
+	// Management, Logout, SNACK, or an unknown opcode the core rejects.
+	InPDU InboundKind = iota + 1
+	// InDataDone reports that a task's Data-Out transfer started by GetData
+	// has finished: every byte the task asked for has been placed in its
+	// buffer, or Err says why not. ITT and Priv name the task.
+	InDataDone
+)
+
+// String returns the name of the kind.
+func (k InboundKind) String() string {
+	switch k {
+	case InPDU:
+		return "PDU"
+	case InDataDone:
+		return "DataDone"
+	}
+	return "InboundKind(?)"
+}
+
+// BHSLen is the length of the iSCSI Basic Header Segment (RFC 7143 §11.2.1).
+const BHSLen = 48
+
+// Inbound is one event from a TransportConn to the core. The core owns the
+// Inbound it passes to Recv; the transport fills it. Data and AHS alias
+// buffers of the Inbound itself (grown by the transport as needed, so that a
+// steady stream of PDUs allocates nothing) and stay valid until the core
+// passes the Inbound to Recv again.
+type Inbound struct {
+	Kind InboundKind
+	// BHS is the header of an InPDU, digest checked.
+	BHS [BHSLen]byte
+	// AHS holds the additional header segments (RFC 7143 §11.2.2), if any.
+	AHS []byte
+	// Data is the data segment of a non-SCSI PDU (text, ping data), digest
+	// checked and without padding. Empty for a SCSI Command: its immediate
+	// data went to TaskBuf.
+	Data []byte
+
+	// For a SCSI Command PDU: the task's data buffer, allocated by the
+	// transport (it must exist before unsolicited data arrives), of length
+	// min(EDTL, MaxTaskData) or nil when EDTL is 0. For a write, the first
+	// Imm bytes hold the immediate data. TaskBuf belongs to the task from
+	// now until the core passes the task to TransportConn.Release.
+	TaskBuf []byte
+	// Imm is the number of immediate data bytes placed in TaskBuf.
+	Imm int
+	// Priv is the transport's per-task state (TCP: data routing; iSER: the
+	// STags and VAs of the iSER header). The core stores it in Task.Priv.
+	Priv any
+
+	// ITT of the task an InDataDone is for.
+	ITT uint32
+	// Err of an InDataDone: the transfer failed (the task must not run).
+	Err error
+
+	ahsBuf  []byte
+	dataBuf []byte
+}
+
+// Grow returns in.Data resized to n bytes, reusing the Inbound's buffer.
+// Transports call it to read a data segment without allocating in steady
+// state.
+func (in *Inbound) Grow(n int) []byte {
+	if cap(in.dataBuf) < n {
+		in.dataBuf = make([]byte, n, max(n, 8192))
+	}
+	in.Data = in.dataBuf[:n]
+	return in.Data
+}
+
+// GrowAHS returns in.AHS resized to n bytes, reusing the Inbound's buffer.
+func (in *Inbound) GrowAHS(n int) []byte {
+	if cap(in.ahsBuf) < n {
+		in.ahsBuf = make([]byte, n)
+	}
+	in.AHS = in.ahsBuf[:n]
+	return in.AHS
+}
+
+// reset clears the per-PDU fields, keeping the buffers.
+func (in *Inbound) reset() {
+	in.Kind = 0
+	in.AHS = nil
+	in.Data = nil
+	in.TaskBuf = nil
+	in.Imm = 0
+	in.Priv = nil
+	in.ITT = 0
+	in.Err = nil
+}
+
+// Reset clears the Inbound for reuse; transports call it at the start of
+// Recv.
+func (in *Inbound) Reset() { in.reset() }
+
+// Response is the outcome of a SCSI task, handed to PutData.
+type Response struct {
+	// DataLen is the number of bytes of Task.Buf to send as Data-In.
+	DataLen int
+	Status  uint8  // SCSI status
+	Sense   []byte // sense data; empty for none
+	// Overflow and Underflow are the O and U flags (RFC 7143 §11.4.5),
+	// Residual the residual count.
+	Overflow, Underflow bool
+	Residual            uint32
+	// Sequence numbers for the status PDU, assigned by the core.
+	StatSN, ExpCmdSN, MaxCmdSN uint32
+}
+
+// SeqNumbers are the numbers a transport stamps on PDUs it sends on its
+// own (R2Ts): StatSN (not advanced by an R2T), ExpCmdSN and MaxCmdSN. The
+// core updates them; the transport may read them from any goroutine.
+type SeqNumbers interface {
+	Numbers() (statSN, expCmdSN, maxCmdSN uint32)
+}
+
+// TransportConn is one iSCSI connection as the core sees it. The core calls
+// every method from one goroutine (the connection owner) except Recv, which a
+// reader goroutine calls in a loop, and Close, which may be called from
+// anywhere, any number of times.
+type TransportConn interface {
+	// Recv fills in with the next event: a PDU or the end of a data
+	// transfer. Data-Out PDUs never appear: the transport places them in
+	// the buffer of their task. A malformed PDU, a digest error or an
+	// oversized data segment returns an error (ERL 0: the connection
+	// ends); the transport may have sent a Reject first.
+	Recv(ctx context.Context, in *Inbound) error
+
+	// Send sends one control PDU (Login/Text/NOP-In/TMF/Logout
+	// Response, Reject, Async Message): bhs with its fields complete
+	// (sequence numbers filled by the core) and an optional data segment.
+	// The transport adds padding and digests. bhs and data are not
+	// retained after Send returns.
+	Send(bhs *[BHSLen]byte, data []byte) error
+
+	// SetParams switches to the negotiated parameters; the core calls it
+	// after sending the last Login Response (full feature phase).
+	SetParams(p Params, seq SeqNumbers) error
+
+	// GetData starts fetching a write task's data into t.Buf until its
+	// first want bytes are there (want <= len(t.Buf)). Immediate data is
+	// already in place; unsolicited Data-Out (InitialR2T=No) is awaited up
+	// to FirstBurstLength, and the rest is solicited (TCP: R2Ts,
+	// MaxOutstandingR2T at a time, MaxBurstLength each; iSER: RDMA READ).
+	// It returns at once: done is true when every byte is already there;
+	// otherwise an InDataDone event from Recv reports the end.
+	GetData(t *Task, want int) (done bool, err error)
+
+	// PutData sends rsp.DataLen bytes of t.Buf to the initiator followed
+	// by the status (TCP: Data-In PDUs, with the status collapsed into the
+	// last one when there is no sense data; iSER: RDMA WRITE chained with
+	// the SCSI Response SEND). t.Buf must stay untouched until PutData
+	// returns; after that the core may Release the task.
+	PutData(t *Task, rsp *Response) error
+
+	// Release returns the task's buffer and transport state. After
+	// Release, the transport discards any Data-Out still arriving for the
+	// task (it no longer writes to t.Buf).
+	Release(t *Task)
+
+	// RemoteAddr and LocalAddr are the connection's endpoints.
+	RemoteAddr() net.Addr
+	LocalAddr() net.Addr
+
+	// Close ends the connection; a blocked Recv returns an error.
+	Close() error
+}
