@@ -27,10 +27,10 @@ var errLoginFailed = errors.New("login failed")
 type chapStep uint8
 
 const (
-	chapIdle      chapStep = iota // AuthMethod not yet chosen, or None
-	chapWaitA                     // AuthMethod=CHAP answered; waiting for CHAP_A
-	chapWaitR                     // challenge sent; waiting for CHAP_N/CHAP_R
-	chapDone                      // initiator (and target, for mutual) authenticated
+	chapIdle  chapStep = iota // AuthMethod not yet chosen, or None
+	chapWaitA                 // AuthMethod=CHAP answered; waiting for CHAP_A
+	chapWaitR                 // challenge sent; waiting for CHAP_N/CHAP_R
+	chapDone                  // initiator (and target, for mutual) authenticated
 )
 
 // String returns the name of the step.

@@ -115,12 +115,12 @@ type Server struct {
 
 	mu       sync.Mutex
 	inShut   bool
-	trans    map[Transport]struct{}            // guarded by mu
-	conns    map[*conn]struct{}                // guarded by mu
-	sessions map[sessionKey]*session           // guarded by mu; by (initiator, ISID, target)
-	byTSIH   map[uint16]*session               // guarded by mu
-	nextTSIH uint16                            // guarded by mu
-	targets  map[string]*Target                // immutable after init; by folded name
+	trans    map[Transport]struct{}  // guarded by mu
+	conns    map[*conn]struct{}      // guarded by mu
+	sessions map[sessionKey]*session // guarded by mu; by (initiator, ISID, target)
+	byTSIH   map[uint16]*session     // guarded by mu
+	nextTSIH uint16                  // guarded by mu
+	targets  map[string]*Target      // immutable after init; by folded name
 	initOnce sync.Once
 	initErr  error
 	wg       sync.WaitGroup // counts connection goroutines

@@ -59,13 +59,13 @@ type xfer struct {
 	itt      uint32
 	lun      uint64
 	write    bool
-	imm      int      // immediate data bytes
-	unsolEnd int      // end of unsolicited data (imm when InitialR2T=Yes)
-	unsolOff int      // next expected unsolicited offset
-	unsolSN  uint32   // next expected unsolicited DataSN
-	want     int      // bytes GetData asked for; 0 before GetData
-	next     int      // next offset to solicit
-	r2tSN    uint32   // next R2TSN (ExpDataSN of a write's response)
+	imm      int    // immediate data bytes
+	unsolEnd int    // end of unsolicited data (imm when InitialR2T=Yes)
+	unsolOff int    // next expected unsolicited offset
+	unsolSN  uint32 // next expected unsolicited DataSN
+	want     int    // bytes GetData asked for; 0 before GetData
+	next     int    // next offset to solicit
+	r2tSN    uint32 // next R2TSN (ExpDataSN of a write's response)
 	r2ts     [maxR2T]r2tState
 	nR2T     int
 	waiting  bool // GetData returned false: report InDataDone when complete
