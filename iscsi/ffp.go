@@ -381,10 +381,10 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	c.window()
 
 	if t.read && t.write {
-		return c.failTask(t, scsi.StatusCheckCondition, senseInvalidFieldInCDB(&c.sense))
+		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
 	if t.EDTL > 0 && !t.read && !t.write {
-		return c.failTask(t, scsi.StatusCheckCondition, senseInvalidFieldInCDB(&c.sense))
+		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
 	if t.write {
 		want := len(t.Buf)
@@ -411,10 +411,13 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 func (c *conn) dataDone(in *Inbound) error {
 	t := c.tasks[in.ITT]
 	if t == nil || t.Priv != in.Priv || t.state != taskWaitData {
-		return nil // aborted meanwhile
+		return nil // aborted meanwhile, or the data error came after all data
 	}
 	if in.Err != nil {
-		return fmt.Errorf("data for ITT %#x: %w", t.ITT, in.Err)
+		// The transport could not collect the data: the command ends
+		// with ABORTED COMMAND, DATA PHASE ERROR (SAM-5 5.8.1).
+		c.log.Warn("iscsi: write data failed", "itt", fmt.Sprintf("%#x", t.ITT), "err", in.Err)
+		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x0b, 0x4b, 0x00))
 	}
 	c.execute(t)
 	return nil
@@ -530,9 +533,8 @@ func (c *conn) failTask(t *Task, st scsi.Status, sense []byte) error {
 	return err
 }
 
-// senseInvalidFieldInCDB writes fixed-format sense data (SPC-4 4.5.3):
-// ILLEGAL REQUEST, INVALID FIELD IN CDB.
-func senseInvalidFieldInCDB(b *[18]byte) []byte {
-	*b = [18]byte{0: 0x70, 2: 0x05, 7: 10, 12: 0x24}
+// senseFixed writes fixed-format sense data (SPC-4 4.5.3) into b.
+func senseFixed(b *[18]byte, key, asc, ascq byte) []byte {
+	*b = [18]byte{0: 0x70, 2: key, 7: 10, 12: asc, 13: ascq}
 	return b[:]
 }

@@ -69,6 +69,7 @@ type xfer struct {
 	r2ts     [maxR2T]r2tState
 	nR2T     int
 	waiting  bool // GetData returned false: report InDataDone when complete
+	failed   bool // a Data-Out broke the sequence; InDataDone with Err was sent
 	reading  bool // the reader is placing data into buf without xmu
 	released bool // Release came while reading: the reader frees it
 }
@@ -81,7 +82,7 @@ func (x *xfer) clear() {
 // complete reports whether every byte below want has arrived.
 // conn.xmu must be held.
 func (x *xfer) completeLocked() bool {
-	return x.unsolOff >= min(x.unsolEnd, x.want) && x.next >= x.want && x.nR2T == 0
+	return !x.failed && x.unsolOff >= min(x.unsolEnd, x.want) && x.next >= x.want && x.nR2T == 0
 }
 
 // Config configures the TCP transport. The zero value is usable.
@@ -390,9 +391,9 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 
 	c.xmu.Lock()
 	x := c.xfers[itt]
-	if x == nil {
-		// The task is gone (aborted, or failed before its data came):
-		// discard what is still in flight for it.
+	if x == nil || x.failed {
+		// The task is gone (aborted, or failed before its data came),
+		// or its data sequence broke: discard what is still in flight.
 		c.xmu.Unlock()
 		ok, err := c.readData(nil, dsl, p.DataDigest)
 		if err != nil {
@@ -442,9 +443,25 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 		}
 	}
 	if bad != "" {
+		// A broken Data-Out sequence fails the task, not the
+		// connection: the core answers it with CHECK CONDITION and the
+		// rest of its data is discarded. (Dropping the connection
+		// makes initiators reconnect and silently retry.)
+		x.failed = true
 		c.xmu.Unlock()
-		c.reject(pdu.RejectProtocolError, b)
-		return false, fmt.Errorf("%w: Data-Out ITT %#x from %s: %s", ErrProtocol, itt, c.nc.RemoteAddr(), bad)
+		ok, err := c.readData(nil, dsl, p.DataDigest)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			c.reject(pdu.RejectDataDigestError, b)
+			return false, fmt.Errorf("%w: Data-Out for ITT %#x from %s", ErrDigest, itt, c.nc.RemoteAddr())
+		}
+		in.Kind = iscsi.InDataDone
+		in.ITT = itt
+		in.Priv = x
+		in.Err = fmt.Errorf("%w: Data-Out ITT %#x: %s", ErrProtocol, itt, bad)
+		return true, nil
 	}
 	x.reading = true
 	c.xmu.Unlock()
