@@ -1,0 +1,37 @@
+// Package rdmatest is the conformance suite of RDMA providers: one set of
+// cases, run through package rdma, that every provider must pass, so the
+// in-process rdma/soft provider stays honest to real devices.
+//
+// The soft provider runs it in its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		rdmatest.Run(t, rdmatest.Env{Provider: soft.New(soft.Config{}),
+//			Device: "soft0", ListenAddr: "127.0.0.1:0"})
+//	}
+//
+// and cgo/verbs on a real device (Soft-RoCE inside the test guest):
+//
+//	dev := os.Getenv("ISER_TEST_DEVICE") // e.g. rxe0; skip when empty
+//	rdmatest.Run(t, rdmatest.Env{Provider: verbs.Provider(), Device: dev,
+//		GIDIndex: 1, ListenAddr: "10.0.2.1:0"})
+//
+// The cases: device and port query; lifetimes (the refuse policy,
+// idempotent Close, use after Close); Go-heap registration refused;
+// manual connection through Reset, Init, RTR and RTS; SEND/RECV of 0 B to
+// 1 MiB, batches matched in order, scatter/gather lists, immediate data,
+// unsignaled work requests; RDMA WRITE and READ; completion order across
+// operations; remote access errors (wrong key, out of bounds, missing
+// right) moving both queue pairs to Error and flushing every other work
+// request exactly once; a receive too small; receiver-not-ready with a
+// finite and an infinite retry count; posting on errored and closed queue
+// pairs; completion-queue Wait waking on a completion, a context and a
+// Close; and with the CM, accept and reject with private data, a connect
+// nobody listens for, and a disconnect observed by the peer.
+//
+// Each case is bounded by Env.Timeout: a hang fails. No case asserts a
+// timing. Env.Caps declares the few things a provider may legitimately
+// lack; the cases that need them skip with the reason.
+//
+// BenchmarkPostPoll measures post+poll of a batch of work requests through
+// a provider and reports the cost per work request.
+package rdmatest
