@@ -468,8 +468,8 @@ func testRemoteAccessErrors(t *T) {
 		{"ReadOutOfBounds", rdma.OpRDMARead, func(b *side, _ *rdma.MemoryRegion) (uint64, uint32) { return b.mr.Addr() - 4096, b.mr.RKey() }},
 		{"ReadNoAccess", rdma.OpRDMARead, func(_ *side, r *rdma.MemoryRegion) (uint64, uint32) { return r.Addr(), r.RKey() }},
 	} {
-		t.Run(v.name, func(tt *testing.T) {
-			t := &T{T: tt, env: t.env, ctx: t.ctx}
+		t.TB.(*testing.T).Run(v.name, func(tt *testing.T) {
+			t := &T{TB: tt, env: t.env, ctx: t.ctx}
 			a, b := t.manualPair(pairOpts{})
 			// A region of b's buffer with local access only.
 			restricted, err := b.pd.RegisterMemory(b.buf.Slice(1<<20, 1<<16), rdma.AccessLocalWrite)

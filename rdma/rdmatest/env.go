@@ -69,7 +69,7 @@ func Run(t *testing.T, env Env) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), env.Timeout)
 			defer cancel()
-			c.run(&T{T: t, env: env, ctx: ctx})
+			c.run(&T{TB: t, env: env, ctx: ctx})
 		})
 	}
 }
@@ -77,7 +77,7 @@ func Run(t *testing.T, env Env) {
 // T is a case's test handle: the testing.T, the environment and a context
 // bounded by Env.Timeout.
 type T struct {
-	*testing.T
+	testing.TB
 	env Env
 	ctx context.Context
 }
