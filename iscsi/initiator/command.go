@@ -202,7 +202,7 @@ func (c Call) sendData(ttt, off, n uint32) error {
 		binary.BigEndian.PutUint32(h[28:32], s.expStatSN.Load())
 		binary.BigEndian.PutUint32(h[36:40], sn)
 		binary.BigEndian.PutUint32(h[40:44], off)
-		if err := s.c.write(h, nil, c.dataOut[off:off+seg], false); err != nil {
+		if err := s.c.write(h, nil, c.dataOut[off:off+seg], 0); err != nil {
 			s.fail(err)
 			return err
 		}
@@ -221,6 +221,14 @@ func (c Call) Wait(ctx context.Context) (Result, error) {
 		return Result{}, errors.New("initiator: Wait on a zero Call")
 	}
 	for done := false; !done; {
+		// A completed task (status, or aborted by a TMF) takes priority
+		// over queued R2Ts: never send Data-Out for a finished task.
+		select {
+		case <-t.done:
+			done = true
+			continue
+		default:
+		}
 		select {
 		case r := <-t.r2t:
 			_ = c.sendData(r.ttt, r.offset, r.len)

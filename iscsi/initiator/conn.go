@@ -148,15 +148,27 @@ func (c *Conn) WritePDU(p *PDU) error {
 	}
 	p.BHS[4] = byte(len(p.AHS) / 4)
 	pdu.BHS(p.BHS[:]).SetDataSegmentLength(uint32(len(p.Data)))
-	return c.write(&p.BHS, p.AHS, p.Data, false)
+	return c.write(&p.BHS, p.AHS, p.Data, 0)
 }
+
+// Corrupt selects deliberate damage for WritePDURaw.
+type Corrupt uint8
+
+// Damage WritePDURaw can do.
+const (
+	// CorruptHeaderDigest sends a wrong header digest (when header
+	// digests are on).
+	CorruptHeaderDigest Corrupt = 1 << iota
+	// CorruptDataDigest sends a wrong data digest (when data digests are
+	// on and there is a data segment).
+	CorruptDataDigest
+)
 
 // WritePDURaw sends p exactly as built: BHS bytes 4-7 are left alone, so
 // they may disagree with the segments that follow. Digests are computed
-// over what is sent unless badHeaderDigest is set, in which case the header
-// digest is deliberately wrong (when header digests are on).
-func (c *Conn) WritePDURaw(p *PDU, badHeaderDigest bool) error {
-	return c.write(&p.BHS, p.AHS, p.Data, badHeaderDigest)
+// over what is sent, then damaged as corrupt says.
+func (c *Conn) WritePDURaw(p *PDU, corrupt Corrupt) error {
+	return c.write(&p.BHS, p.AHS, p.Data, corrupt)
 }
 
 // WriteBytes sends raw bytes with no framing at all.
@@ -172,19 +184,19 @@ func (c *Conn) WriteBytes(b []byte) error {
 	return nil
 }
 
-// writeHeader sends one PDU with the data segment data (which must match the
+// write sends one PDU with the data segment data (which must match the
 // length already stored in bhs). It allocates nothing.
-func (c *Conn) write(bhs *[BHSLen]byte, ahs, data []byte, badHD bool) error {
+func (c *Conn) write(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.writeLocked(bhs, ahs, data, badHD); err != nil {
+	if err := c.writeLocked(bhs, ahs, data, corrupt); err != nil {
 		return fmt.Errorf("write %v: %w", pdu.BHS(bhs[:]).Opcode(), err)
 	}
 	return nil
 }
 
 // c.wmu must be held.
-func (c *Conn) writeLocked(bhs *[BHSLen]byte, ahs, data []byte, badHD bool) error {
+func (c *Conn) writeLocked(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt) error {
 	c.wbuf = [BHSLen + 4]byte{}
 	copy(c.wbuf[:], bhs[:])
 	if _, err := c.w.Write(c.wbuf[:BHSLen]); err != nil {
@@ -197,7 +209,7 @@ func (c *Conn) writeLocked(bhs *[BHSLen]byte, ahs, data []byte, badHD bool) erro
 	}
 	if c.headerDigest {
 		crc := c.digest(c.digest(0, bhs[:]), ahs)
-		if badHD {
+		if corrupt&CorruptHeaderDigest != 0 {
 			crc = ^crc
 		}
 		binary.LittleEndian.PutUint32(c.wbuf[BHSLen:], crc)
@@ -215,6 +227,9 @@ func (c *Conn) writeLocked(bhs *[BHSLen]byte, ahs, data []byte, badHD bool) erro
 		}
 		if c.dataDigest {
 			crc := c.digest(c.digest(0, data), pad)
+			if corrupt&CorruptDataDigest != 0 {
+				crc = ^crc
+			}
 			binary.LittleEndian.PutUint32(c.wbuf[BHSLen:], crc)
 			if _, err := c.w.Write(c.wbuf[BHSLen:]); err != nil {
 				return err
@@ -318,18 +333,24 @@ func (c *Conn) discardData(bhs *[BHSLen]byte, n int) error {
 	return nil
 }
 
-// ReadPDUContext is ReadPDU bounded by ctx: when ctx ends first, the read
-// is interrupted with a deadline and ctx's error is returned (the Conn is
-// then unusable).
+// ReadPDUContext is ReadPDU bounded by ctx. When ctx ends before the
+// first byte of a PDU arrives, it returns ctx's error and the Conn stays
+// usable; when it ends in the middle of a PDU, the Conn is out of step and
+// must be closed.
 func (c *Conn) ReadPDUContext(ctx context.Context, p *PDU) error {
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) })
-	err := c.ReadPDU(p)
+	_, err := c.r.Peek(1)
+	if err == nil {
+		err = c.ReadPDU(p)
+	} else {
+		err = fmt.Errorf("read BHS: %w", err)
+	}
 	if !stop() {
+		// ctx ended and set the deadline: clear it for later reads.
+		_ = c.nc.SetReadDeadline(time.Time{})
 		if err != nil {
 			return fmt.Errorf("read PDU: %w", ctx.Err())
 		}
-		// The read won the race; clear the deadline we may have set.
-		_ = c.nc.SetReadDeadline(time.Time{})
 	}
 	return err
 }

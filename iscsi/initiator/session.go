@@ -361,7 +361,7 @@ func (s *Session) sendCommand(ctx context.Context, t *task, ahs, data []byte) (w
 	binary.BigEndian.PutUint32(t.hdr[28:32], s.expStatSN.Load())
 	t.hdr[4] = byte(len(ahs) / 4)
 	pdu.BHS(t.hdr[:]).SetDataSegmentLength(uint32(len(data)))
-	err = s.c.write(&t.hdr, ahs, data, false)
+	err = s.c.write(&t.hdr, ahs, data, 0)
 	open := !seqLess(s.maxCmdSN.Load(), s.cmdSN)
 	s.seqMu.Unlock()
 	if open {
@@ -621,7 +621,7 @@ func (s *Session) answerNOPIn(ttt uint32) error {
 	binary.BigEndian.PutUint32(h[24:28], cmdSN)
 	binary.BigEndian.PutUint32(h[28:32], s.expStatSN.Load())
 	pdu.BHS(h[:]).SetDataSegmentLength(uint32(len(s.rdata)))
-	return s.c.write(h, nil, s.rdata, false)
+	return s.c.write(h, nil, s.rdata, 0)
 }
 
 // RejectError reports a request the target answered with a Reject PDU

@@ -1,0 +1,330 @@
+package initiator_test
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi"
+	"github.com/goiser/goiser/iscsi/initiator"
+	"github.com/goiser/goiser/iscsi/pdu"
+)
+
+// rawConn logs in and returns the bare connection for hand-made PDUs.
+func rawConn(t *testing.T, ctx context.Context, addr string, cfg initiator.Config) *initiator.Conn {
+	t.Helper()
+	cfg.InitiatorName = testInitiator
+	cfg.TargetName = testTarget
+	c, err := initiator.DialConn(ctx, addr, cfg)
+	if err != nil {
+		t.Fatalf("dial raw: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// nopOut builds an immediate NOP-Out ping (RFC 7143 §11.18).
+func nopOut(c *initiator.Conn, itt uint32, data []byte) *initiator.PDU {
+	cmdSN, expStatSN, _ := c.SeqNumbers()
+	p := &initiator.PDU{Data: data}
+	p.BHS[0] = byte(pdu.OpNOPOut) | 0x40
+	p.BHS[1] = 0x80
+	p.PutU32(16, itt)
+	p.PutU32(20, 0xffffffff)
+	p.PutU32(24, cmdSN)
+	p.PutU32(28, expStatSN)
+	return p
+}
+
+// testUnitReady builds a TEST UNIT READY command PDU with the given CmdSN.
+func testUnitReady(c *initiator.Conn, itt, cmdSN uint32) *initiator.PDU {
+	_, expStatSN, _ := c.SeqNumbers()
+	p := &initiator.PDU{}
+	p.BHS[0] = byte(pdu.OpSCSICommand)
+	p.BHS[1] = 0x80 | byte(pdu.AttrSimple)
+	p.PutU32(16, itt)
+	p.PutU32(24, cmdSN)
+	p.PutU32(28, expStatSN)
+	return p
+}
+
+// outcome is what the target did with a bad PDU.
+type outcome struct {
+	reject  *initiator.PDU // the Reject it sent, if any
+	dropped bool           // it closed the connection
+}
+
+// awaitOutcome reads until a Reject arrives, the connection ends, or five
+// seconds pass with neither (a test failure: the target must answer a
+// malformed PDU one way or the other).
+func awaitOutcome(t *testing.T, c *initiator.Conn) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var o outcome
+	for {
+		p := &initiator.PDU{}
+		err := c.ReadPDUContext(ctx, p)
+		if err != nil {
+			if ctx.Err() != nil && o.reject != nil {
+				return o // rejected, connection kept
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("target neither rejected the PDU nor dropped the connection within 5 s")
+			}
+			o.dropped = true
+			return o
+		}
+		advance(c, p)
+		if p.Opcode() == pdu.OpReject {
+			if o.reject == nil {
+				o.reject = p
+			}
+			// Keep reading briefly: the target may drop the connection
+			// after the Reject.
+			cancel()
+			ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			continue
+		}
+		if o.reject != nil {
+			return o
+		}
+		t.Fatalf("target answered the bad PDU with %v", p.Opcode())
+	}
+}
+
+// advance updates the raw connection's ExpStatSN from a response.
+func advance(c *initiator.Conn, p *initiator.PDU) {
+	switch p.Opcode() {
+	case pdu.OpSCSIResponse, pdu.OpReject, pdu.OpTaskMgmtResp, pdu.OpTextResp, pdu.OpLogoutResp:
+	case pdu.OpNOPIn:
+		if p.ITT() == 0xffffffff {
+			return
+		}
+	default:
+		return
+	}
+	cmdSN, _, _ := c.SeqNumbers()
+	c.SetSeqNumbers(cmdSN, p.U32(24)+1)
+}
+
+// checkRawAlive proves a raw connection that got a Reject still works.
+func checkRawAlive(t *testing.T, c *initiator.Conn) {
+	t.Helper()
+	if err := c.WritePDU(nopOut(c, 0x777, []byte("still there?"))); err != nil {
+		t.Fatalf("ping after reject: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := &initiator.PDU{}
+	if err := c.ReadPDUContext(ctx, p); err != nil {
+		t.Fatalf("ping after reject: %v", err)
+	}
+	if p.Opcode() != pdu.OpNOPIn || p.ITT() != 0x777 || string(p.Data) != "still there?" {
+		t.Fatalf("ping after reject: got %v ITT %#x data %q", p.Opcode(), p.ITT(), p.Data)
+	}
+}
+
+func TestServerBadInput(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{MaxRecvDataSegmentLength: 8192})
+	ctx := testCtx(t)
+	// A healthy session that every case below must leave working.
+	other := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = other.TestUnitReady(ctx, 0)
+
+	digests := initiator.Config{HeaderDigest: initiator.DigestRequireCRC32C, DataDigest: initiator.DigestRequireCRC32C}
+	for _, tc := range []struct {
+		name string
+		cfg  initiator.Config
+		// send writes the bad PDU.
+		send func(c *initiator.Conn) error
+		// reasons lists the acceptable Reject reasons; nil means the
+		// target must drop the connection.
+		reasons []pdu.RejectReason
+		// mayDrop allows a drop (with or without Reject) instead of a
+		// Reject that keeps the connection.
+		mayDrop bool
+	}{
+		{
+			name: "reserved-opcode",
+			send: func(c *initiator.Conn) error {
+				p := nopOut(c, 0x10, nil)
+				p.BHS[0] = 0x40 | 0x0a // 0x0a: reserved initiator opcode
+				return c.WritePDU(p)
+			},
+			reasons: []pdu.RejectReason{pdu.RejectCommandNotSupported, pdu.RejectProtocolError},
+			mayDrop: true,
+		},
+		{
+			name: "vendor-opcode",
+			send: func(c *initiator.Conn) error {
+				p := nopOut(c, 0x11, nil)
+				p.BHS[0] = 0x40 | 0x1c // vendor specific, never negotiated
+				return c.WritePDU(p)
+			},
+			reasons: []pdu.RejectReason{pdu.RejectCommandNotSupported, pdu.RejectProtocolError},
+			mayDrop: true,
+		},
+		{
+			name: "target-opcode-from-initiator",
+			send: func(c *initiator.Conn) error {
+				p := nopOut(c, 0x12, nil)
+				p.BHS[0] = byte(pdu.OpSCSIResponse)
+				return c.WritePDU(p)
+			},
+			reasons: []pdu.RejectReason{pdu.RejectCommandNotSupported, pdu.RejectProtocolError},
+			mayDrop: true,
+		},
+		{
+			name: "bad-ahs-length",
+			send: func(c *initiator.Conn) error {
+				cmdSN, _, _ := c.SeqNumbers()
+				p := testUnitReady(c, 0x13, cmdSN)
+				// One 8-byte AHS whose own length field claims 200 bytes.
+				p.AHS = make([]byte, 8)
+				binary.BigEndian.PutUint16(p.AHS[0:2], 200)
+				p.AHS[2] = pdu.AHSExtendedCDB
+				return c.WritePDU(p)
+			},
+			reasons: []pdu.RejectReason{pdu.RejectProtocolError, pdu.RejectInvalidPDUField},
+			mayDrop: true,
+		},
+		{
+			name: "data-segment-beyond-max-recv",
+			send: func(c *initiator.Conn) error {
+				n := c.Params().TargetMaxRecvDataSegmentLength + 4
+				return c.WritePDU(nopOut(c, 0x14, make([]byte, n)))
+			},
+			reasons: []pdu.RejectReason{pdu.RejectProtocolError},
+			mayDrop: true,
+		},
+		{
+			name: "bad-header-digest",
+			cfg:  digests,
+			send: func(c *initiator.Conn) error {
+				return c.WritePDURaw(nopOut(c, 0x15, nil), initiator.CorruptHeaderDigest)
+			},
+			mayDrop: true, // the PDU boundaries are lost: the connection must end
+		},
+		{
+			name: "bad-data-digest",
+			cfg:  digests,
+			send: func(c *initiator.Conn) error {
+				p := nopOut(c, 0x16, []byte("ping with a bad digest"))
+				p.BHS[5], p.BHS[6], p.BHS[7] = 0, 0, byte(len(p.Data))
+				return c.WritePDURaw(p, initiator.CorruptDataDigest)
+			},
+			reasons: []pdu.RejectReason{pdu.RejectDataDigestError},
+			mayDrop: true,
+		},
+		{
+			name: "garbage-header",
+			send: func(c *initiator.Conn) error {
+				// 0xff bytes: a BHS with opcode 0x3f (a target opcode),
+				// 1020 bytes of AHS (sent, all 0xff) and a 16 MiB data
+				// segment announced: the header must be enough to refuse it.
+				garbage := make([]byte, 48+1020)
+				for i := range garbage {
+					garbage[i] = 0xff
+				}
+				return c.WriteBytes(garbage)
+			},
+			reasons: []pdu.RejectReason{pdu.RejectCommandNotSupported, pdu.RejectProtocolError, pdu.RejectInvalidPDUField},
+			mayDrop: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawConn(t, ctx, srv.addr, tc.cfg)
+			if err := tc.send(c); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			o := awaitOutcome(t, c)
+			if o.reject != nil {
+				t.Logf("target sent Reject (%v); dropped=%v", pdu.RejectReason(o.reject.BHS[2]), o.dropped)
+			} else {
+				t.Logf("target dropped the connection without a Reject")
+			}
+			if o.reject != nil {
+				reason := pdu.RejectReason(o.reject.BHS[2])
+				ok := false
+				for _, r := range tc.reasons {
+					ok = ok || r == reason
+				}
+				if !ok {
+					t.Errorf("reject reason %v, want one of %v", reason, tc.reasons)
+				}
+				if len(o.reject.Data) < initiator.BHSLen {
+					t.Errorf("reject carries %d bytes, want the 48-byte rejected header", len(o.reject.Data))
+				}
+			}
+			switch {
+			case o.dropped && !tc.mayDrop:
+				t.Errorf("target dropped the connection, want a Reject only")
+			case !o.dropped && tc.reasons == nil:
+				t.Errorf("target kept the connection, want a drop")
+			case !o.dropped:
+				checkRawAlive(t, c)
+			}
+			checkAlive(t, ctx, other)
+		})
+	}
+}
+
+func TestServerCmdSNOutOfWindow(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	other := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = other.TestUnitReady(ctx, 0)
+	c := rawConn(t, ctx, srv.addr, initiator.Config{})
+	cmdSN, _, maxCmdSN := c.SeqNumbers()
+
+	// RFC 7143 §4.2.2.1: a non-immediate command outside [ExpCmdSN,
+	// MaxCmdSN] is silently ignored. Send one far ahead and one behind.
+	for i, sn := range []uint32{maxCmdSN + 1000, cmdSN - 5} {
+		if err := c.WritePDU(testUnitReady(c, uint32(0x20+i), sn)); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	// An immediate ping must be answered, and nothing for the ignored
+	// commands may come before (or instead of) the NOP-In.
+	if err := c.WritePDU(nopOut(c, 0x30, []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p := &initiator.PDU{}
+	if err := c.ReadPDUContext(rctx, p); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if p.Opcode() == pdu.OpReject {
+		// Also acceptable to RFC 7143? No: out-of-window commands are
+		// ignored, not rejected. Report what came.
+		t.Fatalf("target rejected an out-of-window command (reason %v); it must ignore it", pdu.RejectReason(p.BHS[2]))
+	}
+	if p.Opcode() != pdu.OpNOPIn || p.ITT() != 0x30 {
+		t.Fatalf("got %v ITT %#x, want the NOP-In for ITT 0x30", p.Opcode(), p.ITT())
+	}
+	advance(c, p)
+	// The window is intact: a command with the right CmdSN runs.
+	if err := c.WritePDU(testUnitReady(c, 0x31, cmdSN)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := &initiator.PDU{}
+		if err := c.ReadPDUContext(rctx, p); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if p.Opcode() == pdu.OpSCSIResponse {
+			if p.ITT() != 0x31 {
+				t.Fatalf("SCSI Response for ITT %#x, want 0x31 (an ignored command ran)", p.ITT())
+			}
+			break
+		}
+		if p.Opcode() != pdu.OpNOPIn {
+			t.Fatalf("got %v, want the SCSI Response", p.Opcode())
+		}
+	}
+	checkAlive(t, ctx, other)
+}

