@@ -442,3 +442,12 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// dialErr connects once, returning the error.
+func dialErr(addr string) (net.Conn, error) {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		nc.Close()
+	}
+	return nc, err
+}

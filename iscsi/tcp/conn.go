@@ -238,6 +238,12 @@ func (c *Conn) recvOne(in *iscsi.Inbound) (done bool, err error) {
 		p = c.params.Load()
 	}
 	ahsLen := h.TotalAHSLength() * 4
+	if ahsLen > 0 && h.Opcode() != pdu.OpSCSICommand {
+		// Only the SCSI Command carries AHS (RFC 7143 §11.2.2); for
+		// anything else the length cannot be trusted.
+		c.reject(pdu.RejectProtocolError, &in.BHS)
+		return false, fmt.Errorf("%w: %v with %d bytes of AHS from %s", ErrProtocol, h.Opcode(), ahsLen, c.nc.RemoteAddr())
+	}
 	if ahsLen > 0 {
 		if _, err := io.ReadFull(c.br, in.GrowAHS(ahsLen)); err != nil {
 			return false, fmt.Errorf("iscsi/tcp: read AHS from %s: %w", c.nc.RemoteAddr(), err)
