@@ -347,6 +347,11 @@ func (c *client) scsiCmd(cdb []byte, read bool, edtl int, out []byte) result {
 				res.data = data.Bytes()
 				return res
 			}
+		case *pdu.NOPIn:
+			if p.TTT == pdu.ReservedTag {
+				c.t.Fatalf("unexpected NOP-In response during a SCSI command")
+			}
+			c.send(&pdu.NOPOut{Immediate: true, ITT: pdu.ReservedTag, TTT: p.TTT, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN})
 		case *pdu.SCSIResponse:
 			if p.ITT != itt {
 				c.t.Fatalf("SCSI Response for ITT %#x, want %#x", p.ITT, itt)
