@@ -39,7 +39,7 @@ func freePort(t testing.TB) int {
 
 // startTgt starts tgtd on 127.0.0.1 with its own control port, one target
 // with a 64 MiB file-backed LUN 1, open to every initiator.
-func startTgt(t *testing.T) *tgt {
+func startTgt(t testing.TB) *tgt {
 	t.Helper()
 	if _, err := exec.LookPath("tgtd"); err != nil {
 		t.Skip("tgtd not installed (Debian package tgt; `make deps` installs it): skipping tests against tgt")
@@ -99,7 +99,7 @@ func startTgt(t *testing.T) *tgt {
 }
 
 // adm runs tgtadm against this tgtd.
-func (g *tgt) adm(t *testing.T, args ...string) {
+func (g *tgt) adm(t testing.TB, args ...string) {
 	t.Helper()
 	args = append([]string{"-C", g.ctl, "--lld", "iscsi"}, args...)
 	if out, err := exec.Command("tgtadm", args...).CombinedOutput(); err != nil {
