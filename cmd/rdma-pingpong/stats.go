@@ -56,5 +56,5 @@ func printHeader(w io.Writer) {
 func printResult(w io.Writer, r result) {
 	us := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e3) }
 	fmt.Fprintf(w, header, r.Plan.Mode, fmt.Sprint(r.Plan.Size), fmt.Sprint(r.Plan.Iters),
-		us(r.Min), us(r.Median), us(r.Avg), us(r.P99), us(r.P999), fmt.Sprintf("%.1f", r.MBps))
+		us(r.Min), us(r.Median), us(r.Avg), us(r.P99), us(r.P999), fmt.Sprintf("%.2f", r.MBps))
 }
