@@ -1,0 +1,229 @@
+package text
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseAndEncode(t *testing.T) {
+	data := []byte("InitiatorName=iqn.2026-01.test:a\x00SessionType=Normal\x00X-com.example.v=1\x00X#ext=2\x00\x00\x00")
+	var p Pairs
+	if err := Parse(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Len() != 4 || p.At(1) != (Pair{"SessionType", "Normal"}) {
+		t.Fatalf("parsed %v", p.All())
+	}
+	if v, ok := p.Get("X#ext"); !ok || v != "2" {
+		t.Errorf("X#ext = %q %v", v, ok)
+	}
+	out, err := p.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, bytes.TrimRight(data, "\x00")) && !bytes.Equal(out, data[:len(data)-2]) {
+		t.Errorf("re-encoded %q", out)
+	}
+	p.Set("SessionType", "Discovery")
+	p.Del("X-com.example.v")
+	if p.Len() != 3 || p.All()[1].Value != "Discovery" || p.Has("X-com.example.v") {
+		t.Errorf("after Set/Del: %v", p.All())
+	}
+	if err := p.Add("SessionType", "x"); err == nil {
+		t.Error("Add of a duplicate accepted")
+	}
+	p.Reset()
+	if p.Len() != 0 {
+		t.Error("Reset")
+	}
+	p.Set("CHAP_R", "0xsecret")
+	p.Set("CHAP_N", "user")
+	if s := p.String(); strings.Contains(s, "secret") || !strings.Contains(s, "CHAP_N=user") {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	long := strings.Repeat("a", 256)
+	tests := []struct {
+		name string
+		data string
+		dup  bool
+	}{
+		{"unterminated", "A=b", false},
+		{"missing =", "Ab\x00", false},
+		{"empty key", "=b\x00", false},
+		{"digit first", "1abc=1\x00", false},
+		{"bad key char", "Ab$c=1\x00", false},
+		{"hash not after X", "A#b=1\x00", false},
+		{"key too long", strings.Repeat("A", 64) + "=1\x00", false},
+		{"value too long", "A=" + long + "\x00", false},
+		{"binary too long", "CHAP_C=0x" + strings.Repeat("ab", MaxBinaryLen+1) + "\x00", false},
+		{"not UTF-8", "A=\xff\x00", false},
+		{"duplicate", "A=1\x00B=2\x00A=1\x00", true},
+	}
+	for _, tt := range tests {
+		var p Pairs
+		err := Parse([]byte(tt.data), &p)
+		if err == nil {
+			t.Errorf("%s: accepted", tt.name)
+			continue
+		}
+		var de *DuplicateKeyError
+		var se *SyntaxError
+		if tt.dup && !errors.As(err, &de) || !tt.dup && !errors.As(err, &se) {
+			t.Errorf("%s: error %T %v", tt.name, err, err)
+		}
+	}
+	// A long binary value is fine.
+	var p Pairs
+	if err := Parse([]byte("CHAP_C=0x"+strings.Repeat("ab", 1024)+"\x00"), &p); err != nil {
+		t.Errorf("1024-byte challenge: %v", err)
+	}
+	if _, err := (&Pairs{list: []Pair{{"bad key", "v"}}}).AppendBinary(nil); err == nil {
+		t.Error("AppendBinary accepted a bad key")
+	}
+	if _, err := (&Pairs{list: []Pair{{"K", long}}}).AppendBinary(nil); err == nil {
+		t.Error("AppendBinary accepted a long value")
+	}
+}
+
+func TestBinary(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []byte
+		ok   bool
+	}{
+		{"0x00ff10", []byte{0, 0xff, 0x10}, true},
+		{"0XABC", []byte{0x0a, 0xbc}, true},
+		{"0b3q2+7w==", []byte{0xde, 0xad, 0xbe, 0xef}, true},
+		{"0b3q2+7w", []byte{0xde, 0xad, 0xbe, 0xef}, true},
+		{"0B3q2+7w==", []byte{0xde, 0xad, 0xbe, 0xef}, true},
+		{"0xzz", nil, false},
+		{"0b!!", nil, false},
+		{"1234", nil, false},
+		{"0x", nil, false},
+	}
+	for _, tt := range tests {
+		got, err := DecodeBinary(tt.in)
+		if tt.ok != (err == nil) || !bytes.Equal(got, tt.want) {
+			t.Errorf("DecodeBinary(%q) = %x, %v", tt.in, got, err)
+		}
+		if err != nil && !errors.Is(err, ErrBadBinary) {
+			t.Errorf("DecodeBinary(%q) error %v does not wrap ErrBadBinary", tt.in, err)
+		}
+	}
+	b := []byte{1, 2, 0xfe}
+	for _, enc := range []string{EncodeHex(b), EncodeBase64(b)} {
+		got, err := DecodeBinary(enc)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("round trip %q: %x %v", enc, got, err)
+		}
+	}
+	if EncodeHex(b) != "0x0102fe" || EncodeBase64(b) != "0bAQL+" {
+		t.Errorf("encodings %s %s", EncodeHex(b), EncodeBase64(b))
+	}
+}
+
+func TestNumbersAndBools(t *testing.T) {
+	for in, want := range map[string]uint64{"0": 0, "8192": 8192, "0x2000": 8192, "18446744073709551615": 1<<64 - 1} {
+		if got, err := ParseNumber(in); err != nil || got != want {
+			t.Errorf("ParseNumber(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5", "18446744073709551616", "0xg", "+3", " 1"} {
+		if _, err := ParseNumber(bad); err == nil {
+			t.Errorf("ParseNumber(%q) accepted", bad)
+		}
+	}
+	if b, err := ParseBool("Yes"); !b || err != nil {
+		t.Error("Yes")
+	}
+	if b, err := ParseBool("No"); b || err != nil {
+		t.Error("No")
+	}
+	if _, err := ParseBool("yes"); err == nil {
+		t.Error("lower-case yes accepted")
+	}
+	if items, err := SplitList("CRC32C,None"); err != nil || len(items) != 2 {
+		t.Errorf("SplitList %v %v", items, err)
+	}
+	if _, err := SplitList("CRC32C,,None"); err == nil {
+		t.Error("empty list item accepted")
+	}
+}
+
+func TestAccumulatorAndSplit(t *testing.T) {
+	full := []byte("TargetName=iqn.2026-01.test:t1\x00TargetAddress=127.0.0.1:3260,1\x00")
+	chunks := Split(full, 10)
+	if len(chunks) != (len(full)+9)/10 {
+		t.Fatalf("%d chunks", len(chunks))
+	}
+	var a Accumulator
+	for i, c := range chunks {
+		last := i == len(chunks)-1
+		got, done, err := a.Add(c, !last)
+		if err != nil || done != last {
+			t.Fatalf("chunk %d: done=%v err=%v", i, done, err)
+		}
+		if last && !bytes.Equal(got, full) {
+			t.Errorf("joined %q", got)
+		}
+		if !last && !a.Pending() {
+			t.Error("not pending mid-text")
+		}
+	}
+	a.Max = 16
+	if _, _, err := a.Add(full, true); err == nil {
+		t.Error("over-long text accepted")
+	}
+	a.Reset()
+	if a.Pending() {
+		t.Error("pending after Reset")
+	}
+	if got := Split(nil, 0); len(got) != 1 || len(got[0]) != 0 {
+		t.Errorf("Split(nil) = %v", got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("InitiatorName=iqn.x\x00HeaderDigest=CRC32C,None\x00"))
+	f.Add([]byte("CHAP_C=0x0102\x00CHAP_I=7\x00"))
+	f.Add([]byte("A=\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p Pairs
+		if err := Parse(data, &p); err != nil {
+			return
+		}
+		enc, err := p.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		var q Pairs
+		if err := Parse(enc, &q); err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+		if q.String() != p.String() || q.Len() != p.Len() {
+			t.Fatalf("unstable: %v vs %v", p.All(), q.All())
+		}
+	})
+}
+
+func FuzzDecodeBinary(f *testing.F) {
+	f.Add("0x0102")
+	f.Add("0bAQL+")
+	f.Fuzz(func(t *testing.T, v string) {
+		b, err := DecodeBinary(v)
+		if err != nil {
+			return
+		}
+		for _, enc := range []string{EncodeHex(b), EncodeBase64(b)} {
+			c, err := DecodeBinary(enc)
+			if err != nil || !bytes.Equal(b, c) {
+				t.Fatalf("%q -> %x -> %q -> %x %v", v, b, enc, c, err)
+			}
+		}
+	})
+}
