@@ -99,6 +99,13 @@ type Command struct {
 	// (len = the most the transport can return, i.e. EDTL). The core never
 	// replaces it.
 	DataIn []byte
+	// ExpectedDataOutLen is optional: the Data-Out length the initiator
+	// announced (iSCSI: the Expected Data Transfer Length of a write), 0
+	// when unknown. A transport that fetches only the bytes the CDB asks
+	// for (DataOutLen) sets it, so that commands whose Data-Out must match
+	// the CDB exactly (COMPARE AND WRITE, WRITE SAME) can reject a
+	// mismatch as SBC-3 and libiscsi's InvalidDataOutSize tests require.
+	ExpectedDataOutLen int
 
 	// Results, set by Execute.
 

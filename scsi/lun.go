@@ -22,15 +22,19 @@ type prReg struct {
 
 // PR types (SPC-4 6.15.4, Table 173).
 const (
-	prWriteExclusive          = 1
-	prExclusiveAccess         = 3
-	prWriteExclusiveRegOnly   = 5
-	prExclusiveAccessRegOnly  = 6
-	prWriteExclusiveAllRegs   = 7
-	prExclusiveAccessAllRegs  = 8
-	prScopeLU                 = 0
-	maxPendingUnitAttentions  = 8
-	defaultMaxWriteSameBlocks = 65536
+	prWriteExclusive         = 1
+	prExclusiveAccess        = 3
+	prWriteExclusiveRegOnly  = 5
+	prExclusiveAccessRegOnly = 6
+	prWriteExclusiveAllRegs  = 7
+	prExclusiveAccessAllRegs = 8
+	prScopeLU                = 0
+	maxPendingUnitAttentions = 8
+	// maxWriteSameBlocks is the MAXIMUM WRITE SAME LENGTH. Below 65536 on
+	// purpose: libiscsi's WriteSame16.Unmap writes and reads 65536 blocks
+	// (32 MiB) in one command when the limit allows it, more than one
+	// transfer may carry.
+	maxWriteSameBlocks = 65535
 )
 
 func prAllRegistrants(typ byte) bool {
@@ -43,16 +47,17 @@ func prRegistrantsOnly(typ byte) bool {
 
 // lun is one logical unit's state.
 type lun struct {
-	t         *Target
-	number    uint64           // immutable
-	be        backend.Backend  // immutable
-	unmapper  backend.Unmapper // immutable; nil without thin provisioning
-	mapper    backend.Mapper   // immutable; may be nil
-	blockSize int              // immutable
-	nblocks   uint64           // immutable
-	readOnly  bool             // immutable
-	serial    string           // immutable
-	naa       [16]byte         // immutable NAA IEEE Registered Extended designator
+	t             *Target
+	number        uint64           // immutable
+	be            backend.Backend  // immutable
+	unmapper      backend.Unmapper // immutable; nil without thin provisioning
+	mapper        backend.Mapper   // immutable; may be nil
+	blockSize     int              // immutable
+	physBlockSize int              // immutable, a power-of-two multiple of blockSize
+	nblocks       uint64           // immutable
+	readOnly      bool             // immutable
+	serial        string           // immutable
+	naa           [16]byte         // immutable NAA IEEE Registered Extended designator
 
 	// Mode page state read on the datapath.
 	dsense atomic.Bool // control page D_SENSE: descriptor format sense
@@ -104,7 +109,14 @@ func newLUN(t *Target, c LUNConfig) (*lun, error) {
 			return nil, fmt.Errorf("serial number %q is not printable ASCII", serial)
 		}
 	}
-	l := &lun{t: t, number: c.Number, be: c.Backend, blockSize: bs, nblocks: uint64(nb),
+	pbs := c.PhysicalBlockSize
+	if pbs == 0 {
+		pbs = bs
+	}
+	if pbs < bs || pbs > 1<<15*bs || pbs&(pbs-1) != 0 {
+		return nil, fmt.Errorf("physical block size %d: want a power of two >= the block size %d", pbs, bs)
+	}
+	l := &lun{t: t, number: c.Number, be: c.Backend, blockSize: bs, physBlockSize: pbs, nblocks: uint64(nb),
 		readOnly: c.ReadOnly, serial: serial, nexi: make(map[Nexus]*itl)}
 	if um, ok := c.Backend.(backend.Unmapper); ok && !c.NoThinProvisioning && !c.ReadOnly {
 		l.unmapper = um
@@ -125,7 +137,21 @@ func newLUN(t *Target, c LUNConfig) (*lun, error) {
 	return l, nil
 }
 
-// lbprz reports whether unmapped blocks read as zeros (all our backends).
+// lbppbe is the LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
+func (l *lun) lbppbe() byte {
+	e := byte(0)
+	for (l.blockSize << e) < l.physBlockSize {
+		e++
+	}
+	return e
+}
+
+// maxTransferBlocks is the MAXIMUM TRANSFER LENGTH in blocks.
+func (l *lun) maxTransferBlocks() int {
+	return l.t.maxTransfer / l.blockSize
+}
+
+// thin reports whether unmapped blocks read as zeros (all our backends).
 func (l *lun) thin() bool { return l.unmapper != nil }
 
 // writeProtected reports the LU's write protection (ReadOnly or SWP).
@@ -218,7 +244,13 @@ func (l *lun) reset(n Nexus, asc ASC) {
 	l.resv = nil
 	l.updateResvLocked()
 	l.dsense.Store(false)
-	l.uaOthersLocked(n, asc)
+	l.swp.Store(false)
+	// SAM-5 6.3.3: the unit attention goes to every I_T nexus, the one
+	// that asked for the reset included.
+	for _, s := range l.nexi {
+		l.addUALocked(s, asc)
+	}
+	_ = n
 }
 
 // nexusLost is I_T nexus loss of n.

@@ -13,6 +13,25 @@ const (
 	optimalTransferBlocks    = 2048
 )
 
+// tooLong reports a transfer beyond the MAXIMUM TRANSFER LENGTH.
+func (l *lun) tooLong(blocks uint32) bool {
+	return uint64(blocks)*uint64(l.blockSize) > uint64(l.t.maxTransfer)
+}
+
+// xferLenByte is the index of the TRANSFER LENGTH field in a block
+// command's CDB, for sense field pointers.
+func xferLenByte(op byte) int {
+	switch cdbLen(op) {
+	case 6:
+		return 4
+	case 10:
+		return 7
+	case 12:
+		return 6
+	}
+	return 10
+}
+
 // checkRange validates [lba, lba+blocks) against the capacity.
 func (l *lun) checkRange(lba uint64, blocks uint64) bool {
 	return lba <= l.nblocks && blocks <= l.nblocks-lba
@@ -54,6 +73,9 @@ func hRead(t *Target, l *lun, ctx context.Context, c *Command) result {
 	if !l.checkRange(d.lba, uint64(d.blocks)) {
 		return resLBAOutOfRange
 	}
+	if l.tooLong(d.blocks) {
+		return invalidCDB(xferLenByte(c.CDB[0]), -1)
+	}
 	n := min(c.Want, len(c.DataIn))
 	if n == 0 {
 		return good
@@ -69,12 +91,15 @@ func hRead(t *Target, l *lun, ctx context.Context, c *Command) result {
 }
 
 // writeChecks runs the checks every medium-modifying command shares.
-func (l *lun) writeChecks(d lbaCDB) (result, bool) {
+func (l *lun) writeChecks(op byte, d lbaCDB) (result, bool) {
 	if d.protect() != 0 {
 		return invalidCDB(1, 7), false
 	}
 	if !l.checkRange(d.lba, uint64(d.blocks)) {
 		return resLBAOutOfRange, false
+	}
+	if l.tooLong(d.blocks) {
+		return invalidCDB(xferLenByte(op), -1), false
 	}
 	if l.writeProtected() {
 		return resWriteProtected, false
@@ -96,7 +121,7 @@ func (t *Target) durable(l *lun, d lbaCDB) result {
 func hWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
 	d := decodeLBA(c.CDB)
 	c.Want = int(d.blocks) * l.blockSize
-	if r, ok := l.writeChecks(d); !ok {
+	if r, ok := l.writeChecks(c.CDB[0], d); !ok {
 		return r
 	}
 	n := min(c.Want, len(c.DataOut))
@@ -121,7 +146,7 @@ func hWriteVerify(t *Target, l *lun, ctx context.Context, c *Command) result {
 	if d.bytchk() == 2 || d.bytchk() == 3 {
 		return invalidCDB(1, 2)
 	}
-	if r, ok := l.writeChecks(d); !ok {
+	if r, ok := l.writeChecks(c.CDB[0], d); !ok {
 		return r
 	}
 	n := min(c.Want, len(c.DataOut))
@@ -237,14 +262,21 @@ func hCompareAndWrite(t *Target, l *lun, ctx context.Context, c *Command) result
 	bs := int(l.blockSize)
 	n := int(d.blocks) * bs
 	c.Want = 2 * n
-	if r, ok := l.writeChecks(d); !ok {
+	if r, ok := l.writeChecks(c.CDB[0], d); !ok {
 		return r
+	}
+	// The Data-Out buffer must be exactly the compare and the write data;
+	// a NUMBER OF LOGICAL BLOCKS that does not describe it is an error
+	// (libiscsi CompareAndWrite.InvalidDataOutSize, and 256 blocks that
+	// wrap the 8-bit field to 0 in CompareAndWrite.Simple).
+	if len(c.DataOut) < 2*n {
+		return checkCondition(SenseIllegalRequest, ASCParameterListLengthError)
+	}
+	if len(c.DataOut) > 2*n || c.ExpectedDataOutLen > 0 && c.ExpectedDataOutLen != 2*n {
+		return invalidCDB(13, -1)
 	}
 	if d.blocks == 0 {
 		return good
-	}
-	if len(c.DataOut) < 2*n {
-		return checkCondition(SenseIllegalRequest, ASCParameterListLengthError)
 	}
 	if err := ctx.Err(); err != nil {
 		return t.ioError(l, "compare and write", err, true)
@@ -276,7 +308,7 @@ func hOrWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
 	d := decodeLBA(c.CDB)
 	n := int(d.blocks) * l.blockSize
 	c.Want = n
-	if r, ok := l.writeChecks(d); !ok {
+	if r, ok := l.writeChecks(c.CDB[0], d); !ok {
 		return r
 	}
 	n = min(n, len(c.DataOut))
@@ -325,10 +357,10 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 			return resLBAOutOfRange
 		}
 		blocks = l.nblocks - d.lba
-		if blocks > defaultMaxWriteSameBlocks {
+		if blocks > maxWriteSameBlocks {
 			return invalidCDB(7, -1)
 		}
-	} else if blocks > defaultMaxWriteSameBlocks {
+	} else if blocks > maxWriteSameBlocks {
 		if !l.checkRange(d.lba, blocks) {
 			return resLBAOutOfRange
 		}
@@ -345,12 +377,19 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 	if ndob {
 		pattern = make([]byte, bs)
 	} else {
-		if len(c.DataOut) < int(bs) {
+		// The Data-Out buffer is exactly one logical block.
+		if len(c.DataOut) < int(bs) || c.ExpectedDataOutLen > 0 && c.ExpectedDataOutLen < int(bs) {
 			return resParamListLength
+		}
+		if len(c.DataOut) > int(bs) || c.ExpectedDataOutLen > int(bs) {
+			return invalidCDB(xferLenByte(c.CDB[0]), -1)
 		}
 		pattern = c.DataOut[:bs]
 	}
-	if unmap && allZero(pattern) {
+	if unmap {
+		// UNMAP=1 deallocates whatever the data: with LBPRZ=1 the blocks
+		// then read as zeros, which is what initiators expect (SBC-3
+		// 5.48, libiscsi WriteSame*.Unmap).
 		if err := l.unmapper.Unmap(int64(d.lba*bs), int64(blocks*bs)); err != nil {
 			return t.ioError(l, "write same unmap", err, true)
 		}
@@ -373,15 +412,6 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 		done += k
 	}
 	return t.durable(l, d)
-}
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func hUnmap(t *Target, l *lun, ctx context.Context, c *Command) result {
@@ -512,7 +542,8 @@ func hReadCapacity16(_ *Target, l *lun, _ context.Context, c *Command) result {
 	var buf [32]byte
 	putU64(buf[0:], l.nblocks-1)
 	putU32(buf[8:], uint32(l.blockSize))
-	// byte 13: P_I_EXPONENT=0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT=0
+	// byte 13: P_I_EXPONENT=0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
+	buf[13] = l.lbppbe()
 	if l.thin() {
 		buf[14] = 0x80 | 0x40 // LBPME, LBPRZ
 	}

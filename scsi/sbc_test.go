@@ -2,9 +2,21 @@ package scsi
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"testing"
+
+	"github.com/goiser/goiser/scsi/backend"
 )
+
+func backendMemory(t *testing.T, size int64) (*backend.Memory, error) {
+	t.Helper()
+	m, err := backend.NewMemory(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, nil
+}
 
 func TestReadWriteRoundTrip(t *testing.T) {
 	tg := newTarget(t, nil)
@@ -191,6 +203,9 @@ func TestCompareAndWrite(t *testing.T) {
 	}
 	expectGood(t, run(tg, nexA, 0, caw(0), nil, 0))
 	expect(t, run(tg, nexA, 0, caw(2), next, 0), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
+	// More data than the CDB describes (also: 256 blocks wrapped to 0).
+	expect(t, run(tg, nexA, 0, caw(1), make([]byte, 2048), 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	expect(t, run(tg, nexA, 0, caw(0), make([]byte, 1024), 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
 	c = run(tg, nexA, 0, cdb16(OpCompareAndWrite, 0, testBlocks-1, 0), nil, 0)
 	c = run(tg, nexA, 0, append(c.CDB[:13:13], 2, 0, 0), make([]byte, 2048), 0)
 	expect(t, c, StatusCheckCondition, SenseIllegalRequest, ASCLBAOutOfRange)
@@ -242,6 +257,7 @@ func TestWriteSame(t *testing.T) {
 	expect(t, run(tg, nexA, 0, cdb10(OpWriteSame10, 0, testBlocks+1, 0), blk, 0), StatusCheckCondition, SenseIllegalRequest, ASCLBAOutOfRange)
 	expect(t, run(tg, nexA, 0, cdb10(OpWriteSame10, 0x10, 0, 1), blk, 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB) // ANCHOR
 	expect(t, run(tg, nexA, 0, cdb10(OpWriteSame10, 0, 0, 1), blk[:100], 0), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
+	expect(t, run(tg, nexA, 0, cdb10(OpWriteSame10, 0, 0, 1), make([]byte, 1024), 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
 }
 
 func TestThinProvisioning(t *testing.T) {
@@ -249,7 +265,7 @@ func TestThinProvisioning(t *testing.T) {
 	// READ CAPACITY(16): LBPME and LBPRZ.
 	rc := run(tg, nexA, 0, cdb16(OpServiceActionIn16, SAReadCapacity16, 0, 32), nil, 32)
 	expectGood(t, rc)
-	if binary.BigEndian.Uint64(rc.DataIn) != testBlocks-1 || binary.BigEndian.Uint32(rc.DataIn[8:]) != 512 || rc.DataIn[14]&0xC0 != 0xC0 {
+	if binary.BigEndian.Uint64(rc.DataIn) != testBlocks-1 || binary.BigEndian.Uint32(rc.DataIn[8:]) != 512 || rc.DataIn[14]&0xC0 != 0xC0 || rc.DataIn[13] != 0 {
 		t.Fatalf("READ CAPACITY(16) % x", rc.DataIn[:16])
 	}
 	// Map 256 blocks (128 KiB: two chunks), then unmap them.
@@ -284,8 +300,8 @@ func TestThinProvisioning(t *testing.T) {
 	expectGood(t, run(tg, nexA, 0, []byte{OpUnmap, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil, 0))
 	expect(t, run(tg, nexA, 0, []byte{OpUnmap, 0, 0, 0, 0, 0, 0, 0, 4, 0}, make([]byte, 4), 0), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
 	expect(t, run(tg, nexA, 0, []byte{OpUnmap, 1, 0, 0, 0, 0, 0, 0, 24, 0}, make([]byte, 24), 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
-	// WRITE SAME with UNMAP and a zero block deallocates.
-	expectGood(t, run(tg, nexA, 0, cdb16(OpWriteSame16, 0x08, 128, 128), make([]byte, 512), 0))
+	// WRITE SAME with UNMAP deallocates, whatever the data block holds.
+	expectGood(t, run(tg, nexA, 0, cdb16(OpWriteSame16, 0x08, 128, 128), bytes.Repeat([]byte{0xFF}, 512), 0))
 	if _, n, st := status(0); n != testBlocks || st != 1 {
 		t.Fatalf("after WRITE SAME UNMAP: n %d status %d", n, st)
 	}
@@ -339,4 +355,53 @@ func TestDataOutLen(t *testing.T) {
 			t.Errorf("DataOutLen(% x) = %d, %v; want %d, %v", tc.cdb, n, ok, tc.n, tc.ok)
 		}
 	}
+}
+
+func TestMaxTransferLength(t *testing.T) {
+	be, _ := backendMemory(t, 64<<20)
+	tg, err := NewTarget(TargetConfig{LUNs: []LUNConfig{{Number: 0, Backend: be}}, MaxTransferLength: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := run(tg, nexA, 0, inquiry(true, 0xB0, 64), nil, 64)
+	if binary.BigEndian.Uint32(bl.DataIn[8:]) != 2048 {
+		t.Fatalf("MAXIMUM TRANSFER LENGTH %d", binary.BigEndian.Uint32(bl.DataIn[8:]))
+	}
+	expectGood(t, run(tg, nexA, 0, cdb10(OpRead10, 0, 0, 2048), nil, 1<<20))
+	expect(t, run(tg, nexA, 0, cdb10(OpRead10, 0, 0, 2049), nil, 1<<20), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	expect(t, run(tg, nexA, 0, cdb16(OpWrite16, 0, 0, 2049), make([]byte, 2049*512), 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	if _, err := NewTarget(TargetConfig{MaxTransferLength: 100}); err == nil {
+		t.Fatal("tiny MaxTransferLength accepted")
+	}
+}
+
+func TestPhysicalBlockSize(t *testing.T) {
+	tg := newTarget(t, func(c *LUNConfig) { c.PhysicalBlockSize = 4096 })
+	rc := run(tg, nexA, 0, cdb16(OpServiceActionIn16, SAReadCapacity16, 0, 32), nil, 32)
+	if rc.DataIn[13] != 3 {
+		t.Fatalf("LBPPBE %d, want 3", rc.DataIn[13])
+	}
+	be, _ := backendMemory(t, 1<<20)
+	if _, err := NewTarget(TargetConfig{LUNs: []LUNConfig{{Backend: be, PhysicalBlockSize: 3000}}}); err == nil {
+		t.Fatal("physical block size 3000 accepted")
+	}
+}
+
+func TestExpectedDataOutLen(t *testing.T) {
+	tg := newTarget(t, nil)
+	exec := func(cdb []byte, out []byte, edtl int) *Command {
+		c := &Command{Nexus: nexA, CDB: cdb, DataOut: out, ExpectedDataOutLen: edtl}
+		tg.Execute(context.Background(), c)
+		return c
+	}
+	caw := cdb16(OpCompareAndWrite, 0, 0, 0)
+	caw[13] = 1
+	// The transport fetched the 2 blocks the CDB asks, but the initiator
+	// announced 4: a mismatch.
+	expect(t, exec(caw, make([]byte, 1024), 2048), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	expectGood(t, exec(caw, make([]byte, 1024), 1024))
+	ws := cdb10(OpWriteSame10, 0, 0, 1)
+	expect(t, exec(ws, make([]byte, 512), 1024), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	expect(t, exec(ws, make([]byte, 512), 256), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
+	expectGood(t, exec(ws, make([]byte, 512), 512))
 }

@@ -216,14 +216,14 @@ func (l *lun) blockLimits() []byte {
 	b := make([]byte, 0x3C)
 	// byte 4 (payload 0): WSNZ=0: WRITE SAME with 0 blocks means "to the end".
 	b[1] = maxCompareAndWriteBlocks
-	putU16(b[2:], 1)                     // OPTIMAL TRANSFER LENGTH GRANULARITY
-	putU32(b[4:], 0)                     // MAXIMUM TRANSFER LENGTH: no limit
-	putU32(b[8:], optimalTransferBlocks) // OPTIMAL TRANSFER LENGTH
-	putU32(b[12:], 0)                    // MAXIMUM PREFETCH LENGTH
+	putU16(b[2:], 1<<l.lbppbe())                 // OPTIMAL TRANSFER LENGTH GRANULARITY: one physical block
+	putU32(b[4:], uint32(l.maxTransferBlocks())) // MAXIMUM TRANSFER LENGTH
+	putU32(b[8:], optimalTransferBlocks)         // OPTIMAL TRANSFER LENGTH
+	putU32(b[12:], 0)                            // MAXIMUM PREFETCH LENGTH
 	if l.thin() {
 		putU32(b[16:], 0xFFFFFFFF)               // MAXIMUM UNMAP LBA COUNT
 		putU32(b[20:], maxUnmapBlockDescriptors) // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
 	}
-	putU64(b[32:], defaultMaxWriteSameBlocks) // MAXIMUM WRITE SAME LENGTH
+	putU64(b[32:], maxWriteSameBlocks) // MAXIMUM WRITE SAME LENGTH
 	return b
 }

@@ -232,6 +232,8 @@ func TestUnitAttentionsAndRequestSense(t *testing.T) {
 	if err := tg.ResetLUN(nexA, 9); err == nil {
 		t.Fatal("reset of a missing LUN succeeded")
 	}
+	// Every nexus gets the unit attention, the one that reset included.
+	expect(t, run(tg, nexA, 0, tur, nil, 0), StatusCheckCondition, SenseUnitAttention, ASCBusDeviceResetOccurred)
 	expectGood(t, run(tg, nexA, 0, tur, nil, 0))
 	// INQUIRY and REPORT LUNS do not report the unit attention.
 	expectGood(t, run(tg, nexB, 0, inquiry(false, 0, 96), nil, 96))

@@ -25,6 +25,11 @@ type TargetConfig struct {
 	// Revision is the product revision level (at most 4 ASCII bytes);
 	// default "0001".
 	Revision string
+	// MaxTransferLength is the most bytes one READ or WRITE may move; it is
+	// reported in the Block Limits VPD page and longer commands get
+	// INVALID FIELD IN CDB. Set it to what the transport can buffer for one
+	// command; default 16 MiB (iscsi/tcp's default MaxTaskData).
+	MaxTransferLength int
 	// Name identifies the target in derived identifiers (the NAA
 	// designator of each LUN is derived from Name and the LUN's serial
 	// number); default is the product name.
@@ -44,6 +49,10 @@ type LUNConfig struct {
 	SerialNumber string
 	// ReadOnly makes the LUN write protected (DATA PROTECT on writes).
 	ReadOnly bool
+	// PhysicalBlockSize is reported in READ CAPACITY(16) (LOGICAL BLOCKS
+	// PER PHYSICAL BLOCK EXPONENT); default BlockSize. Note that libiscsi
+	// 1.19's GetLBAStatus.UnmapSingle test only passes with the default.
+	PhysicalBlockSize int
 	// NoThinProvisioning hides UNMAP and WRITE SAME UNMAP even when the
 	// backend implements backend.Unmapper (LBPME=0).
 	NoThinProvisioning bool
@@ -54,20 +63,24 @@ type LUNConfig struct {
 	WriteThrough bool
 }
 
+// DefaultMaxTransferLength is the default TargetConfig.MaxTransferLength.
+const DefaultMaxTransferLength = 16 << 20
+
 // Target is a set of logical units seen by initiators. It is safe for
 // concurrent use by many sessions and workers. It handles REPORT LUNS,
 // non-existent LUNs (INQUIRY peripheral qualifier 011b, other commands
 // LOGICAL UNIT NOT SUPPORTED), unit attentions per I_T nexus and
 // reservations (RESERVE/RELEASE and PERSISTENT RESERVE per I_T nexus).
 type Target struct {
-	log      *slog.Logger
-	vendor   [8]byte         // immutable, space padded
-	product  [16]byte        // immutable, space padded
-	revision [4]byte         // immutable, space padded
-	name     string          // immutable
-	luns     map[uint64]*lun // immutable after NewTarget; each lun guards itself
-	lunList  []uint64        // immutable, sorted
-	ops      *opTable        // immutable
+	log         *slog.Logger
+	vendor      [8]byte         // immutable, space padded
+	product     [16]byte        // immutable, space padded
+	revision    [4]byte         // immutable, space padded
+	name        string          // immutable
+	maxTransfer int             // immutable, bytes
+	luns        map[uint64]*lun // immutable after NewTarget; each lun guards itself
+	lunList     []uint64        // immutable, sorted
+	ops         *opTable        // immutable
 }
 
 // NewTarget validates cfg and returns a Target serving its LUNs.
@@ -94,6 +107,13 @@ func NewTarget(cfg TargetConfig) (*Target, error) {
 	}
 	if err := padASCII(t.revision[:], revision); err != nil {
 		return nil, fmt.Errorf("new target: revision: %w", err)
+	}
+	t.maxTransfer = cfg.MaxTransferLength
+	if t.maxTransfer == 0 {
+		t.maxTransfer = DefaultMaxTransferLength
+	}
+	if t.maxTransfer < 4096 {
+		return nil, fmt.Errorf("new target: MaxTransferLength %d below 4096 bytes", t.maxTransfer)
 	}
 	t.name = cfg.Name
 	if t.name == "" {
@@ -151,8 +171,10 @@ func (t *Target) Close() error {
 var ErrNoLUN = errors.New("no such logical unit")
 
 // ResetLUN performs a LOGICAL UNIT RESET on behalf of nexus n: it clears
-// RESERVE(6/10) reservations, restores mode pages to their defaults and sets
-// a BUS DEVICE RESET FUNCTION OCCURRED unit attention for every other nexus.
+// RESERVE(6/10) reservations, restores the control mode page to its
+// defaults and sets a BUS DEVICE RESET FUNCTION OCCURRED unit attention for
+// every nexus that has used the LU, n included (SAM-5 6.3.3; libiscsi's
+// MultipathIO.Reset checks every path). Persistent reservations survive.
 func (t *Target) ResetLUN(n Nexus, lun uint64) error {
 	l, ok := t.luns[lun]
 	if !ok {
