@@ -63,6 +63,7 @@ type conn struct {
 	dec       pdu.Decoder
 	hdrBuf    [BHSLen]byte
 	sense     [18]byte
+	rsp       Response // scratch for complete; handed to PutData
 	encBuf    []byte
 	text      textState
 	lastRecv  time.Time

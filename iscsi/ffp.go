@@ -458,7 +458,8 @@ func (c *conn) complete(t *Task) error {
 		return nil
 	}
 	cmd := &t.cmd
-	var rsp Response
+	rsp := &c.rsp
+	*rsp = Response{}
 	rsp.Status = uint8(cmd.Status)
 	rsp.Sense = cmd.Sense
 	edtl := int(t.EDTL)
@@ -468,15 +469,15 @@ func (c *conn) complete(t *Task) error {
 		if cmd.Status != scsi.StatusGood && cmd.Status != scsi.StatusConditionMet {
 			rsp.DataLen = 0
 		}
-		residuals(&rsp, edtl, cmd.Want, rsp.DataLen)
+		residuals(rsp, edtl, cmd.Want, rsp.DataLen)
 	case t.write:
-		residuals(&rsp, edtl, cmd.Want, min(cmd.Want, edtl))
+		residuals(rsp, edtl, cmd.Want, min(cmd.Want, edtl))
 	default:
 		if cmd.Want > 0 {
-			residuals(&rsp, edtl, cmd.Want, 0)
+			residuals(rsp, edtl, cmd.Want, 0)
 		}
 	}
-	err := c.respond(t, &rsp)
+	err := c.respond(t, rsp)
 	c.releaseTask(t)
 	c.window()
 	c.tmfProgress()
@@ -522,12 +523,13 @@ func (c *conn) expMax(rsp *Response) {
 
 // failTask answers a task at once with a status and sense data.
 func (c *conn) failTask(t *Task, st scsi.Status, sense []byte) error {
-	rsp := Response{Status: uint8(st), Sense: sense}
+	rsp := &c.rsp
+	*rsp = Response{Status: uint8(st), Sense: sense}
 	if t.EDTL > 0 {
 		rsp.Underflow = true
 		rsp.Residual = t.EDTL
 	}
-	err := c.respond(t, &rsp)
+	err := c.respond(t, rsp)
 	c.releaseTask(t)
 	c.window()
 	return err

@@ -128,7 +128,10 @@ type Conn struct {
 	// wmu guards writes to nc and the scratch below.
 	wmu  sync.Mutex
 	iov  net.Buffers
-	whdr []byte // scratch for headers, digests and padding
+	wv   net.Buffers // consumed by WriteTo
+	whdr []byte      // scratch for headers, digests and padding
+	hbuf [pdu.BHSLen]byte
+	zero [4]byte // padding source; never written
 
 	// xmu guards xfers, nextTTT and every registered xfer.
 	xmu     sync.Mutex
@@ -553,7 +556,8 @@ func (c *Conn) sendR2Ts(x *xfer, rs []r2tState) error {
 	defer c.wmu.Unlock()
 	statSN, expCmdSN, maxCmdSN := c.numbers()
 	for _, r := range rs {
-		var h [pdu.BHSLen]byte
+		h := &c.hbuf
+		*h = [pdu.BHSLen]byte{}
 		h[0] = byte(pdu.OpR2T)
 		h[1] = 0x80
 		binary.BigEndian.PutUint64(h[8:16], x.lun)
@@ -565,7 +569,7 @@ func (c *Conn) sendR2Ts(x *xfer, rs []r2tState) error {
 		binary.BigEndian.PutUint32(h[36:40], r.sn)
 		binary.BigEndian.PutUint32(h[40:44], uint32(r.next))
 		binary.BigEndian.PutUint32(h[44:48], uint32(r.end-r.next))
-		if err := c.writePDULocked(&h, nil); err != nil {
+		if err := c.writePDULocked(h, nil); err != nil {
 			return err
 		}
 	}
@@ -656,11 +660,10 @@ func (c *Conn) appendPDULocked(bhs *[pdu.BHSLen]byte, data []byte) {
 	c.iov = append(c.iov, data)
 	start = len(c.whdr)
 	pad := pdu.PadLen(len(data))
-	var zero [4]byte
-	c.whdr = append(c.whdr, zero[:pad]...)
+	c.whdr = append(c.whdr, c.zero[:pad]...)
 	if dd {
 		sum := crc32.Update(0, castagnoli, data)
-		sum = crc32.Update(sum, castagnoli, zero[:pad])
+		sum = crc32.Update(sum, castagnoli, c.zero[:pad])
 		c.whdr = binary.LittleEndian.AppendUint32(c.whdr, sum)
 	}
 	if len(c.whdr) > start {
@@ -676,8 +679,9 @@ func (c *Conn) flushLocked() error {
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 		return fmt.Errorf("iscsi/tcp: set write deadline for %s: %w", c.nc.RemoteAddr(), err)
 	}
-	v := c.iov
-	_, err := v.WriteTo(c.nc)
+	c.wv = c.iov
+	_, err := c.wv.WriteTo(c.nc)
+	c.wv = nil
 	clear(c.iov[:cap(c.iov)])
 	c.iov = c.iov[:0]
 	if err != nil {
@@ -731,7 +735,8 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 	for off := 0; off < n; {
 		l := min(seg, n-off, burst-off%burst)
 		last := off+l == n
-		var h [pdu.BHSLen]byte
+		h := &c.hbuf
+		*h = [pdu.BHSLen]byte{}
 		h[0] = byte(pdu.OpDataIn)
 		if last || (off+l)%burst == 0 {
 			h[1] |= 0x80 // F: end of a sequence
@@ -749,12 +754,13 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 			binary.BigEndian.PutUint32(h[24:28], rsp.StatSN)
 			binary.BigEndian.PutUint32(h[44:48], rsp.Residual)
 		}
-		c.appendPDULocked(&h, t.Buf[off:off+l])
+		c.appendPDULocked(h, t.Buf[off:off+l])
 		dataSN++
 		off += l
 	}
 	if !collapse {
-		var h [pdu.BHSLen]byte
+		h := &c.hbuf
+		*h = [pdu.BHSLen]byte{}
 		h[0] = byte(pdu.OpSCSIResponse)
 		h[1] = 0x80 | residualFlags(rsp)
 		h[3] = rsp.Status
@@ -777,7 +783,7 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 			c.whdr = append(c.whdr, rsp.Sense...)
 			data = c.whdr[start:len(c.whdr):len(c.whdr)]
 		}
-		c.appendPDULocked(&h, data)
+		c.appendPDULocked(h, data)
 	}
 	return c.flushLocked()
 }
