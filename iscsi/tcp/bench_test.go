@@ -93,4 +93,6 @@ func BenchmarkTCPWrite4KR2T(b *testing.B) {
 }
 
 // BenchmarkTCPRead128K is a 128 KiB READ(10) at queue depth 1.
-func BenchmarkTCPRead128K(b *testing.B) { benchIO(b, false, 128<<10, "MaxRecvDataSegmentLength=262144") }
+func BenchmarkTCPRead128K(b *testing.B) {
+	benchIO(b, false, 128<<10, "MaxRecvDataSegmentLength=262144")
+}
