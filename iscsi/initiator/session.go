@@ -112,6 +112,7 @@ type Session struct {
 	closeOnce sync.Once
 
 	// Reader-owned scratch.
+	in    inbound
 	rhdr  [BHSLen]byte
 	rahs  []byte
 	rdata []byte
@@ -260,6 +261,9 @@ func (s *Session) release(t *task) {
 
 // acquire takes a free task slot.
 func (s *Session) acquire(ctx context.Context, kind taskKind) (*task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case <-s.closed:
 		return nil, s.endedErr()
@@ -415,135 +419,80 @@ func (s *Session) lookup(itt uint32, kind taskKind) *task {
 	return t
 }
 
-// dispatch handles the PDU whose header is in s.rhdr.
+// inbound holds the reader's decoded PDUs, one per type the target sends
+// in the full feature phase. Owned by the reader goroutine.
+type inbound struct {
+	dataIn pdu.DataIn
+	rsp    pdu.SCSIResponse
+	r2t    pdu.R2T
+	nopIn  pdu.NOPIn
+	tmf    pdu.TaskMgmtResponse
+	text   pdu.TextResponse
+	logout pdu.LogoutResponse
+	rej    pdu.Reject
+	async  pdu.AsyncMessage
+	nopOut pdu.NOPOut
+}
+
+// dispatch decodes the PDU whose header is in s.rhdr (strictly: a target
+// that sets reserved bits or sends an unknown opcode ends the session) and
+// completes its task.
 func (s *Session) dispatch() error {
-	h := &s.rhdr
-	bhs := pdu.BHS(h[:])
+	h := s.rhdr[:]
+	bhs := pdu.BHS(h)
 	op := bhs.Opcode()
 	n := int(bhs.DataSegmentLength())
-	itt := bhs.InitiatorTaskTag()
-	u32 := func(off int) uint32 { return binary.BigEndian.Uint32(h[off : off+4]) }
+	in := &s.in
+	var err error
 	switch op {
 	case pdu.OpDataIn:
-		return s.dataIn(n, itt)
+		if err = in.dataIn.UnmarshalBinary(h); err == nil {
+			return s.dataIn(n)
+		}
 	case pdu.OpSCSIResponse:
-		s.updateSN(u32(24), u32(28), u32(32), true)
-		if err := s.readData(n); err != nil {
-			return err
+		if err = in.rsp.UnmarshalBinary(h); err == nil {
+			return s.scsiResponse(n)
 		}
-		t := s.lookup(itt, kindSCSI)
-		if t == nil {
-			s.log.Debug("SCSI Response for no task", "itt", itt)
-			return nil
-		}
-		t.response, t.status, t.flags = h[2], h[3], h[1]&0x1e
-		t.residual = u32(44)
-		t.statusSet = true
-		if len(s.rdata) >= 2 {
-			sl := int(binary.BigEndian.Uint16(s.rdata[:2]))
-			sl = min(sl, len(s.rdata)-2, senseMax)
-			t.senseLen = copy(t.sense[:], s.rdata[2:2+sl])
-		}
-		s.completeLocked(t)
-		t.mu.Unlock()
 	case pdu.OpR2T:
-		s.updateSN(0, u32(28), u32(32), false)
-		if n != 0 {
-			return fmt.Errorf("R2T with a %d-byte data segment", n)
+		if err = in.r2t.UnmarshalBinary(h); err == nil {
+			return s.r2t()
 		}
-		t := s.lookup(itt, kindSCSI)
-		if t == nil {
-			s.log.Debug("R2T for no task", "itt", itt)
-			return nil
-		}
-		if !t.abandoned {
-			select {
-			case t.r2t <- r2tReq{ttt: u32(20), offset: u32(40), len: u32(44)}:
-			default:
-				t.mu.Unlock()
-				return fmt.Errorf("more than %d R2Ts outstanding for ITT %#x", cap(t.r2t), itt)
-			}
-		}
-		t.mu.Unlock()
 	case pdu.OpNOPIn:
-		if err := s.readData(n); err != nil {
-			return err
+		if err = in.nopIn.UnmarshalBinary(h); err == nil {
+			return s.nopIn(n)
 		}
-		ttt := u32(20)
-		s.updateSN(u32(24), u32(28), u32(32), itt != reservedTag)
-		if itt == reservedTag {
-			if ttt != reservedTag {
-				return s.answerNOPIn(ttt)
-			}
-			return nil
+	case pdu.OpTaskMgmtResp:
+		if err = in.tmf.UnmarshalBinary(h); err == nil {
+			r := &in.tmf
+			return s.simpleResponse(n, r.ITT, kindTMF, uint8(r.Response), r.StatSN, r.ExpCmdSN, r.MaxCmdSN)
 		}
-		return s.completeData(itt, kindNOP)
-	case pdu.OpTaskMgmtResp, pdu.OpLogoutResp:
-		s.updateSN(u32(24), u32(28), u32(32), true)
-		if err := s.readData(n); err != nil {
-			return err
-		}
-		kind := kindTMF
-		if op == pdu.OpLogoutResp {
-			kind = kindLogout
-		}
-		if t := s.lookup(itt, kind); t != nil {
-			t.response = h[2]
-			s.completeLocked(t)
-			t.mu.Unlock()
+	case pdu.OpLogoutResp:
+		if err = in.logout.UnmarshalBinary(h); err == nil {
+			r := &in.logout
+			return s.simpleResponse(n, r.ITT, kindLogout, uint8(r.Response), r.StatSN, r.ExpCmdSN, r.MaxCmdSN)
 		}
 	case pdu.OpTextResp:
-		s.updateSN(u32(24), u32(28), u32(32), true)
-		if err := s.readData(n); err != nil {
-			return err
-		}
-		if t := s.lookup(itt, kindText); t != nil {
-			t.more = h[1]&0x40 != 0
-			t.ttt = u32(20)
-			t.data = append(t.data[:0], s.rdata...)
-			s.completeLocked(t)
-			t.mu.Unlock()
+		if err = in.text.UnmarshalBinary(h); err == nil {
+			return s.textResponse(n)
 		}
 	case pdu.OpReject:
-		s.updateSN(u32(24), u32(28), u32(32), true)
-		if err := s.readData(n); err != nil {
-			return err
-		}
-		reason := pdu.RejectReason(h[2])
-		if len(s.rdata) < BHSLen {
-			return fmt.Errorf("reject (%v) without the rejected header", reason)
-		}
-		rej := pdu.BHS(s.rdata[:BHSLen])
-		ritt := rej.InitiatorTaskTag()
-		s.log.Warn("target rejected a PDU", "reason", reason, "opcode", rej.Opcode(), "itt", ritt)
-		var kind taskKind
-		switch rej.Opcode() {
-		case pdu.OpSCSICommand, pdu.OpDataOut:
-			kind = kindSCSI
-		case pdu.OpNOPOut:
-			kind = kindNOP
-		case pdu.OpTaskMgmtReq:
-			kind = kindTMF
-		case pdu.OpTextReq:
-			kind = kindText
-		case pdu.OpLogoutReq:
-			kind = kindLogout
-		}
-		if t := s.lookup(ritt, kind); t != nil {
-			t.err = &RejectError{Reason: reason, Opcode: rej.Opcode()}
-			s.completeLocked(t)
-			t.mu.Unlock()
+		if err = in.rej.UnmarshalBinary(h); err == nil {
+			return s.reject(n)
 		}
 	case pdu.OpAsync:
-		s.updateSN(u32(24), u32(28), u32(32), true)
-		if err := s.readData(n); err != nil {
-			return err
+		if err = in.async.UnmarshalBinary(h); err == nil {
+			a := &in.async
+			s.updateSN(a.StatSN, a.ExpCmdSN, a.MaxCmdSN, true)
+			if err := s.readData(n); err != nil {
+				return err
+			}
+			s.log.Info("asynchronous message", "event", a.Event, "param1", a.Parameter1, "param2", a.Parameter2)
+			return nil
 		}
-		s.log.Info("asynchronous message", "event", pdu.AsyncEvent(h[36]), "param1", binary.BigEndian.Uint16(h[38:40]))
 	default:
 		return fmt.Errorf("unexpected %v from target", op)
 	}
-	return nil
+	return fmt.Errorf("bad PDU from target: %w", err)
 }
 
 // readData reads the data segment of the current PDU into s.rdata.
@@ -555,9 +504,117 @@ func (s *Session) readData(n int) error {
 	return s.c.readData(&s.rhdr, s.rdata)
 }
 
-// completeData completes a task whose response data is in s.rdata.
-func (s *Session) completeData(itt uint32, kind taskKind) error {
-	t := s.lookup(itt, kind)
+// dataIn places one Data-In PDU (RFC 7143 §11.7) straight into the task's
+// buffer.
+func (s *Session) dataIn(n int) error {
+	d := &s.in.dataIn
+	s.updateSN(d.StatSN, d.ExpCmdSN, d.MaxCmdSN, d.HasStatus)
+	t := s.lookup(d.ITT, kindSCSI)
+	if t == nil {
+		s.log.Debug("Data-In for no task", "itt", d.ITT)
+		return s.c.discardData(&s.rhdr, n)
+	}
+	defer t.mu.Unlock()
+	off := int(d.BufferOffset)
+	if t.dataIn == nil { // abandoned
+		if err := s.c.discardData(&s.rhdr, n); err != nil {
+			return err
+		}
+	} else {
+		if off+n > len(t.dataIn) {
+			return fmt.Errorf("data-in for ITT %#x at offset %d+%d beyond the %d-byte buffer", d.ITT, off, n, len(t.dataIn))
+		}
+		if err := s.c.readData(&s.rhdr, t.dataIn[off:off+n]); err != nil {
+			return err
+		}
+	}
+	t.inLen = max(t.inLen, off+n)
+	if d.HasStatus {
+		if !d.Final {
+			return fmt.Errorf("data-in for ITT %#x with S but not F", d.ITT)
+		}
+		t.status, t.residual, t.statusSet = d.Status, d.ResidualCount, true
+		t.flags = flagBits(d.ResidualOverflow, d.ResidualUnderflow)
+		s.completeLocked(t)
+	}
+	return nil
+}
+
+// flagBits packs the O and U bits as the Result decoding expects them.
+func flagBits(overflow, underflow bool) uint8 {
+	var f uint8
+	if overflow {
+		f |= 0x04
+	}
+	if underflow {
+		f |= 0x02
+	}
+	return f
+}
+
+// scsiResponse completes a SCSI task (RFC 7143 §11.4).
+func (s *Session) scsiResponse(n int) error {
+	r := &s.in.rsp
+	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, true)
+	if err := s.readData(n); err != nil {
+		return err
+	}
+	t := s.lookup(r.ITT, kindSCSI)
+	if t == nil {
+		s.log.Debug("SCSI Response for no task", "itt", r.ITT)
+		return nil
+	}
+	t.response, t.status, t.residual = uint8(r.Response), r.Status, r.ResidualCount
+	t.flags = flagBits(r.ResidualOverflow, r.ResidualUnderflow)
+	t.statusSet = true
+	if len(s.rdata) >= 2 {
+		// Sense data: a 2-byte SenseLength, then the sense bytes (§11.4.7.2).
+		sl := int(binary.BigEndian.Uint16(s.rdata[:2]))
+		sl = min(sl, len(s.rdata)-2, senseMax)
+		t.senseLen = copy(t.sense[:], s.rdata[2:2+sl])
+	}
+	s.completeLocked(t)
+	t.mu.Unlock()
+	return nil
+}
+
+// r2t hands an R2T (RFC 7143 §11.8) to the goroutine sending the task's
+// data.
+func (s *Session) r2t() error {
+	r := &s.in.r2t
+	s.updateSN(0, r.ExpCmdSN, r.MaxCmdSN, false)
+	t := s.lookup(r.ITT, kindSCSI)
+	if t == nil {
+		s.log.Debug("R2T for no task", "itt", r.ITT)
+		return nil
+	}
+	defer t.mu.Unlock()
+	if t.abandoned {
+		return nil
+	}
+	select {
+	case t.r2t <- r2tReq{ttt: r.TTT, offset: r.BufferOffset, len: r.DesiredDataTransferLength}:
+		return nil
+	default:
+		return fmt.Errorf("more than %d R2Ts outstanding for ITT %#x", cap(t.r2t), r.ITT)
+	}
+}
+
+// nopIn answers a target's ping or completes ours (RFC 7143 §11.19).
+func (s *Session) nopIn(n int) error {
+	r := &s.in.nopIn
+	if err := s.readData(n); err != nil {
+		return err
+	}
+	// A NOP-In with ITT 0xffffffff does not advance StatSN.
+	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, r.ITT != reservedTag)
+	if r.ITT == reservedTag {
+		if r.TTT != reservedTag {
+			return s.answerNOPIn(r.TTT, r.LUN)
+		}
+		return nil
+	}
+	t := s.lookup(r.ITT, kindNOP)
 	if t == nil {
 		return nil
 	}
@@ -567,61 +624,85 @@ func (s *Session) completeData(itt uint32, kind taskKind) error {
 	return nil
 }
 
-// dataIn places one Data-In PDU (RFC 7143 §11.7) straight into the task's
-// buffer.
-func (s *Session) dataIn(n int, itt uint32) error {
-	h := &s.rhdr
-	flags := h[1]
-	hasStatus := flags&0x01 != 0
-	u32 := func(off int) uint32 { return binary.BigEndian.Uint32(h[off : off+4]) }
-	s.updateSN(u32(24), u32(28), u32(32), hasStatus)
-	t := s.lookup(itt, kindSCSI)
-	if t == nil {
-		s.log.Debug("Data-In for no task", "itt", itt)
-		return s.c.discardData(h, n)
+// simpleResponse completes a TMF or Logout task with its response code.
+func (s *Session) simpleResponse(n int, itt uint32, kind taskKind, resp uint8, statSN, expCmdSN, maxCmdSN uint32) error {
+	s.updateSN(statSN, expCmdSN, maxCmdSN, true)
+	if err := s.readData(n); err != nil {
+		return err
 	}
-	defer t.mu.Unlock()
-	off := int(u32(40))
-	if t.dataIn == nil { // abandoned
-		if err := s.c.discardData(h, n); err != nil {
-			return err
-		}
-	} else {
-		if off+n > len(t.dataIn) || off < 0 {
-			return fmt.Errorf("data-in for ITT %#x at offset %d+%d beyond the %d-byte buffer", itt, off, n, len(t.dataIn))
-		}
-		if err := s.c.readData(h, t.dataIn[off:off+n]); err != nil {
-			return err
-		}
-	}
-	t.inLen = max(t.inLen, off+n)
-	if hasStatus {
-		if flags&0x80 == 0 {
-			return fmt.Errorf("data-in for ITT %#x with S but not F", itt)
-		}
-		t.status, t.flags, t.residual, t.statusSet = h[3], flags&0x06, u32(44), true
+	if t := s.lookup(itt, kind); t != nil {
+		t.response = resp
 		s.completeLocked(t)
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// textResponse completes a Text task (RFC 7143 §11.11).
+func (s *Session) textResponse(n int) error {
+	r := &s.in.text
+	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, true)
+	if err := s.readData(n); err != nil {
+		return err
+	}
+	if t := s.lookup(r.ITT, kindText); t != nil {
+		t.more = r.Continue
+		t.ttt = r.TTT
+		t.data = append(t.data[:0], s.rdata...)
+		s.completeLocked(t)
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// reject fails the task whose PDU the target rejected (RFC 7143 §11.17).
+func (s *Session) reject(n int) error {
+	r := &s.in.rej
+	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, true)
+	if err := s.readData(n); err != nil {
+		return err
+	}
+	if len(s.rdata) < BHSLen {
+		return fmt.Errorf("reject (%v) without the rejected header", r.Reason)
+	}
+	rej := pdu.BHS(s.rdata[:BHSLen])
+	ritt := rej.InitiatorTaskTag()
+	s.log.Warn("target rejected a PDU", "reason", r.Reason, "opcode", rej.Opcode(), "itt", ritt)
+	var kind taskKind
+	switch rej.Opcode() {
+	case pdu.OpSCSICommand, pdu.OpDataOut:
+		kind = kindSCSI
+	case pdu.OpNOPOut:
+		kind = kindNOP
+	case pdu.OpTaskMgmtReq:
+		kind = kindTMF
+	case pdu.OpTextReq:
+		kind = kindText
+	case pdu.OpLogoutReq:
+		kind = kindLogout
+	}
+	if t := s.lookup(ritt, kind); t != nil {
+		t.err = &RejectError{Reason: r.Reason, Opcode: rej.Opcode()}
+		s.completeLocked(t)
+		t.mu.Unlock()
 	}
 	return nil
 }
 
 // answerNOPIn answers a target's ping (RFC 7143 §11.18): a NOP-Out with
 // the target's TTT, ITT 0xffffffff, immediate, echoing the data.
-func (s *Session) answerNOPIn(ttt uint32) error {
-	h := &s.nop
-	*h = [BHSLen]byte{}
-	h[0] = byte(pdu.OpNOPOut) | 0x40
-	h[1] = 0x80
-	copy(h[8:16], s.rhdr[8:16])
-	binary.BigEndian.PutUint32(h[16:20], reservedTag)
-	binary.BigEndian.PutUint32(h[20:24], ttt)
+func (s *Session) answerNOPIn(ttt uint32, lun pdu.LUN) error {
 	s.seqMu.Lock()
 	cmdSN := s.cmdSN
 	s.seqMu.Unlock()
-	binary.BigEndian.PutUint32(h[24:28], cmdSN)
-	binary.BigEndian.PutUint32(h[28:32], s.expStatSN.Load())
-	pdu.BHS(h[:]).SetDataSegmentLength(uint32(len(s.rdata)))
-	return s.c.write(h, nil, s.rdata, 0)
+	s.in.nopOut = pdu.NOPOut{
+		Immediate: true, LUN: lun, ITT: reservedTag, TTT: ttt,
+		CmdSN: cmdSN, ExpStatSN: s.expStatSN.Load(), Data: s.rdata,
+	}
+	if _, err := s.in.nopOut.AppendBinary(s.nop[:0]); err != nil {
+		return fmt.Errorf("encode NOP-Out: %w", err)
+	}
+	return s.c.write(&s.nop, nil, s.rdata, 0)
 }
 
 // RejectError reports a request the target answered with a Reject PDU
