@@ -127,6 +127,13 @@ func dataOutLen(cdb []byte, bs int) (int, bool) {
 	case OpWrite6, OpWrite10, OpWrite12, OpWrite16, OpWriteVerify10, OpWriteVerify12, OpWriteVerify16, OpOrWrite16:
 		return int(decodeLBA(cdb).blocks) * bs, true
 	case OpCompareAndWrite:
+		if cdb[13] == 0 {
+			// Zero blocks move no data, but an initiator that sends some
+			// anyway (256 blocks wrapped into the 8-bit field) must get an
+			// error, not GOOD: let the transport fetch what it announced
+			// so Execute sees the mismatch.
+			return 0, false
+		}
 		return 2 * int(cdb[13]) * bs, true
 	case OpWriteSame10:
 		return bs, true

@@ -339,6 +339,7 @@ func TestDataOutLen(t *testing.T) {
 		{cdb16(OpWrite16, 0, 0, 2), 1024, true},
 		{cdb10(OpRead10, 0, 0, 8), 0, true},
 		{caw, 3 * 1024, true},
+		{cdb16(OpCompareAndWrite, 0, 0, 0), 0, false},
 		{cdb10(OpWriteSame10, 0, 0, 100), 512, true},
 		{cdb16(OpWriteSame16, 1, 0, 100), 0, true},
 		{cdb10(OpVerify10, 0x02, 0, 4), 2048, true},

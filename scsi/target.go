@@ -219,8 +219,10 @@ func (t *Target) Execute(ctx context.Context, cmd *Command) {
 
 // DataOutLen decodes how many bytes of Data-Out the CDB asks for, so a
 // transport can check it against the iSCSI Expected Data Transfer Length
-// before fetching data. ok is false when the CDB is not understood
-// (Execute will report the error).
+// before fetching data. ok is false when the CDB is not understood, or when
+// Execute needs all the data the initiator announced to judge the command
+// (COMPARE AND WRITE of 0 blocks): the transport then fetches its Expected
+// Data Transfer Length and Execute reports the error.
 func (t *Target) DataOutLen(lun uint64, cdb []byte) (n int, ok bool) {
 	bs := 512
 	if l, found := t.luns[lun]; found {
