@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -221,11 +222,45 @@ type cmID struct {
 
 	discOnce    sync.Once
 	destroyOnce sync.Once
+
+	// inErr is set once the connection is disconnected (by either side):
+	// the QP is in Error and posts are refused.
+	inErr atomic.Bool
+
+	mu sync.Mutex
+	qp *C.goiser_qp // the connection's QP while it exists; guarded by mu
+	// local is set when this side called rdma_disconnect; guarded by mu.
+	local bool
+}
+
+func (m *cmID) attachQP(q *C.goiser_qp) {
+	m.mu.Lock()
+	m.qp = q
+	m.mu.Unlock()
+}
+
+func (m *cmID) detachQP() {
+	m.mu.Lock()
+	m.qp = nil
+	m.mu.Unlock()
 }
 
 func (m *cmID) deliver(ev cmEvent) {
 	switch ev.typ {
-	case C.RDMA_CM_EVENT_DISCONNECTED, C.RDMA_CM_EVENT_DEVICE_REMOVAL, C.RDMA_CM_EVENT_TIMEWAIT_EXIT:
+	case C.RDMA_CM_EVENT_DISCONNECTED, C.RDMA_CM_EVENT_DEVICE_REMOVAL:
+		// The peer went (or the device did). Answer as every librdmacm
+		// user does: rdma_disconnect moves our QP to Error, so its
+		// outstanding WRs flush, and replies to the peer's request.
+		m.mu.Lock()
+		if m.qp != nil && !m.local {
+			m.local = true
+			C.rdma_disconnect(m.id)
+		}
+		m.mu.Unlock()
+		m.inErr.Store(true)
+		m.discOnce.Do(func() { close(m.disc) })
+	case C.RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		m.inErr.Store(true)
 		m.discOnce.Do(func() { close(m.disc) })
 	}
 	select {
@@ -245,6 +280,13 @@ func (m *cmID) wait(ctx context.Context) (cmEvent, error) {
 }
 
 func (m *cmID) disconnect() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inErr.Store(true)
+	if m.local {
+		return nil
+	}
+	m.local = true
 	if rc, err := C.rdma_disconnect(m.id); rc != 0 {
 		select {
 		case <-m.disc:

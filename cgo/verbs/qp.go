@@ -31,6 +31,11 @@ type queuePair struct {
 
 	cm     *cmID // the CM id for a CM-connected QP; nil otherwise
 	closed atomic.Bool
+	// inErr is set when this provider moved the QP to Error (Modify,
+	// Disconnect, or the peer's disconnect): posts are then refused with
+	// ErrInvalidState instead of handed to a device that may never flush
+	// them (rxe on Linux 6.1 does not complete WRs posted in Error).
+	inErr atomic.Bool
 }
 
 // createQP creates a QP on pd; with id set, through rdma_create_qp so the
@@ -64,6 +69,9 @@ func createQP(p *protDomain, id *C.struct_rdma_cm_id, cm *cmID, cfg driver.QPCon
 		C.int(nSGE), C.int(rSGE), C.int(cfg.MaxInline), sig)
 	if q == nil {
 		return nil, driver.NewVerbsError(op, err)
+	}
+	if cm != nil {
+		cm.attachQP(q)
 	}
 	return &queuePair{
 		q:    q,
@@ -141,7 +149,18 @@ func (qp *queuePair) Modify(attr driver.QPAttr) error {
 		}
 		return rcErr("ibv_modify_qp", rc, err)
 	}
+	switch attr.State {
+	case driver.QPError:
+		qp.inErr.Store(true)
+	case driver.QPReset, driver.QPInit:
+		qp.inErr.Store(false)
+	}
 	return nil
+}
+
+// errPosted is the error of a post on a QP this provider moved to Error.
+func (qp *queuePair) errPosted(op string) error {
+	return fmt.Errorf("verbs: %s on QP %d in state ERR: %w", op, qp.num, driver.ErrInvalidState)
 }
 
 // PostSend copies wrs into the QP's C arrays and posts them with one
@@ -152,6 +171,9 @@ func (qp *queuePair) Modify(attr driver.QPAttr) error {
 func (qp *queuePair) PostSend(wrs []driver.SendWR) (int, error) {
 	if qp.closed.Load() {
 		return 0, driver.ErrClosed
+	}
+	if qp.inErr.Load() || (qp.cm != nil && qp.cm.inErr.Load()) {
+		return 0, qp.errPosted("post send")
 	}
 	done := 0
 	for done < len(wrs) {
@@ -202,6 +224,9 @@ func (qp *queuePair) PostSend(wrs []driver.SendWR) (int, error) {
 func (qp *queuePair) PostRecv(wrs []driver.RecvWR) (int, error) {
 	if qp.closed.Load() {
 		return 0, driver.ErrClosed
+	}
+	if qp.inErr.Load() || (qp.cm != nil && qp.cm.inErr.Load()) {
+		return 0, qp.errPosted("post recv")
 	}
 	done := 0
 	for done < len(wrs) {
@@ -278,6 +303,7 @@ func (qp *queuePair) Close() error {
 	var id *C.struct_rdma_cm_id
 	if qp.cm != nil {
 		id = qp.cm.id
+		qp.cm.detachQP() // the CM goroutine no longer touches the QP
 	}
 	if rc, err := C.goiser_qp_destroy(qp.q, id); rc != 0 {
 		return rcErr("ibv_destroy_qp", rc, err)
