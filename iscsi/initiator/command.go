@@ -2,7 +2,6 @@ package initiator
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -104,7 +103,7 @@ func (s *Session) Start(ctx context.Context, lun uint64, cdb, dataOut, dataIn []
 	if s.params.Discovery {
 		return Call{}, errors.New("initiator: SCSI command in a discovery session")
 	}
-	if len(cdb) == 0 || len(cdb) > 16+len(task{}.ahs)-4 {
+	if len(cdb) == 0 || len(cdb) > pdu.MaxCDBLen {
 		return Call{}, fmt.Errorf("initiator: CDB of %d bytes", len(cdb))
 	}
 	if len(dataOut) > 0 && len(dataIn) > 0 {
@@ -119,19 +118,16 @@ func (s *Session) Start(ctx context.Context, lun uint64, cdb, dataOut, dataIn []
 	}
 	p := &s.params
 	l := pdu.EncodeLUN(uint16(lun))
-	h := &t.hdr
-	*h = [BHSLen]byte{}
-	h[0] = byte(pdu.OpSCSICommand)
-	h[1] = 0x80 | byte(pdu.AttrSimple)
-	edtl := 0
+	cmd := &t.cmd
+	*cmd = pdu.SCSICommand{Final: true, Attr: pdu.AttrSimple, LUN: l, ITT: t.itt}
 	if len(dataIn) > 0 {
-		h[1] |= 0x40
-		edtl = len(dataIn)
+		cmd.Read = true
+		cmd.ExpectedDataTransferLength = uint32(len(dataIn))
 	}
 	imm, unsol := 0, 0
 	if len(dataOut) > 0 {
-		h[1] |= 0x20
-		edtl = len(dataOut)
+		cmd.Write = true
+		cmd.ExpectedDataTransferLength = uint32(len(dataOut))
 		if p.ImmediateData {
 			imm = min(len(dataOut), int(p.FirstBurstLength), int(p.TargetMaxRecvDataSegmentLength))
 		}
@@ -139,30 +135,23 @@ func (s *Session) Start(ctx context.Context, lun uint64, cdb, dataOut, dataIn []
 		if !p.InitialR2T {
 			unsol = min(len(dataOut), int(p.FirstBurstLength))
 		}
-		if unsol > imm {
-			h[1] &^= 0x80 // unsolicited Data-Out follows
-		}
+		cmd.Final = unsol == imm // else unsolicited Data-Out follows
+		cmd.Data = dataOut[:imm]
 	}
-	binary.BigEndian.PutUint64(h[8:16], uint64(l))
-	binary.BigEndian.PutUint32(h[16:20], t.itt)
-	binary.BigEndian.PutUint32(h[20:24], uint32(edtl))
-	copy(h[32:48], cdb)
+	copy(cmd.CDB[:], cdb)
 	var ahs []byte
 	if len(cdb) > 16 {
-		// Extended CDB AHS (RFC 7143 §11.3.5): length counts the reserved
-		// byte and the CDB remainder.
-		rest := len(cdb) - 16
-		t.ahs = [len(t.ahs)]byte{}
-		binary.BigEndian.PutUint16(t.ahs[0:2], uint16(rest+1))
-		t.ahs[2] = 1
-		copy(t.ahs[4:], cdb[16:])
-		ahs = t.ahs[:(4+rest+3)&^3]
+		// Extended CDB AHS (RFC 7143 §11.3.5). Copied so that cdb does not
+		// escape (the caller's CDB array stays on its stack).
+		cmd.ExtCDB = t.ext[:copy(t.ext[:], cdb[16:])]
+		ahs = cmd.AppendAHS(t.ahs[:0])
 	}
 	t.mu.Lock()
 	t.lun = l
 	t.dataIn = dataIn
 	t.mu.Unlock()
-	wrote, err := s.sendCommand(ctx, t, ahs, dataOut[:imm])
+	wrote, err := s.sendCommand(ctx, t, cmd, ahs)
+	cmd.Data = nil // do not keep the caller's buffer
 	if err != nil {
 		return Call{}, s.sendFailed(t, err, wrote)
 	}
@@ -186,23 +175,21 @@ func (c Call) sendData(ttt, off, n uint32) error {
 		return err
 	}
 	maxSeg := s.params.TargetMaxRecvDataSegmentLength
-	h := &t.dohdr
+	d := &t.dout
 	end := off + n
 	for sn := uint32(0); off < end; sn++ {
 		seg := min(end-off, maxSeg)
-		*h = [BHSLen]byte{}
-		h[0] = byte(pdu.OpDataOut)
-		if off+seg == end {
-			h[1] = 0x80
+		*d = pdu.DataOut{
+			Final: off+seg == end, LUN: c.lun, ITT: c.itt, TTT: ttt,
+			ExpStatSN: s.expStatSN.Load(), DataSN: sn, BufferOffset: off,
+			Data: c.dataOut[off : off+seg],
 		}
-		pdu.BHS(h[:]).SetDataSegmentLength(seg)
-		binary.BigEndian.PutUint64(h[8:16], uint64(c.lun))
-		binary.BigEndian.PutUint32(h[16:20], c.itt)
-		binary.BigEndian.PutUint32(h[20:24], ttt)
-		binary.BigEndian.PutUint32(h[28:32], s.expStatSN.Load())
-		binary.BigEndian.PutUint32(h[36:40], sn)
-		binary.BigEndian.PutUint32(h[40:44], off)
-		if err := s.c.write(h, nil, c.dataOut[off:off+seg], 0); err != nil {
+		_, err := d.AppendBinary(t.dohdr[:0])
+		if err == nil {
+			err = s.c.write(&t.dohdr, nil, d.Data, 0)
+		}
+		d.Data = nil
+		if err != nil {
 			s.fail(err)
 			return err
 		}

@@ -125,6 +125,8 @@ func dialLogin(ctx context.Context, addr string, cfg Config, discovery bool) (*C
 		_ = tc.SetNoDelay(true)
 	}
 	c := NewConn(nc)
+	// Login PDUs carry at most 8192 bytes of data (RFC 7143 §13.12).
+	c.SetMaxRecvDataSegmentLength(8192)
 	l := &login{c: c, cfg: cfg, discovery: discovery, log: cfg.Logger.With("target", cfg.TargetName, "addr", addr)}
 	if err := l.run(ctx); err != nil {
 		_ = nc.Close()
@@ -230,6 +232,10 @@ func (l *login) exchange() error {
 	if err != nil {
 		return err
 	}
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("login exchange", "step", l.step, "sent", keys, "got", got,
+			"transit", l.transit, "csg", l.csg, "nsg", l.nsg)
+	}
 	return l.process(got)
 }
 
@@ -264,22 +270,22 @@ func yesNo(b bool) string {
 
 // send writes one Login Request (RFC 7143 §11.12).
 func (l *login) send(csg, nsg pdu.Stage, transit bool, data []byte) error {
-	p := &l.req
-	p.BHS = [BHSLen]byte{}
-	p.BHS[0] = byte(pdu.OpLoginReq) | 0x40 // login requests are immediate
-	p.BHS[1] = byte(csg)<<2 | byte(nsg)
-	if transit {
-		p.BHS[1] |= 0x80
-	} else {
-		p.BHS[1] &^= 0x03 // NSG is reserved without T
+	req := pdu.LoginRequest{
+		Transit: transit, CSG: csg, ISID: l.cfg.ISID, TSIH: l.tsih,
+		ITT: l.itt, CmdSN: l.cmdSN, ExpStatSN: l.expStatSN, Data: data,
 	}
-	copy(p.BHS[8:14], l.cfg.ISID[:])
-	binary.BigEndian.PutUint16(p.BHS[14:16], l.tsih)
-	p.PutU32(16, l.itt)
-	p.PutU32(24, l.cmdSN)
-	p.PutU32(28, l.expStatSN)
-	p.AHS = nil
-	p.Data = data
+	if transit {
+		req.NSG = nsg
+	}
+	p := &l.req
+	b, err := req.AppendBinary(p.BHS[:0])
+	if err != nil {
+		return fmt.Errorf("encode login request: %w", err)
+	}
+	if len(b) != BHSLen {
+		return fmt.Errorf("encode login request: %d bytes", len(b))
+	}
+	p.AHS, p.Data = nil, data
 	return l.c.WritePDU(p)
 }
 
@@ -295,25 +301,27 @@ func (l *login) receive() error {
 		if op := p.Opcode(); op != pdu.OpLoginResp {
 			return fmt.Errorf("got %v, want Login Response", op)
 		}
-		status := pdu.LoginStatus(binary.BigEndian.Uint16(p.BHS[36:38]))
-		if p.ITT() != l.itt {
-			return fmt.Errorf("login response ITT %#x, want %#x", p.ITT(), l.itt)
+		var r pdu.LoginResponse
+		if err := r.UnmarshalBinary(p.BHS[:]); err != nil {
+			return fmt.Errorf("bad login response: %w", err)
 		}
-		statSN := p.U32(24)
-		l.expStatSN = statSN + 1
-		l.maxCmdSN = p.U32(32)
-		if status != pdu.LoginSuccess {
-			return &LoginError{Status: status}
+		if r.ITT != l.itt {
+			return fmt.Errorf("login response ITT %#x, want %#x", r.ITT, l.itt)
 		}
-		if p.BHS[3] != 0 {
-			return fmt.Errorf("target chose version %d", p.BHS[3])
+		l.expStatSN = r.StatSN + 1
+		l.maxCmdSN = r.MaxCmdSN
+		if r.Status != pdu.LoginSuccess {
+			return &LoginError{Status: r.Status}
 		}
-		l.transit = p.BHS[1]&0x80 != 0
-		l.csg = pdu.Stage(p.BHS[1] >> 2 & 3)
-		l.nsg = pdu.Stage(p.BHS[1] & 3)
-		l.tsih = binary.BigEndian.Uint16(p.BHS[14:16])
+		if r.VersionActive != 0 {
+			return fmt.Errorf("target chose version %d", r.VersionActive)
+		}
+		if r.ISID != l.cfg.ISID {
+			return fmt.Errorf("login response ISID %v, want %v", r.ISID, l.cfg.ISID)
+		}
+		l.transit, l.csg, l.nsg, l.tsih = r.Transit, r.CSG, r.NSG, r.TSIH
 		l.data = append(l.data, p.Data...)
-		if p.BHS[1]&0x40 == 0 { // C bit clear: response complete
+		if !r.Continue {
 			return nil
 		}
 		// Continue: an empty request with the same stages, T clear.

@@ -3,18 +3,17 @@ package initiator
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/goiser/goiser/iscsi/pdu"
 )
 
-// request sends the non-SCSI request built in t.hdr with data and waits for
-// its response. On success the caller reads t's results and releases t.
-func (s *Session) request(ctx context.Context, t *task, data []byte) error {
-	binary.BigEndian.PutUint32(t.hdr[16:20], t.itt)
-	wrote, err := s.sendCommand(ctx, t, nil, data)
+// request sends p, one of t's non-SCSI request structs, and waits for its
+// response. On success the caller reads t's results and releases t.
+func (s *Session) request(ctx context.Context, t *task, p pdu.PDU) error {
+	wrote, err := s.sendCommand(ctx, t, p, nil)
+	p.SetDataSegment(nil)
 	if err != nil {
 		return s.sendFailed(t, err, wrote)
 	}
@@ -39,12 +38,8 @@ func (s *Session) Ping(ctx context.Context, data []byte) error {
 	if err != nil {
 		return err
 	}
-	h := &t.hdr
-	*h = [BHSLen]byte{}
-	h[0] = byte(pdu.OpNOPOut) | 0x40
-	h[1] = 0x80
-	binary.BigEndian.PutUint32(h[20:24], reservedTag)
-	if err := s.request(ctx, t, data); err != nil {
+	t.nopOut = pdu.NOPOut{Immediate: true, ITT: t.itt, TTT: reservedTag, Data: data}
+	if err := s.request(ctx, t, &t.nopOut); err != nil {
 		return fmt.Errorf("initiator: ping: %w", err)
 	}
 	ok := bytes.Equal(t.data, data)
@@ -69,19 +64,15 @@ func (s *Session) TaskManagement(ctx context.Context, fn pdu.TMFunction, lun uin
 		return 0, err
 	}
 	l := pdu.EncodeLUN(uint16(lun))
-	h := &t.hdr
-	*h = [BHSLen]byte{}
-	h[0] = byte(pdu.OpTaskMgmtReq) | 0x40
-	h[1] = 0x80 | byte(fn)
+	t.tmf = pdu.TaskMgmtRequest{Immediate: true, Function: fn, ITT: t.itt, ReferencedTaskTag: reservedTag}
 	if fn != pdu.TMFTargetWarmReset && fn != pdu.TMFTargetColdReset {
-		binary.BigEndian.PutUint64(h[8:16], uint64(l))
+		t.tmf.LUN = l
 	}
-	binary.BigEndian.PutUint32(h[20:24], reservedTag)
 	if fn == pdu.TMFAbortTask {
-		binary.BigEndian.PutUint32(h[20:24], ref.itt)
-		binary.BigEndian.PutUint32(h[32:36], ref.cmdSN)
+		t.tmf.ReferencedTaskTag = ref.itt
+		t.tmf.RefCmdSN = ref.cmdSN
 	}
-	if err := s.request(ctx, t, nil); err != nil {
+	if err := s.request(ctx, t, &t.tmf); err != nil {
 		return 0, fmt.Errorf("initiator: %v: %w", fn, err)
 	}
 	resp := pdu.TMFResponse(t.response)
@@ -137,13 +128,8 @@ func (s *Session) text(ctx context.Context, keys keyList) (keyList, error) {
 		if err != nil {
 			return nil, err
 		}
-		h := &t.hdr
-		*h = [BHSLen]byte{}
-		h[0] = byte(pdu.OpTextReq)
-		h[1] = 0x80
-		binary.BigEndian.PutUint32(h[8:16], 0)
-		binary.BigEndian.PutUint32(h[20:24], ttt)
-		if err := s.request(ctx, t, data); err != nil {
+		t.text = pdu.TextRequest{Final: true, ITT: t.itt, TTT: ttt, Data: data}
+		if err := s.request(ctx, t, &t.text); err != nil {
 			return nil, fmt.Errorf("initiator: text: %w", err)
 		}
 		all = append(all, t.data...)
@@ -230,12 +216,9 @@ func (s *Session) Logout(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := &t.hdr
-	*h = [BHSLen]byte{}
-	h[0] = byte(pdu.OpLogoutReq) | 0x40
-	h[1] = 0x80 | byte(pdu.LogoutCloseSession)
+	t.logout = pdu.LogoutRequest{Immediate: true, Reason: pdu.LogoutCloseSession, ITT: t.itt}
 	s.loggedOut.Store(true)
-	if err := s.request(ctx, t, nil); err != nil {
+	if err := s.request(ctx, t, &t.logout); err != nil {
 		s.loggedOut.Store(false)
 		return fmt.Errorf("initiator: logout: %w", err)
 	}

@@ -72,10 +72,18 @@ type task struct {
 	err       error
 	statusSet bool
 
-	// Owned by the goroutine issuing the task.
-	hdr   [BHSLen]byte
-	dohdr [BHSLen]byte
-	ahs   [260]byte
+	// Owned by the goroutine issuing the task: the request PDUs and the
+	// buffers they are encoded into.
+	cmd    pdu.SCSICommand
+	dout   pdu.DataOut
+	nopOut pdu.NOPOut
+	tmf    pdu.TaskMgmtRequest
+	text   pdu.TextRequest
+	logout pdu.LogoutRequest
+	hdr    [BHSLen]byte
+	dohdr  [BHSLen]byte
+	ahs    [pdu.MaxCDBLen]byte
+	ext    [pdu.MaxCDBLen - 16]byte
 }
 
 // Session is a logged-in iSCSI session with one connection (RFC 7143 §4.1,
@@ -337,12 +345,13 @@ func (s *Session) wait(ctx context.Context, t *task) error {
 	return ctx.Err()
 }
 
-// sendCommand assigns a CmdSN to the request in t.hdr (bytes 24-27 for
-// every request type) and writes it with data. An immediate request
-// carries the current CmdSN without advancing it and needs no window
-// (RFC 7143 §4.2.2.1). wrote reports whether a write was attempted.
-func (s *Session) sendCommand(ctx context.Context, t *task, ahs, data []byte) (wrote bool, err error) {
-	immediate := t.hdr[0]&0x40 != 0
+// sendCommand assigns a CmdSN to the request p (one of t's request
+// structs), encodes it into t.hdr and writes it with ahs and its data
+// segment. An immediate request carries the current CmdSN without
+// advancing it and needs no window (RFC 7143 §4.2.2.1). wrote reports
+// whether a write was attempted.
+func (s *Session) sendCommand(ctx context.Context, t *task, p pdu.PDU, ahs []byte) (wrote bool, err error) {
+	immediate := isImmediate(p)
 	for {
 		s.seqMu.Lock()
 		if immediate || !seqLess(s.maxCmdSN.Load(), s.cmdSN) {
@@ -361,11 +370,12 @@ func (s *Session) sendCommand(ctx context.Context, t *task, ahs, data []byte) (w
 	if !immediate {
 		s.cmdSN++
 	}
-	binary.BigEndian.PutUint32(t.hdr[24:28], t.cmdSN)
-	binary.BigEndian.PutUint32(t.hdr[28:32], s.expStatSN.Load())
-	t.hdr[4] = byte(len(ahs) / 4)
-	pdu.BHS(t.hdr[:]).SetDataSegmentLength(uint32(len(data)))
-	err = s.c.write(&t.hdr, ahs, data, 0)
+	setSN(p, t.cmdSN, s.expStatSN.Load())
+	if _, err := p.AppendBinary(t.hdr[:0]); err != nil {
+		s.seqMu.Unlock()
+		return false, fmt.Errorf("encode %v: %w", p.Opcode(), err)
+	}
+	err = s.c.write(&t.hdr, ahs, p.DataSegment(), 0)
 	open := !seqLess(s.maxCmdSN.Load(), s.cmdSN)
 	s.seqMu.Unlock()
 	if open {
@@ -375,6 +385,39 @@ func (s *Session) sendCommand(ctx context.Context, t *task, ahs, data []byte) (w
 		}
 	}
 	return true, err
+}
+
+// isImmediate reports the I bit of a request.
+func isImmediate(p pdu.PDU) bool {
+	switch p := p.(type) {
+	case *pdu.SCSICommand:
+		return p.Immediate
+	case *pdu.NOPOut:
+		return p.Immediate
+	case *pdu.TaskMgmtRequest:
+		return p.Immediate
+	case *pdu.TextRequest:
+		return p.Immediate
+	case *pdu.LogoutRequest:
+		return p.Immediate
+	}
+	return false
+}
+
+// setSN stores CmdSN and ExpStatSN in a request.
+func setSN(p pdu.PDU, cmdSN, expStatSN uint32) {
+	switch p := p.(type) {
+	case *pdu.SCSICommand:
+		p.CmdSN, p.ExpStatSN = cmdSN, expStatSN
+	case *pdu.NOPOut:
+		p.CmdSN, p.ExpStatSN = cmdSN, expStatSN
+	case *pdu.TaskMgmtRequest:
+		p.CmdSN, p.ExpStatSN = cmdSN, expStatSN
+	case *pdu.TextRequest:
+		p.CmdSN, p.ExpStatSN = cmdSN, expStatSN
+	case *pdu.LogoutRequest:
+		p.CmdSN, p.ExpStatSN = cmdSN, expStatSN
+	}
 }
 
 // seqLess reports a < b in serial number arithmetic (RFC 1982, 32 bits).

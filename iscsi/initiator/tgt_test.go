@@ -344,3 +344,41 @@ func TestTgtCHAP(t *testing.T) {
 		t.Fatalf("mutual CHAP with a wrong target secret: %v, want our refusal", err)
 	}
 }
+
+// TestTgtZeroAllocs guards the datapath: a 4 KiB READ or WRITE allocates
+// nothing in steady state. tgt runs in its own process, so every
+// allocation counted here is the initiator's.
+func TestTgtZeroAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count needs a steady state; skipped with -short")
+	}
+	g := startTgt(t)
+	ctx := context.Background()
+	s, err := initiator.Dial(ctx, g.addr, initiator.Config{InitiatorName: testInitiator, TargetName: g.target})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer s.Close()
+	_ = s.TestUnitReady(ctx, 1)
+	buf := make([]byte, 4096)
+	for _, tc := range []struct {
+		name string
+		io   func() error
+	}{
+		{"write", func() error { return s.Write16(ctx, 1, 8, 512, buf) }},
+		{"read", func() error { return s.Read16(ctx, 1, 8, 512, buf) }},
+	} {
+		var ioErr error
+		allocs := testing.AllocsPerRun(200, func() {
+			if err := tc.io(); err != nil {
+				ioErr = err
+			}
+		})
+		if ioErr != nil {
+			t.Fatalf("%s: %v", tc.name, ioErr)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %.0f allocations per 4 KiB I/O, want 0", tc.name, allocs)
+		}
+	}
+}
