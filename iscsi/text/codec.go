@@ -108,18 +108,28 @@ func (p *Pairs) Del(key string) {
 // a NUL (RFC 7143 §6.1). Keys and values are validated.
 func (p *Pairs) AppendBinary(b []byte) ([]byte, error) {
 	for _, kv := range p.list {
-		if err := ValidateKey(kv.Key); err != nil {
+		var err error
+		if b, err = AppendPair(b, kv.Key, kv.Value); err != nil {
 			return b, err
 		}
-		if err := ValidateValue(kv.Key, kv.Value); err != nil {
-			return b, err
-		}
-		b = append(b, kv.Key...)
-		b = append(b, '=')
-		b = append(b, kv.Value...)
-		b = append(b, 0)
 	}
 	return b, nil
+}
+
+// AppendPair appends one validated key=value pair and its NUL. Use it for
+// texts that repeat keys, which Pairs refuses: a SendTargets answer lists
+// TargetName and TargetAddress once per target (RFC 7143 §13.3).
+func AppendPair(b []byte, key, value string) ([]byte, error) {
+	if err := ValidateKey(key); err != nil {
+		return b, err
+	}
+	if err := ValidateValue(key, value); err != nil {
+		return b, err
+	}
+	b = append(b, key...)
+	b = append(b, '=')
+	b = append(b, value...)
+	return append(b, 0), nil
 }
 
 // String returns the pairs separated by spaces, for logs.

@@ -90,6 +90,25 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestAppendPairRepeats(t *testing.T) {
+	var b []byte
+	var err error
+	for _, kv := range [][2]string{{"TargetName", "iqn.a"}, {"TargetAddress", "127.0.0.1:3260,1"}, {"TargetName", "iqn.b"}} {
+		if b, err = AppendPair(b, kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(b) != "TargetName=iqn.a\x00TargetAddress=127.0.0.1:3260,1\x00TargetName=iqn.b\x00" {
+		t.Errorf("%q", b)
+	}
+	if _, err := AppendPair(nil, "bad key", "v"); err == nil {
+		t.Error("bad key accepted")
+	}
+	if _, err := AppendPair(nil, "K", "a\x00b"); err == nil {
+		t.Error("NUL in value accepted")
+	}
+}
+
 func TestBinary(t *testing.T) {
 	tests := []struct {
 		in   string
