@@ -344,6 +344,11 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 	if d.protect() != 0 {
 		return invalidCDB(1, 7)
 	}
+	if l.writeProtected() {
+		// Before the UNMAP capability: a read-only LU refuses WRITE SAME
+		// with UNMAP as write protected (libiscsi ReadOnly.ReadOnlySBC).
+		return resWriteProtected
+	}
 	if unmap && !l.thin() {
 		return invalidCDB(1, 3)
 	}
@@ -417,14 +422,14 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 func hUnmap(t *Target, l *lun, ctx context.Context, c *Command) result {
 	plen := int(u16(c.CDB[7:9]))
 	c.Want = plen
+	if l.writeProtected() {
+		return resWriteProtected
+	}
 	if !l.thin() {
 		return resInvalidOpcode
 	}
 	if plen == 0 {
 		return good
-	}
-	if l.writeProtected() {
-		return resWriteProtected
 	}
 	if plen < 8 || len(c.DataOut) < plen {
 		return resParamListLength

@@ -157,6 +157,10 @@ func TestReadOnlyLUN(t *testing.T) {
 	caw := cdb16(OpCompareAndWrite, 0, 0, 0)
 	caw[13] = 1
 	expect(t, run(tg, nexA, 0, caw, make([]byte, 1024), 0), StatusCheckCondition, SenseDataProtect, ASCWriteProtected)
+	expect(t, run(tg, nexA, 0, cdb16(OpWriteSame16, 0x08, 0, 1), blk, 0), StatusCheckCondition, SenseDataProtect, ASCWriteProtected)
+	expect(t, run(tg, nexA, 0, cdb10(OpWriteSame10, 0x08, 0, 1), blk, 0), StatusCheckCondition, SenseDataProtect, ASCWriteProtected)
+	unmapParam := []byte{0, 22, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+	expect(t, run(tg, nexA, 0, []byte{OpUnmap, 0, 0, 0, 0, 0, 0, 0, 24, 0}, unmapParam, 0), StatusCheckCondition, SenseDataProtect, ASCWriteProtected)
 	expectGood(t, run(tg, nexA, 0, cdb10(OpRead10, 0, 0, 1), nil, 512))
 	ms := run(tg, nexA, 0, []byte{OpModeSense6, 0x08, 0x3F, 0, 255, 0}, nil, 255)
 	expectGood(t, ms)
