@@ -469,7 +469,9 @@ func testRemoteAccessErrors(t *T) {
 		{"ReadNoAccess", rdma.OpRDMARead, func(_ *side, r *rdma.MemoryRegion) (uint64, uint32) { return r.Addr(), r.RKey() }},
 	} {
 		t.TB.(*testing.T).Run(v.name, func(tt *testing.T) {
-			t := &T{TB: tt, env: t.env, ctx: t.ctx}
+			ctx, cancel := context.WithTimeout(context.Background(), t.env.Timeout)
+			defer cancel()
+			t := &T{TB: tt, env: t.env, ctx: ctx}
 			a, b := t.manualPair(pairOpts{})
 			// A region of b's buffer with local access only.
 			restricted, err := b.pd.RegisterMemory(b.buf.Slice(1<<20, 1<<16), rdma.AccessLocalWrite)
