@@ -32,7 +32,6 @@ func TestFUAAndSyncCacheFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tg.Close()
 	blk := make([]byte, 512)
 	cases := []struct {
 		name  string
@@ -65,6 +64,13 @@ func TestFUAAndSyncCacheFlush(t *testing.T) {
 	expectGood(t, run(tg, nexA, 0, cdb10(OpWrite10, 0, 0, 1), blk, 0))
 	if fc.n.Load() == before {
 		t.Error("WCE=0 write was not flushed")
+	}
+	before = fc.n.Load()
+	if err := tg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fc.n.Load() == before {
+		t.Error("Close did not flush")
 	}
 }
 

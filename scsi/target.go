@@ -155,11 +155,16 @@ func padASCII(dst []byte, s string) error {
 // LUNs returns the configured LUN numbers, sorted.
 func (t *Target) LUNs() []uint64 { return slices.Clone(t.lunList) }
 
-// Close closes every LUN's backend.
+// Close flushes and closes every LUN's backend, so that writes completed
+// under a write-back cache are durable. The Target must not be used after.
 func (t *Target) Close() error {
 	var errs []error
 	for _, n := range t.lunList {
-		if err := t.luns[n].be.Close(); err != nil {
+		be := t.luns[n].be
+		if err := be.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("flush LUN %d: %w", n, err))
+		}
+		if err := be.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close LUN %d: %w", n, err))
 		}
 	}
