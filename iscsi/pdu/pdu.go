@@ -80,8 +80,8 @@ func checkHeader(bhs []byte, op Opcode, noAHS bool) error {
 	if bhs[0]&0x80 != 0 {
 		return fieldError(op, "Reserved (byte 0 bit 0)", "must be zero")
 	}
-	if !op.Initiator() && bhs[0]&immediateBit != 0 {
-		return fieldError(op, "Reserved (byte 0 bit 1)", "I bit set in a target PDU")
+	if bhs[0]&immediateBit != 0 && (!op.Initiator() || op == OpDataOut || op == OpSNACKReq) {
+		return fieldError(op, "Reserved (byte 0 bit 1)", "I bit set in a PDU that has none")
 	}
 	if noAHS && bhs[4] != 0 {
 		return protoError(op, "TotalAHSLength", fmt.Sprintf("%d words, but this PDU carries no AHS", bhs[4]))

@@ -304,6 +304,7 @@ func TestStrictDecoding(t *testing.T) {
 		{"SNACK reserved", &SNACKRequest{}, func(b []byte) { b[33] = 1 }, RejectInvalidPDUField, "bytes 32-39"},
 		{"Reject tag", &Reject{}, func(b []byte) { b[16] = 0 }, RejectInvalidPDUField, "bytes 16-19"},
 		{"response I bit", &SCSIResponse{}, func(b []byte) { b[0] |= 0x40 }, RejectInvalidPDUField, "I bit"},
+		{"Data-Out I bit", &DataOut{}, func(b []byte) { b[0] |= 0x40 }, RejectInvalidPDUField, "I bit"},
 		{"response O and U", &SCSIResponse{}, func(b []byte) { b[1] |= 0x06 }, RejectProtocolError, "Flags"},
 		{"Data-In S without F", &DataIn{}, func(b []byte) { b[1] = 0x01 }, RejectProtocolError, "S bit"},
 	}
