@@ -131,6 +131,11 @@ func createCMQP(pd *ProtectionDomain, cfg QueuePairConfig, create func(driver.PD
 // bytes) and waits, bounded by ctx, until the connection is established;
 // the queue pair is then in RTS. On error the queue pair is unusable: close
 // it.
+//
+// As in the IB CM, param.RNRRetryCount is how often the peer retries its
+// sends when this side has no receive posted (the peer's Connect param
+// sets this side's), and ResponderResources > 0 is what lets the peer RDMA
+// READ from this side.
 func (r *ConnRequest) Accept(ctx context.Context, param ConnParam, private []byte) error {
 	if r.qp == nil {
 		return fmt.Errorf("rdma: accept request from %s: CreateQP first", r.r.RemoteAddr())
@@ -205,7 +210,7 @@ func (d *Dialer) CreateQP(pd *ProtectionDomain, cfg QueuePairConfig) (*QueuePair
 // MaxPrivateData bytes) and waits, bounded by ctx, for the peer to accept;
 // it returns the peer's private data and leaves the queue pair in RTS. A
 // rejection is a *RejectError. On error the queue pair is unusable: close
-// it.
+// it. param.RNRRetryCount governs the peer's sends, as in Accept.
 func (d *Dialer) Connect(ctx context.Context, param ConnParam, private []byte) ([]byte, error) {
 	if d.qp == nil {
 		return nil, fmt.Errorf("rdma: connect to %s: CreateQP first", d.addr)

@@ -190,8 +190,8 @@ func (d *Device) NewCompletionQueue(cfg CompletionQueueConfig) (*CompletionQueue
 // Close closes the device. It refuses with an error wrapping ErrBusy while
 // protection domains or completion queues of the device are open. A device
 // obtained from the connection manager (ConnRequest.Device, Dialer.Device)
-// belongs to the provider: Close only marks the wrapper closed. Close is
-// idempotent.
+// belongs to the provider: its Close only checks for live children and
+// leaves it open for later connections. Close is idempotent.
 func (d *Device) Close() error {
 	d.life.mu.Lock()
 	defer d.life.mu.Unlock()
@@ -201,10 +201,11 @@ func (d *Device) Close() error {
 	if n := d.life.children.Load(); n > 0 {
 		return fmt.Errorf("rdma: close device %s: %d protection domains and completion queues still open: %w", d.info.Name, n, ErrBusy)
 	}
-	if !d.borrowed {
-		if err := d.ctx.Close(); err != nil {
-			return fmt.Errorf("rdma: close device %s: %w", d.info.Name, err)
-		}
+	if d.borrowed {
+		return nil // the provider's: stays usable for later connections
+	}
+	if err := d.ctx.Close(); err != nil {
+		return fmt.Errorf("rdma: close device %s: %w", d.info.Name, err)
 	}
 	d.life.closed = true
 	return nil

@@ -1,6 +1,7 @@
 package rdma
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 
@@ -39,7 +40,7 @@ func (qp *QueuePair) Num() uint32 { return qp.num }
 func (qp *QueuePair) ProtectionDomain() *ProtectionDomain { return qp.pd }
 
 // Config returns the capacities the queue pair was created with.
-func (qp *QueuePair) Config() driver.QPConfig { return qp.cfg }
+func (qp *QueuePair) Config() QPConfig { return qp.cfg }
 
 // State asks the device for the queue pair's current state.
 func (qp *QueuePair) State() (QPState, error) {
@@ -82,6 +83,33 @@ type QPEndpoint struct {
 	GID GID    // port GID at the chosen index (RoCE)
 }
 
+// QPEndpointSize is the length of a QPEndpoint's binary form.
+const QPEndpointSize = 26
+
+// AppendBinary appends the endpoint's 26-byte big-endian wire form (QPN,
+// PSN, LID, GID), for an out-of-band exchange.
+func (e QPEndpoint) AppendBinary(b []byte) ([]byte, error) {
+	b = binary.BigEndian.AppendUint32(b, e.QPN)
+	b = binary.BigEndian.AppendUint32(b, e.PSN)
+	b = binary.BigEndian.AppendUint16(b, e.LID)
+	return append(b, e.GID[:]...), nil
+}
+
+// UnmarshalBinary decodes the form AppendBinary writes; the length must be
+// exactly QPEndpointSize and the QPN and PSN must fit in 24 bits.
+func (e *QPEndpoint) UnmarshalBinary(b []byte) error {
+	if len(b) != QPEndpointSize {
+		return fmt.Errorf("rdma: decode QP endpoint: %d bytes, want %d", len(b), QPEndpointSize)
+	}
+	qpn, psn := binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])
+	if qpn > 0xffffff || psn > 0xffffff {
+		return fmt.Errorf("rdma: decode QP endpoint: QPN %#x or PSN %#x exceeds 24 bits", qpn, psn)
+	}
+	e.QPN, e.PSN, e.LID = qpn, psn, binary.BigEndian.Uint16(b[8:])
+	copy(e.GID[:], b[10:])
+	return nil
+}
+
 // Endpoint describes this queue pair as reached through port and the GID at
 // gidIndex.
 func (qp *QueuePair) Endpoint(port uint8, gidIndex int) (QPEndpoint, error) {
@@ -114,9 +142,12 @@ type ManualPath struct {
 
 // ConnectManual connects a queue pair in state Reset to the peer described
 // by remote, moving it through Init, RTR and RTS. param carries the RDMA
-// READ depths and the retry counts, as with the CM (RNRRetryCount 7 retries
-// forever; 0 never retries). The peer does the same with this side's
-// Endpoint.
+// READ depths and the retry counts of this side: InitiatorDepth RDMA READs
+// it may issue at once and ResponderResources it answers (both must be at
+// least 1 for RDMA READ), RetryCount transport retries and RNRRetryCount
+// receiver-not-ready retries of its own sends (7 retries forever; 0 never
+// retries). The zero ConnParam allows no RDMA READ and no retry. The peer
+// does the same with this side's Endpoint.
 func (qp *QueuePair) ConnectManual(path ManualPath, remote QPEndpoint, param ConnParam) error {
 	if path.Port == 0 {
 		path.Port = 1

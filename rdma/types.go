@@ -24,6 +24,9 @@ type (
 	Access = driver.Access
 	// QPType is a queue pair transport type (only RC).
 	QPType = driver.QPType
+	// QPConfig is a queue pair's capacities as the provider got them
+	// (see QueuePair.Config).
+	QPConfig = driver.QPConfig
 	// QPState is a queue pair state.
 	QPState = driver.QPState
 	// QPAttr carries what a manual state transition needs (see QueuePair.Modify).
