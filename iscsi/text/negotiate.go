@@ -55,7 +55,8 @@ type Config struct {
 type Negotiator struct {
 	cfg     Config            // immutable after NewNegotiator
 	params  Params            // agreed and declared values so far
-	done    map[string]bool   // keys settled (negotiated or declared, by either side)
+	done    map[string]bool   // keys the peer offered or declared, and our answered offers
+	sent    map[string]bool   // our own declarations (per direction: the peer's do not count)
 	offered map[string]string // our offers awaiting an answer: key -> offered value
 	firstTx bool              // our first Offer has been made
 }
@@ -82,6 +83,7 @@ func NewNegotiator(cfg Config) (*Negotiator, error) {
 		cfg:     cfg,
 		params:  DefaultParams(),
 		done:    map[string]bool{},
+		sent:    map[string]bool{},
 		offered: map[string]string{},
 	}
 	if cfg.Role == RoleInitiator {
@@ -116,6 +118,7 @@ func (n *Negotiator) Pending() []string {
 // again.
 func (n *Negotiator) NewExchange() {
 	clear(n.done)
+	clear(n.sent)
 	clear(n.offered)
 }
 
@@ -388,15 +391,17 @@ func (n *Negotiator) Offer(stage pdu.Stage, out *Pairs) {
 	first := !n.firstTx
 	n.firstTx = true
 	local := &n.cfg.Local
+	// Declarations are per direction (RFC 7143 §6.2): the peer declaring
+	// MaxRecvDataSegmentLength does not stand for ours.
 	declare := func(key string) {
-		if n.done[key] || out.Has(key) {
+		if n.sent[key] || out.Has(key) {
 			return
 		}
 		v, ok := local.value(key)
 		if !ok {
 			return
 		}
-		n.done[key] = true
+		n.sent[key] = true
 		out.Set(key, v)
 		_ = n.params.set(key, v, false)
 	}

@@ -260,6 +260,38 @@ func TestTargetOffers(t *testing.T) {
 	}
 }
 
+// TestBothSidesDeclare: the initiator's MaxRecvDataSegmentLength must not
+// suppress the target's own declaration, and receiving the peer's
+// declaration after sending ours is not "negotiated twice".
+func TestBothSidesDeclare(t *testing.T) {
+	local := DefaultParams()
+	local.MaxRecvDataSegmentLength = 4096
+	n, _ := NewNegotiator(Config{Local: local})
+	var out Pairs
+	if err := n.Receive(op, pairs("MaxRecvDataSegmentLength=65536"), &out); err != nil {
+		t.Fatal(err)
+	}
+	n.Offer(op, &out)
+	if v, _ := out.Get(KeyMaxRecvDataSegmentLength); v != "4096" {
+		t.Errorf("target declared %q, want 4096 (out: %v)", v, out.String())
+	}
+	il := DefaultParams()
+	il.InitiatorName, il.TargetName = "iqn.i", "iqn.t"
+	il.MaxRecvDataSegmentLength = 16384
+	ini, _ := NewNegotiator(Config{Role: RoleInitiator, Local: il})
+	out.Reset()
+	ini.Offer(op, &out)
+	if err := ini.Receive(op, pairs("MaxRecvDataSegmentLength=4096"), &Pairs{}); err != nil {
+		t.Fatalf("initiator: %v", err)
+	}
+	p := ini.Params()
+	expect(t, p.MaxRecvDataSegmentLength, uint32(16384))
+	expect(t, p.PeerMaxRecvDataSegmentLength, uint32(4096))
+	if err := ini.Receive(op, pairs("MaxRecvDataSegmentLength=4096"), &Pairs{}); err == nil {
+		t.Error("second declaration by the peer accepted")
+	}
+}
+
 func TestCheckLogin(t *testing.T) {
 	n, _ := NewNegotiator(Config{Local: DefaultParams()})
 	var ne *Error
@@ -363,9 +395,14 @@ func TestInitiatorAgainstTarget(t *testing.T) {
 			t.Error(err)
 		}
 		ip, tp := ini.Params(), tgt.Params()
-		// Per-direction limits are mirrored; everything else is equal.
+		// Per-direction limits are mirrored (each side declares its own,
+		// whatever the other declared); everything else is equal.
 		expect(t, ip.MaxRecvDataSegmentLength, tp.PeerMaxRecvDataSegmentLength)
 		expect(t, tp.MaxRecvDataSegmentLength, ip.PeerMaxRecvDataSegmentLength)
+		if !iser {
+			expect(t, tp.PeerMaxRecvDataSegmentLength, uint32(262144))
+			expect(t, ip.PeerMaxRecvDataSegmentLength, uint32(65536))
+		}
 		ip.MaxRecvDataSegmentLength, ip.PeerMaxRecvDataSegmentLength = 0, 0
 		tp.MaxRecvDataSegmentLength, tp.PeerMaxRecvDataSegmentLength = 0, 0
 		if ip != tp {
@@ -386,7 +423,6 @@ func TestInitiatorAgainstTarget(t *testing.T) {
 		} else {
 			expect(t, tp.HeaderDigest, true)
 			expect(t, tp.DataDigest, false)
-			expect(t, ip.PeerMaxRecvDataSegmentLength, uint32(0))
 		}
 	}
 }
