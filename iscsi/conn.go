@@ -188,8 +188,10 @@ func (c *conn) nextLogin(deadline <-chan time.Time) (*Inbound, error) {
 func (c *conn) login() error {
 	timer := time.NewTimer(c.srv.loginTimeout())
 	defer timer.Stop()
-	neg := c.srv.Negotiation.withDefaults()
-	ls := &loginState{srv: c.srv, c: c, neg: neg, params: defaultSessionParams(neg)}
+	ls := &loginState{srv: c.srv, c: c, opts: c.srv.Negotiation.withDefaults()}
+	if ic, ok := c.tc.(ISERConn); ok {
+		ls.iser = ic.ISER()
+	}
 	var rsp pdu.LoginResponse
 	var req pdu.LoginRequest
 	for {
@@ -254,7 +256,7 @@ func (c *conn) sendLoginError(ls *loginState, rsp *pdu.LoginResponse, st pdu.Log
 // enterFullFeature registers the session and switches the transport to
 // the negotiated parameters, before the final Login Response goes out.
 func (c *conn) enterFullFeature(ls *loginState, rsp *pdu.LoginResponse) error {
-	c.params = ls.params.params(ls.discovery)
+	c.params = ls.params()
 	sess, err := c.srv.addSession(ls, c)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/text"
 )
 
 // errLoginFailed is wrapped by errors that ended a login with a Login
@@ -51,11 +52,14 @@ func (s chapStep) String() string {
 // loginState holds one connection's login (RFC 7143 §6) while it is in
 // progress, like crypto/tls's serverHandshakeState: the owner goroutine
 // feeds it Login Requests and it answers each with a Login Response. It is
-// discarded once the connection reaches the full feature phase.
+// discarded once the connection reaches the full feature phase. Key
+// negotiation is text.Negotiator's; the stages, names, ACLs, sessions and
+// CHAP are the login's.
 type loginState struct {
-	srv *Server
-	c   *conn
-	neg Negotiation // the server's offer, defaults applied
+	srv  *Server
+	c    *conn
+	opts Negotiation // the server's offer, defaults applied
+	iser bool        // the transport is iSER (RFC 7145 keys)
 
 	started   bool // the first Login Request was seen
 	stage     pdu.Stage
@@ -67,18 +71,18 @@ type loginState struct {
 	initiator string
 	discovery bool
 	target    *Target // nil for discovery
-	params    sessionParams
-	text      []byte // text of a request continued over several PDUs (C bit)
-	reply     []byte // keys of the response being built
+	neg       *text.Negotiator
+	text      []byte     // text of a request continued over several PDUs (C bit)
+	in, out   text.Pairs // keys of the request and of the response
+	reply     []byte     // encoded response keys
 
-	authMethodDone bool // AuthMethod answered
-	chap           chapStep
-	chapAlg        byte
-	chapID         byte
-	chapChallenge  []byte
+	chap          chapStep
+	chapAlg       byte
+	chapID        byte
+	chapChallenge []byte
 
-	tpgtSent bool
-	done     bool // transit to full feature phase accepted
+	mrdslDeclared bool // our MaxRecvDataSegmentLength went out
+	done          bool // transit to full feature phase accepted
 }
 
 // loginFail returns a login error with status st.
@@ -134,31 +138,68 @@ func (ls *loginState) handle(req *pdu.LoginRequest, rsp *pdu.LoginResponse) erro
 		// response (RFC 7143 §11.12.2).
 		return nil
 	}
-	pairs, ok := parseKeys(ls.text)
+	ls.in.Reset()
+	err := text.Parse(ls.text, &ls.in)
 	ls.text = ls.text[:0]
-	if !ok {
-		return loginFail(pdu.LoginInitiatorError, "malformed login text")
+	if err != nil {
+		return loginFail(pdu.LoginInitiatorError, "login text: %v", err)
 	}
-	ls.reply = ls.reply[:0]
-	if err := ls.keys(req, pairs); err != nil {
+	ls.out.Reset()
+	if err := ls.keys(req); err != nil {
 		return err
 	}
-	if req.Transit {
-		switch {
-		case req.CSG == pdu.StageSecurity && ls.needAuth() && ls.chap != chapDone:
-			// Not authenticated yet: stay in the security stage.
-		default:
-			rsp.Transit = true
-			rsp.NSG = req.NSG
-			ls.stage = req.NSG
-			if req.NSG == pdu.StageFullFeature {
-				ls.finishKeys()
-				ls.done = true
-			}
+	transit := req.Transit
+	if transit && req.CSG == pdu.StageSecurity && ls.needAuth() && ls.chap != chapDone {
+		transit = false // not authenticated yet: stay in the security stage
+	}
+	if transit {
+		ls.neg.Offer(req.CSG, &ls.out)
+		ls.declareMRDSL(req.CSG)
+		if len(ls.neg.Pending()) > 0 {
+			transit = false // our offers need answers before we leave the stage
 		}
+	}
+	if transit {
+		if req.NSG == pdu.StageFullFeature {
+			if err := ls.neg.CheckLogin(); err != nil {
+				return textLoginError(err)
+			}
+			ls.done = true
+		}
+		rsp.Transit = true
+		rsp.NSG = req.NSG
+		ls.stage = req.NSG
+	}
+	ls.reply, err = ls.out.AppendBinary(ls.reply[:0])
+	if err != nil {
+		return loginFail(pdu.LoginTargetError, "encode login text: %v", err)
 	}
 	rsp.Data = ls.reply
 	return nil
+}
+
+// declareMRDSL makes sure the target declares its MaxRecvDataSegmentLength
+// (RFC 7143 §13.12) in the operational stage. Declarations are per side,
+// but the negotiator skips ours once the initiator has declared its own;
+// without ours the initiator would stay at the 8192-byte default.
+func (ls *loginState) declareMRDSL(stage pdu.Stage) {
+	if ls.iser || stage != pdu.StageOperational || ls.mrdslDeclared {
+		return
+	}
+	ls.mrdslDeclared = true
+	if _, ok := ls.out.Get(text.KeyMaxRecvDataSegmentLength); ok {
+		return
+	}
+	ls.out.Set(text.KeyMaxRecvDataSegmentLength, strconv.FormatUint(uint64(ls.opts.MaxRecvDataSegmentLength), 10))
+}
+
+// textLoginError converts a negotiation failure into a login failure.
+func textLoginError(err error) error {
+	var te *text.Error
+	if errors.As(err, &te) {
+		return loginFail(te.Status, "%v", te)
+	}
+	return loginFail(pdu.LoginInitiatorError, "%v", err)
 }
 
 // needAuth reports whether the session must authenticate with CHAP.
@@ -167,120 +208,134 @@ func (ls *loginState) needAuth() bool {
 }
 
 // keys handles the keys of one complete request.
-func (ls *loginState) keys(req *pdu.LoginRequest, pairs []kv) error {
-	first := ls.initiator == ""
-	if first {
-		for _, p := range pairs {
-			switch p.key {
-			case "InitiatorName":
-				ls.initiator = p.value
-			case "SessionType":
-				switch p.value {
-				case "Discovery":
-					ls.discovery = true
-				case "Normal":
-				default:
-					return loginFail(pdu.LoginSessionTypeUnsupported, "SessionType=%q", p.value)
-				}
-			}
+func (ls *loginState) keys(req *pdu.LoginRequest) error {
+	if ls.neg == nil {
+		if err := ls.leading(req); err != nil {
+			return err
 		}
-		if ls.initiator == "" {
-			return loginFail(pdu.LoginMissingParameter, "no InitiatorName")
-		}
-		if !ls.discovery {
-			name := ""
-			for _, p := range pairs {
-				if p.key == "TargetName" {
-					name = p.value
-				}
+	} else {
+		for _, k := range []string{text.KeyInitiatorName, text.KeyTargetName, text.KeySessionType} {
+			if ls.in.Has(k) {
+				return loginFail(pdu.LoginInitiatorError, "%s sent again", k)
 			}
-			if name == "" {
-				return loginFail(pdu.LoginMissingParameter, "no TargetName in a normal session")
-			}
-			ls.target = ls.srv.lookupTarget(name)
-			if ls.target == nil {
-				return loginFail(pdu.LoginNotFound, "no target %q", name)
-			}
-			if !ls.allowed() {
-				return loginFail(pdu.LoginAuthorizationFailed, "initiator %q may not log in to %q", ls.initiator, ls.target.Name)
-			}
-		}
-		if ls.tsih != 0 {
-			if !ls.srv.sessionExists(ls.tsih) {
-				return loginFail(pdu.LoginSessionNotExist, "no session with TSIH %d", ls.tsih)
-			}
-			return loginFail(pdu.LoginTooManyConnections, "MaxConnections=1: session %d has its connection", ls.tsih)
-		}
-		if req.CSG != pdu.StageSecurity && ls.needAuth() {
-			return loginFail(pdu.LoginAuthFailed, "target %q requires CHAP; login skipped the security stage", ls.target.Name)
-		}
-		if ls.target != nil {
-			ls.reply = appendKey(ls.reply, "TargetPortalGroupTag", strconv.Itoa(int(ls.tpgt())))
-			if ls.target.Alias != "" {
-				ls.reply = appendKey(ls.reply, "TargetAlias", ls.target.Alias)
-			}
-			ls.tpgtSent = true
 		}
 	}
-	var chapKeys []kv
-	for _, p := range pairs {
-		switch p.key {
-		case "InitiatorName", "SessionType", "TargetName":
-			if !first {
-				return loginFail(pdu.LoginInitiatorError, "%s sent again", p.key)
-			}
-		case "AuthMethod":
-			if req.CSG != pdu.StageSecurity {
-				return loginFail(pdu.LoginInitiatorError, "AuthMethod outside the security stage")
-			}
-			if err := ls.authMethod(p.value); err != nil {
-				return err
-			}
-		case "CHAP_A", "CHAP_I", "CHAP_C", "CHAP_N", "CHAP_R":
-			if req.CSG != pdu.StageSecurity {
-				return loginFail(pdu.LoginInitiatorError, "%s outside the security stage", p.key)
-			}
-			chapKeys = append(chapKeys, p)
-		case "TargetAlias", "TargetAddress", "TargetPortalGroupTag":
-			ls.reply = appendKey(ls.reply, p.key, valReject)
+	if err := ls.neg.Receive(req.CSG, &ls.in, &ls.out); err != nil {
+		return textLoginError(err)
+	}
+	if ls.in.Has(text.KeyAuthMethod) {
+		switch v, _ := ls.out.Get(text.KeyAuthMethod); v {
+		case "CHAP":
+			ls.chap = chapWaitA
+		case text.None:
 		default:
-			ans, ok := ls.params.negotiate(ls.neg, p.key, p.value)
-			if !ok {
-				ans = valNotUnderstood
+			want := "None"
+			if ls.needAuth() {
+				want = "CHAP"
 			}
-			if ls.discovery && ok && ans != valReject && !discoveryKey(p.key) {
-				ans = valIrrelevant
-			}
-			if ans != "" {
-				ls.reply = appendKey(ls.reply, p.key, ans)
-			}
+			m, _ := ls.in.Get(text.KeyAuthMethod)
+			return loginFail(pdu.LoginAuthFailed, "AuthMethod=%s offered, target wants %s", m, want)
 		}
 	}
-	if len(chapKeys) > 0 {
-		return ls.chapKeys(chapKeys)
+	if ls.in.Has(text.KeyCHAPA) || ls.in.Has(text.KeyCHAPN) || ls.in.Has(text.KeyCHAPR) ||
+		ls.in.Has(text.KeyCHAPI) || ls.in.Has(text.KeyCHAPC) {
+		if req.CSG != pdu.StageSecurity {
+			return loginFail(pdu.LoginInitiatorError, "CHAP keys outside the security stage")
+		}
+		return ls.chapKeys()
 	}
-	if req.CSG == pdu.StageSecurity && req.Transit && ls.needAuth() && ls.chap != chapDone && ls.chap != chapWaitA && ls.chap != chapWaitR {
+	if req.CSG == pdu.StageSecurity && req.Transit && ls.needAuth() && ls.chap == chapIdle {
 		return loginFail(pdu.LoginAuthFailed, "no CHAP exchange")
 	}
 	return nil
 }
 
-// discoveryKey reports keys that matter in a discovery session.
-func discoveryKey(k string) bool {
-	switch k {
-	case "HeaderDigest", "DataDigest", "MaxRecvDataSegmentLength", "DefaultTime2Wait", "DefaultTime2Retain",
-		"ErrorRecoveryLevel", "IFMarker", "OFMarker", "iSCSIProtocolLevel", "TaskReporting", "InitiatorAlias":
-		return true
+// leading handles the first request: names, session type, target lookup,
+// ACL, TSIH and the negotiator for this session.
+func (ls *loginState) leading(req *pdu.LoginRequest) error {
+	ls.initiator, _ = ls.in.Get(text.KeyInitiatorName)
+	if ls.initiator == "" {
+		return loginFail(pdu.LoginMissingParameter, "no InitiatorName")
 	}
-	return false
+	switch st, _ := ls.in.Get(text.KeySessionType); st {
+	case text.SessionDiscovery:
+		ls.discovery = true
+	case text.SessionNormal, "":
+	default:
+		return loginFail(pdu.LoginSessionTypeUnsupported, "SessionType=%q", st)
+	}
+	if !ls.discovery {
+		name, _ := ls.in.Get(text.KeyTargetName)
+		if name == "" {
+			return loginFail(pdu.LoginMissingParameter, "no TargetName in a normal session")
+		}
+		ls.target = ls.srv.lookupTarget(name)
+		if ls.target == nil {
+			return loginFail(pdu.LoginNotFound, "no target %q", name)
+		}
+		if !ls.allowed() {
+			return loginFail(pdu.LoginAuthorizationFailed, "initiator %q may not log in to %q", ls.initiator, ls.target.Name)
+		}
+	}
+	if ls.tsih != 0 {
+		if !ls.srv.sessionExists(ls.tsih) {
+			return loginFail(pdu.LoginSessionNotExist, "no session with TSIH %d", ls.tsih)
+		}
+		return loginFail(pdu.LoginTooManyConnections, "MaxConnections=1: session %d has its connection", ls.tsih)
+	}
+	if req.CSG != pdu.StageSecurity && ls.needAuth() {
+		return loginFail(pdu.LoginAuthFailed, "target %q requires CHAP; login skipped the security stage", ls.target.Name)
+	}
+	local := text.DefaultParams()
+	o := ls.opts
+	local.HeaderDigest = !o.NoDigests
+	local.DataDigest = !o.NoDigests
+	local.MaxConnections = 1
+	local.InitialR2T = o.InitialR2T
+	local.ImmediateData = !o.NoImmediateData
+	local.MaxRecvDataSegmentLength = o.MaxRecvDataSegmentLength
+	local.MaxBurstLength = o.MaxBurstLength
+	local.FirstBurstLength = min(o.FirstBurstLength, o.MaxBurstLength)
+	local.MaxOutstandingR2T = uint16(min(o.MaxOutstandingR2T, 65535))
+	local.DefaultTime2Wait = uint16(min(o.DefaultTime2Wait, 3600))
+	local.DefaultTime2Retain = uint16(min(o.DefaultTime2Retain, 3600))
+	local.ErrorRecoveryLevel = 0
+	local.TargetPortalGroupTag = ls.tpgt()
+	if ls.target != nil {
+		local.TargetName = ls.target.Name
+		local.TargetAlias = ls.target.Alias
+	}
+	methods := []string{text.None}
+	if ls.needAuth() {
+		methods = []string{"CHAP"}
+	}
+	n, err := text.NewNegotiator(text.Config{Role: text.RoleTarget, ISER: ls.iser, Local: local, AuthMethods: methods})
+	if err != nil {
+		return loginFail(pdu.LoginTargetError, "negotiator: %v", err)
+	}
+	ls.neg = n
+	return nil
 }
 
-// finishKeys adds the declarations the target owes before the full feature
-// phase.
-func (ls *loginState) finishKeys() {
-	if !ls.params.mrdslDeclared {
-		ls.reply = appendKey(ls.reply, "MaxRecvDataSegmentLength", strconv.FormatUint(uint64(ls.params.targetMRDSL), 10))
-		ls.params.mrdslDeclared = true
+// params returns the negotiated values for the transport.
+func (ls *loginState) params() Params {
+	p := ls.neg.Params()
+	first := p.FirstBurstLength
+	ours := p.MaxRecvDataSegmentLength
+	if ls.mrdslDeclared {
+		ours = ls.opts.MaxRecvDataSegmentLength
+	}
+	return Params{
+		HeaderDigest:        p.HeaderDigest,
+		DataDigest:          p.DataDigest,
+		TargetMaxRecvDSL:    ours,
+		InitiatorMaxRecvDSL: p.PeerMaxRecvDataSegmentLength,
+		MaxBurstLength:      p.MaxBurstLength,
+		FirstBurstLength:    first,
+		MaxOutstandingR2T:   uint32(p.MaxOutstandingR2T),
+		ImmediateData:       p.ImmediateData,
+		InitialR2T:          p.InitialR2T,
+		Discovery:           ls.discovery,
 	}
 }
 
@@ -300,26 +355,6 @@ func (ls *loginState) allowed() bool {
 	return slices.ContainsFunc(ls.target.Initiators, func(n string) bool { return foldName(n) == me })
 }
 
-// authMethod answers AuthMethod (RFC 7143 §12.1).
-func (ls *loginState) authMethod(list string) error {
-	want := "None"
-	if ls.needAuth() {
-		want = "CHAP"
-	}
-	for _, m := range strings.Split(list, ",") {
-		if m == want {
-			ls.reply = appendKey(ls.reply, "AuthMethod", want)
-			ls.authMethodDone = true
-			if want == "CHAP" {
-				ls.chap = chapWaitA
-			}
-			return nil
-		}
-	}
-	ls.reply = appendKey(ls.reply, "AuthMethod", valReject)
-	return loginFail(pdu.LoginAuthFailed, "AuthMethod=%s offered, target wants %s", list, want)
-}
-
 // chapHash returns the hash of CHAP algorithm a (RFC 7143 §12.1.3, RFC
 // 1994 numbering: 5 MD5, 6 SHA-1, 7 SHA-256).
 func chapHash(a byte) hash.Hash {
@@ -334,16 +369,9 @@ func chapHash(a byte) hash.Hash {
 	return nil
 }
 
-// chapKeys runs the CHAP exchange.
-func (ls *loginState) chapKeys(keys []kv) error {
-	get := func(k string) (string, bool) {
-		for _, p := range keys {
-			if p.key == k {
-				return p.value, true
-			}
-		}
-		return "", false
-	}
+// chapKeys runs the CHAP exchange (RFC 7143 §12.1.3).
+func (ls *loginState) chapKeys() error {
+	get := ls.in.Get
 	switch ls.chap {
 	case chapWaitA:
 		list, ok := get("CHAP_A")
@@ -359,7 +387,7 @@ func (ls *loginState) chapKeys(keys []kv) error {
 			break
 		}
 		if ls.chapAlg == 0 {
-			ls.reply = appendKey(ls.reply, "CHAP_A", valReject)
+			ls.out.Set(text.KeyCHAPA, text.Reject)
 			return loginFail(pdu.LoginAuthFailed, "CHAP: no supported algorithm in CHAP_A=%s", list)
 		}
 		var id [1]byte
@@ -367,9 +395,9 @@ func (ls *loginState) chapKeys(keys []kv) error {
 		ls.chapID = id[0]
 		ls.chapChallenge = make([]byte, 16)
 		_, _ = rand.Read(ls.chapChallenge)
-		ls.reply = appendKey(ls.reply, "CHAP_A", strconv.Itoa(int(ls.chapAlg)))
-		ls.reply = appendKey(ls.reply, "CHAP_I", strconv.Itoa(int(ls.chapID)))
-		ls.reply = appendKey(ls.reply, "CHAP_C", "0x"+hex.EncodeToString(ls.chapChallenge))
+		ls.out.Set(text.KeyCHAPA, strconv.Itoa(int(ls.chapAlg)))
+		ls.out.Set(text.KeyCHAPI, strconv.Itoa(int(ls.chapID)))
+		ls.out.Set(text.KeyCHAPC, "0x"+hex.EncodeToString(ls.chapChallenge))
 		ls.chap = chapWaitR
 		return nil
 	case chapWaitR:
@@ -406,8 +434,8 @@ func (ls *loginState) chapKeys(keys []kv) error {
 				return loginFail(pdu.LoginAuthFailed, "CHAP: initiator reflected our challenge")
 			}
 			mr := chapResponse(ls.chapAlg, byte(id), []byte(cfg.MutualSecret), ch)
-			ls.reply = appendKey(ls.reply, "CHAP_N", cfg.MutualUser)
-			ls.reply = appendKey(ls.reply, "CHAP_R", "0x"+hex.EncodeToString(mr))
+			ls.out.Set(text.KeyCHAPN, cfg.MutualUser)
+			ls.out.Set(text.KeyCHAPR, "0x"+hex.EncodeToString(mr))
 		}
 		ls.chap = chapDone
 		return nil

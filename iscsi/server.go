@@ -64,7 +64,9 @@ type Negotiation struct {
 	// NoDigests refuses CRC32C header and data digests (default: accept
 	// what the initiator proposes first).
 	NoDigests bool
-	// DefaultTime2Wait and DefaultTime2Retain offered; default 2 and 0.
+	// DefaultTime2Wait and DefaultTime2Retain offered; default 2 and 20
+	// (the RFC defaults, so they need no offer; at ErrorRecoveryLevel 0
+	// they only tell the initiator how long to wait before a new login).
 	DefaultTime2Wait, DefaultTime2Retain uint32
 }
 
@@ -84,6 +86,9 @@ func (n Negotiation) withDefaults() Negotiation {
 	}
 	if n.DefaultTime2Wait == 0 {
 		n.DefaultTime2Wait = 2
+	}
+	if n.DefaultTime2Retain == 0 {
+		n.DefaultTime2Retain = 20
 	}
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/text"
 )
 
 // textState holds a text exchange (RFC 7143 §6.1, §11.10) in progress:
@@ -40,18 +41,21 @@ func (c *conn) textRequest(p *pdu.TextRequest) error {
 			rsp.TTT = ts.ttt
 			return c.sendText(&rsp, nil)
 		}
-		pairs, ok := parseKeys(ts.req)
+		var pairs text.Pairs
+		err := text.Parse(ts.req, &pairs)
 		ts.req = ts.req[:0]
-		if !ok {
-			return c.reject(pdu.RejectProtocolError, c.bhsOf(p), "malformed text")
+		if err != nil {
+			return c.reject(pdu.RejectProtocolError, c.bhsOf(p), err.Error())
 		}
 		var out []byte
-		for _, kv := range pairs {
-			if kv.key == "SendTargets" {
-				out = c.sendTargets(out, kv.value)
+		for _, kv := range pairs.All() {
+			if kv.Key == text.KeySendTargets {
+				out = c.sendTargets(out, kv.Value)
 				continue
 			}
-			out = appendKey(out, kv.key, valNotUnderstood)
+			// Renegotiation in the full feature phase is not
+			// supported (RFC 7143 §6.2 lets us decline).
+			out = appendKey(out, kv.Key, text.Reject)
 		}
 		ts.pending = out
 		ts.ttt = 0

@@ -214,3 +214,12 @@ type TransportConn interface {
 	// Close ends the connection; a blocked Recv returns an error.
 	Close() error
 }
+
+// ISERConn is implemented by TransportConns of the iSER transport (RFC
+// 7145): the login then negotiates RDMAExtensions=Yes and the iSER keys
+// instead of MaxRecvDataSegmentLength and digests.
+type ISERConn interface {
+	TransportConn
+	// ISER reports whether the connection runs iSER.
+	ISER() bool
+}

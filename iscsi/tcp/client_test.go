@@ -261,22 +261,35 @@ func (c *client) loginReq(csg, nsg pdu.Stage, transit bool, kv ...string) *pdu.L
 
 // login runs a login without authentication straight to the full feature
 // phase with the given operational keys, and fails the test unless it
-// succeeds.
+// succeeds. Keys the target offers are accepted as offered.
 func (c *client) login(kv ...string) {
 	c.t.Helper()
-	keys := append([]string{"InitiatorName=" + testInitiator, "TargetName=" + testTarget, "SessionType=Normal",
-		"AuthMethod=None"}, kv...)
-	rsp := c.loginReq(pdu.StageSecurity, pdu.StageOperational, true, keys...)
+	rsp := c.loginReq(pdu.StageSecurity, pdu.StageOperational, true,
+		"InitiatorName="+testInitiator, "TargetName="+testTarget, "SessionType=Normal", "AuthMethod=None")
 	if rsp.Status != pdu.LoginSuccess || !rsp.Transit {
 		c.t.Fatalf("security stage: status %v transit %v", rsp.Status, rsp.Transit)
 	}
 	got := parseText(rsp.Data)
-	rsp = c.loginReq(pdu.StageOperational, pdu.StageFullFeature, true, kv...)
-	if rsp.Status != pdu.LoginSuccess || !rsp.Transit || rsp.NSG != pdu.StageFullFeature {
-		c.t.Fatalf("operational stage: status %v transit %v nsg %v", rsp.Status, rsp.Transit, rsp.NSG)
+	keys := kv
+	for range 4 {
+		rsp = c.loginReq(pdu.StageOperational, pdu.StageFullFeature, true, keys...)
+		if rsp.Status != pdu.LoginSuccess {
+			c.t.Fatalf("operational stage: status %v", rsp.Status)
+		}
+		keys = nil
+		for k, v := range parseText(rsp.Data) {
+			if _, answered := got[k]; !answered && !strings.Contains(string(textKeys(kv...)), k+"=") &&
+				k != "MaxRecvDataSegmentLength" && k != "TargetPortalGroupTag" && k != "TargetAlias" {
+				keys = append(keys, k+"="+v) // an offer from the target: accept it
+			}
+			got[k] = v
+		}
+		if rsp.Transit && rsp.NSG == pdu.StageFullFeature {
+			break
+		}
 	}
-	for k, v := range parseText(rsp.Data) {
-		got[k] = v
+	if !rsp.Transit || rsp.NSG != pdu.StageFullFeature {
+		c.t.Fatalf("login did not reach the full feature phase")
 	}
 	c.keys = got
 	c.tsih = rsp.TSIH

@@ -79,10 +79,11 @@ func (x *xfer) clear() {
 	*x = xfer{mem: mem, class: class}
 }
 
-// complete reports whether every byte below want has arrived.
-// conn.xmu must be held.
+// complete reports whether every byte below want has arrived. The offsets
+// advance before a PDU's payload is copied, so a PDU still being read
+// (reading) keeps the transfer incomplete. conn.xmu must be held.
 func (x *xfer) completeLocked() bool {
-	return !x.failed && x.unsolOff >= min(x.unsolEnd, x.want) && x.next >= x.want && x.nR2T == 0
+	return !x.failed && !x.reading && x.unsolOff >= min(x.unsolEnd, x.want) && x.next >= x.want && x.nR2T == 0
 }
 
 // Config configures the TCP transport. The zero value is usable.
