@@ -20,6 +20,8 @@ var cases = []testCase{
 	{name: "ManualModify", run: testManualModify},
 	{name: "SendRecvSizes", run: testSendRecvSizes},
 	{name: "BatchInOrder", run: testBatchInOrder},
+	{name: "BatchPartial", run: testBatchPartial},
+	{name: "SharedCQ", run: testSharedCQ},
 	{name: "SGL", run: testSGL},
 	{name: "Immediate", run: testImmediate},
 	{name: "Unsignaled", run: testUnsignaled},
@@ -803,4 +805,81 @@ func testCMDisconnect(t *T) {
 	} else if !errors.Is(err, rdma.ErrInvalidState) {
 		t.Fatalf("send after disconnect: %v", err)
 	}
+}
+
+// testBatchPartial: a batch is accepted up to the first work request that
+// cannot be, and the count says how far; the accepted ones complete (or
+// flush) exactly once.
+func testBatchPartial(t *T) {
+	a, b := t.manualPair(pairOpts{qpCfg: rdma.QueuePairConfig{MaxRecvWR: 8}})
+	desc, err := a.dev.Query()
+	t.must(err, "query device")
+	tooMany := make([]rdma.SGE, desc.Attr.MaxSGE+1)
+	for i := range tooMany {
+		tooMany[i] = a.mr.SGE(i, 1)
+	}
+	wrs := make([]rdma.SendWR, 4)
+	for i := range wrs {
+		wrs[i] = rdma.SendWR{ID: rdma.EncodeWRID(opWrite, uint64(i)), Op: rdma.OpRDMAWrite, Flags: rdma.FlagSignaled,
+			SGL: []rdma.SGE{a.mr.SGE(0, 64)}, Remote: b.mr.Addr(), RKey: b.mr.RKey()}
+	}
+	wrs[2].SGL = tooMany
+	n, err := a.qp.PostSend(wrs)
+	if n != 2 || err == nil {
+		t.Fatalf("batch with %d SGEs in its third WR: accepted %d, err %v; want 2 and an error", len(tooMany), n, err)
+	}
+	got := t.poll(a.scq, 2)
+	t.ok(got[0], wrs[0].ID, rdma.WCRDMAWrite, "first accepted")
+	t.ok(got[1], wrs[1].ID, rdma.WCRDMAWrite, "second accepted")
+	t.quiet(a.scq, "send CQ after a partial batch")
+
+	recvs := make([]rdma.RecvWR, 1000)
+	for i := range recvs {
+		recvs[i] = rdma.RecvWR{ID: rdma.EncodeWRID(opRecv, uint64(i)), SGL: []rdma.SGE{b.mr.SGE(0, 64)}}
+	}
+	n, err = b.qp.PostRecv(recvs)
+	if n < 8 || n >= len(recvs) || err == nil {
+		t.Fatalf("1000 receives on an 8-deep queue: accepted %d, err %v", n, err)
+	}
+	t.must(b.qp.Modify(rdma.QPAttr{State: rdma.QPError}), "modify to ERR")
+	flushed := t.poll(b.rcq, n)
+	for i, wc := range flushed {
+		if wc.ID != recvs[i].ID || wc.Status != rdma.WCWRFlushErr {
+			t.Fatalf("flushed receive %d: %s; want id %#x flushed", i, describe(flushed[i:i+1]), recvs[i].ID)
+		}
+	}
+	t.quiet(b.rcq, "recv CQ after the flush")
+}
+
+// testSharedCQ: two queue pairs on one completion queue; QPNum tells their
+// completions apart.
+func testSharedCQ(t *T) {
+	dev := t.open()
+	o := pairOpts{}
+	o.defaults()
+	s := t.resources(dev, "shared", o)
+	qps := make([]*rdma.QueuePair, 2)
+	eps := make([]rdma.QPEndpoint, 2)
+	for i := range qps {
+		qp, err := s.pd.NewQueuePair(rdma.QueuePairConfig{SendCQ: s.scq, RecvCQ: s.scq})
+		t.must(err, "create QP")
+		t.Cleanup(func() { t.closeOK(qp, "QP") })
+		qps[i] = qp
+		eps[i], err = qp.Endpoint(t.env.Port, t.env.GIDIndex)
+		t.must(err, "endpoint")
+	}
+	path := rdma.ManualPath{Port: t.env.Port, GIDIndex: t.env.GIDIndex}
+	t.must(qps[0].ConnectManual(path, eps[1], o.param), "connect 0")
+	t.must(qps[1].ConnectManual(path, eps[0], o.param), "connect 1")
+	_, err := qps[1].PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 1), SGL: []rdma.SGE{s.mr.SGE(4096, 64)}}})
+	t.must(err, "post recv")
+	_, err = qps[0].PostSend([]rdma.SendWR{{ID: rdma.EncodeWRID(opSend, 1), Op: rdma.OpSend, Flags: rdma.FlagSignaled,
+		SGL: []rdma.SGE{s.mr.SGE(0, 64)}}})
+	t.must(err, "post send")
+	byQP := map[uint32]rdma.Completion{}
+	for _, wc := range t.poll(s.scq, 2) {
+		byQP[wc.QPNum] = wc
+	}
+	t.ok(byQP[qps[0].Num()], rdma.EncodeWRID(opSend, 1), rdma.WCSend, "sender's completion")
+	t.ok(byQP[qps[1].Num()], rdma.EncodeWRID(opRecv, 1), rdma.WCRecv, "receiver's completion")
 }

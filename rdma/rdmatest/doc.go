@@ -18,7 +18,9 @@
 // The cases: device and port query; lifetimes (the refuse policy,
 // idempotent Close, use after Close); Go-heap registration refused;
 // manual connection through Reset, Init, RTR and RTS; SEND/RECV of 0 B to
-// 1 MiB, batches matched in order, scatter/gather lists, immediate data,
+// 1 MiB, batches matched in order, a batch accepted only up to its first
+// bad work request, two queue pairs sharing one completion queue,
+// scatter/gather lists, immediate data,
 // unsignaled work requests; RDMA WRITE and READ; completion order across
 // operations; remote access errors (wrong key, out of bounds, missing
 // right) moving both queue pairs to Error and flushing every other work
