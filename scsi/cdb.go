@@ -20,6 +20,7 @@ const (
 	OpVerify10             = 0x2F
 	OpPrefetch10           = 0x34
 	OpSyncCache10          = 0x35
+	OpReadDefectData10     = 0x37
 	OpWriteSame10          = 0x41
 	OpUnmap                = 0x42
 	OpModeSelect10         = 0x55
@@ -37,6 +38,7 @@ const (
 	OpPrefetch16           = 0x90
 	OpSyncCache16          = 0x91
 	OpWriteSame16          = 0x93
+	OpWriteAtomic16        = 0x9C
 	OpServiceActionIn16    = 0x9E
 	OpReportLUNs           = 0xA0
 	OpMaintenanceIn        = 0xA3
@@ -44,6 +46,7 @@ const (
 	OpWrite12              = 0xAA
 	OpWriteVerify12        = 0xAE
 	OpVerify12             = 0xAF
+	OpReadDefectData12     = 0xB7
 )
 
 // Service actions.
@@ -106,8 +109,11 @@ func decodeLBA(cdb []byte) lbaCDB {
 	case 12:
 		return lbaCDB{lba: uint64(u32(cdb[2:6])), blocks: u32(cdb[6:10]), flags: cdb[1]}
 	case 16:
-		if cdb[0] == OpCompareAndWrite {
+		switch cdb[0] {
+		case OpCompareAndWrite:
 			return lbaCDB{lba: u64(cdb[2:10]), blocks: uint32(cdb[13]), flags: cdb[1]}
+		case OpWriteAtomic16: // bytes 10-11: ATOMIC BOUNDARY
+			return lbaCDB{lba: u64(cdb[2:10]), blocks: uint32(u16(cdb[12:14])), flags: cdb[1]}
 		}
 		return lbaCDB{lba: u64(cdb[2:10]), blocks: u32(cdb[10:14]), flags: cdb[1]}
 	}
@@ -124,7 +130,7 @@ func dataOutLen(cdb []byte, bs int) (int, bool) {
 		return 0, false
 	}
 	switch op {
-	case OpWrite6, OpWrite10, OpWrite12, OpWrite16, OpWriteVerify10, OpWriteVerify12, OpWriteVerify16, OpOrWrite16:
+	case OpWrite6, OpWrite10, OpWrite12, OpWrite16, OpWriteVerify10, OpWriteVerify12, OpWriteVerify16, OpOrWrite16, OpWriteAtomic16:
 		return int(decodeLBA(cdb).blocks) * bs, true
 	case OpCompareAndWrite:
 		if cdb[13] == 0 {
@@ -160,7 +166,8 @@ func dataOutLen(cdb []byte, bs int) (int, bool) {
 	case OpTestUnitReady, OpRequestSense, OpRead6, OpInquiry, OpReserve6, OpRelease6, OpModeSense6,
 		OpStartStopUnit, OpPreventAllow, OpReadCapacity10, OpRead10, OpPrefetch10, OpSyncCache10,
 		OpReserve10, OpRelease10, OpModeSense10, OpPersistentReserveIn, OpRead16, OpPrefetch16,
-		OpSyncCache16, OpServiceActionIn16, OpReportLUNs, OpMaintenanceIn, OpRead12:
+		OpSyncCache16, OpServiceActionIn16, OpReportLUNs, OpMaintenanceIn, OpRead12,
+		OpReadDefectData10, OpReadDefectData12:
 		return 0, true
 	}
 	return 0, false

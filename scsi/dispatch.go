@@ -180,6 +180,7 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpWriteVerify10, name: "WRITE AND VERIFY(10)", run: hWriteVerify, usage: rw10(OpWriteVerify10, 0x16), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpVerify10, name: "VERIFY(10)", run: hVerify, usage: rw10(OpVerify10, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch10, name: "PRE-FETCH(10)", run: hPrefetch, usage: rw10(OpPrefetch10, 0x02), class: resvRead, medium: true})
+	o.add(&opInfo{op: OpReadDefectData10, name: "READ DEFECT DATA(10)", run: hReadDefectData, usage: u(0x37, 0, 0x1F, 0, 0, 0, 0, 0xFF, 0xFF, 0), class: resvRead})
 	o.add(&opInfo{op: OpSyncCache10, name: "SYNCHRONIZE CACHE(10)", run: hSyncCache, usage: rw10(OpSyncCache10, 0x06), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteSame10, name: "WRITE SAME(10)", run: hWriteSame, usage: rw10(OpWriteSame10, 0x08), class: resvWrite, medium: true, timeoutMs: 120000})
 	o.add(&opInfo{op: OpUnmap, name: "UNMAP", run: hUnmap, usage: u(0x42, 0, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0), class: resvWrite, medium: true, timeoutMs: 120000})
@@ -204,6 +205,7 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpPrefetch16, name: "PRE-FETCH(16)", run: hPrefetch, usage: rw16(OpPrefetch16, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpSyncCache16, name: "SYNCHRONIZE CACHE(16)", run: hSyncCache, usage: rw16(OpSyncCache16, 0x02), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteSame16, name: "WRITE SAME(16)", run: hWriteSame, usage: rw16(OpWriteSame16, 0x09), class: resvWrite, medium: true, timeoutMs: 120000})
+	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAReadCapacity16, hasSA: true, name: "READ CAPACITY(16)", run: hReadCapacity16,
 		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0x01, 0)), class: resvAllowed})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAGetLBAStatus, hasSA: true, name: "GET LBA STATUS", run: hGetLBAStatus,
@@ -217,6 +219,7 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpWrite12, name: "WRITE(12)", run: hWrite, usage: rw12(OpWrite12, 0x1A), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteVerify12, name: "WRITE AND VERIFY(12)", run: hWriteVerify, usage: rw12(OpWriteVerify12, 0x16), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpVerify12, name: "VERIFY(12)", run: hVerify, usage: rw12(OpVerify12, 0x16), class: resvRead, medium: true})
+	o.add(&opInfo{op: OpReadDefectData12, name: "READ DEFECT DATA(12)", run: hReadDefectData, usage: cat(u(0xB7, 0x1F), ff4, ff4, u(0, 0)), class: resvRead})
 	// o.all is in insertion order, which follows opcode order above except
 	// for service actions; REPORT SUPPORTED OPERATION CODES sorts it.
 	sortOps(o.all)

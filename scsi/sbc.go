@@ -29,6 +29,9 @@ func xferLenByte(op byte) int {
 	case 12:
 		return 6
 	}
+	if op == OpWriteAtomic16 {
+		return 12
+	}
 	return 10
 }
 
@@ -83,7 +86,10 @@ func hRead(t *Target, l *lun, ctx context.Context, c *Command) result {
 	if err := ctx.Err(); err != nil {
 		return t.ioError(l, "read", err, false)
 	}
-	if err := l.readAt(c.DataIn[:n], int64(d.lba)*int64(l.blockSize)); err != nil {
+	l.cawMu.RLock() // shared with writes, excluded by COMPARE AND WRITE and WRITE ATOMIC
+	err := l.readAt(c.DataIn[:n], int64(d.lba)*int64(l.blockSize))
+	l.cawMu.RUnlock()
+	if err != nil {
 		return t.ioError(l, "read", err, false)
 	}
 	c.DataInLen = n
@@ -138,6 +144,54 @@ func hWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
 		return t.ioError(l, "write", err, true)
 	}
 	return t.durable(l, d)
+}
+
+// hWriteAtomic is WRITE ATOMIC(16) (SBC-4 5.48): the blocks are written
+// whole or not at all as far as any other command can see, because it
+// holds the LU's write lock exclusively and READ holds it shared.
+func hWriteAtomic(t *Target, l *lun, ctx context.Context, c *Command) result {
+	d := decodeLBA(c.CDB)
+	c.Want = int(d.blocks) * l.blockSize
+	if r, ok := l.writeChecks(c.CDB[0], d); !ok {
+		return r
+	}
+	if int(d.blocks) > l.maxAtomicBlocks() {
+		return invalidCDB(12, -1)
+	}
+	n := min(c.Want, len(c.DataOut))
+	if n == 0 {
+		return good
+	}
+	if err := ctx.Err(); err != nil {
+		return t.ioError(l, "write atomic", err, true)
+	}
+	l.cawMu.Lock()
+	err := l.writeAt(c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
+	l.cawMu.Unlock()
+	if err != nil {
+		return t.ioError(l, "write atomic", err, true)
+	}
+	return t.durable(l, d)
+}
+
+// maxAtomicBlocks is the MAXIMUM ATOMIC TRANSFER LENGTH.
+func (l *lun) maxAtomicBlocks() int {
+	return min(l.maxTransferBlocks(), 0xFFFF)
+}
+
+// hReadDefectData is READ DEFECT DATA(10) and (12): the medium has no
+// defects, so both lists are valid and empty, in the format asked.
+func hReadDefectData(_ *Target, _ *lun, _ context.Context, c *Command) result {
+	if c.CDB[0] == OpReadDefectData10 {
+		alloc := int(u16(c.CDB[7:9]))
+		out := []byte{0, c.CDB[2] & 0x1F, 0, 0}
+		fill(c, out, alloc)
+		return good
+	}
+	alloc := int(u32(c.CDB[6:10]))
+	out := []byte{0, c.CDB[1] & 0x1F, 0, 0, 0, 0, 0, 0}
+	fill(c, out, alloc)
+	return good
 }
 
 func hWriteVerify(t *Target, l *lun, ctx context.Context, c *Command) result {

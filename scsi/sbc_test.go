@@ -410,3 +410,50 @@ func TestExpectedDataOutLen(t *testing.T) {
 	expect(t, exec(ws, make([]byte, 512), 256), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
 	expectGood(t, exec(ws, make([]byte, 512), 512))
 }
+
+func TestWriteAtomic16(t *testing.T) {
+	tg := newTarget(t, nil)
+	wa := func(lba uint64, n uint16) []byte {
+		b := cdb16(OpWriteAtomic16, 0, lba, 0)
+		binary.BigEndian.PutUint16(b[12:], n)
+		return b
+	}
+	data := pattern(3*512, 7)
+	c := run(tg, nexA, 0, wa(4, 3), data, 0)
+	expectGood(t, c)
+	if c.Want != 3*512 {
+		t.Fatalf("Want %d", c.Want)
+	}
+	r := run(tg, nexA, 0, cdb10(OpRead10, 0, 4, 3), nil, 3*512)
+	if !bytes.Equal(r.DataIn, data) {
+		t.Fatal("WRITE ATOMIC data not read back")
+	}
+	expectGood(t, run(tg, nexA, 0, wa(0, 0), nil, 0))
+	expect(t, run(tg, nexA, 0, wa(testBlocks, 1), data[:512], 0), StatusCheckCondition, SenseIllegalRequest, ASCLBAOutOfRange)
+	expect(t, run(tg, nexA, 0, wa(testBlocks+1, 0), nil, 0), StatusCheckCondition, SenseIllegalRequest, ASCLBAOutOfRange)
+	bound := wa(0, 1)
+	bound[11] = 1 // ATOMIC BOUNDARY: not supported (maximum boundary size 0)
+	expect(t, run(tg, nexA, 0, bound, data[:512], 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	bl := run(tg, nexA, 0, inquiry(true, 0xB0, 64), nil, 64)
+	if binary.BigEndian.Uint32(bl.DataIn[44:]) == 0 || binary.BigEndian.Uint32(bl.DataIn[44:]) > binary.BigEndian.Uint32(bl.DataIn[8:]) {
+		t.Fatalf("MAXIMUM ATOMIC TRANSFER LENGTH %d", binary.BigEndian.Uint32(bl.DataIn[44:]))
+	}
+	if n, ok := tg.DataOutLen(0, wa(0, 5)); n != 5*512 || !ok {
+		t.Fatalf("DataOutLen %d %v", n, ok)
+	}
+}
+
+func TestReadDefectData(t *testing.T) {
+	tg := newTarget(t, nil)
+	c := run(tg, nexA, 0, []byte{OpReadDefectData10, 0, 0x18 | 3, 0, 0, 0, 0, 0, 32, 0}, nil, 32)
+	expectGood(t, c)
+	if c.DataInLen != 4 || c.DataIn[1] != 0x1B || c.DataIn[2] != 0 || c.DataIn[3] != 0 {
+		t.Fatalf("READ DEFECT DATA(10) % x", c.DataIn[:c.DataInLen])
+	}
+	c = run(tg, nexA, 0, []byte{OpReadDefectData12, 0x05, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}, nil, 32)
+	expectGood(t, c)
+	if c.DataInLen != 8 || c.DataIn[1] != 0x05 {
+		t.Fatalf("READ DEFECT DATA(12) % x", c.DataIn[:c.DataInLen])
+	}
+	expect(t, run(tg, nexA, 0, []byte{OpReadDefectData10, 1, 0, 0, 0, 0, 0, 0, 32, 0}, nil, 32), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+}

@@ -224,6 +224,8 @@ func (l *lun) blockLimits() []byte {
 		putU32(b[16:], 0xFFFFFFFF)               // MAXIMUM UNMAP LBA COUNT
 		putU32(b[20:], maxUnmapBlockDescriptors) // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
 	}
-	putU64(b[32:], maxWriteSameBlocks) // MAXIMUM WRITE SAME LENGTH
+	putU64(b[32:], maxWriteSameBlocks)          // MAXIMUM WRITE SAME LENGTH
+	putU32(b[40:], uint32(l.maxAtomicBlocks())) // MAXIMUM ATOMIC TRANSFER LENGTH
+	// ATOMIC ALIGNMENT, ATOMIC TRANSFER LENGTH GRANULARITY: 0, no constraint.
 	return b
 }
