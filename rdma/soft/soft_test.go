@@ -450,3 +450,76 @@ func TestDevices(t *testing.T) {
 		t.Fatal(p.Name())
 	}
 }
+
+func TestLocalProtection(t *testing.T) {
+	ctx := ctxT(t)
+	p := soft.New(soft.Config{})
+	a, b := pair(t, p, 64, rdma.QueuePairConfig{}, forever)
+	// A send from memory with a wrong lkey fails locally; the peer is fine.
+	bad := a.mr.SGE(0, 8)
+	bad.LKey ^= 0xff0000
+	_, err := a.qp.PostSend([]rdma.SendWR{send(rdma.EncodeWRID(opSend, 1), bad)})
+	must(t, err)
+	if wc := pollN(t, ctx, a.cq, 1)[0]; wc.Status != rdma.WCLocProtErr {
+		t.Fatalf("send with a wrong lkey: %v", wc.Status)
+	}
+	if s, _ := b.qp.State(); s != rdma.QPRTS {
+		t.Fatalf("peer in %v after the sender's local error", s)
+	}
+	// A receive into read-only memory fails at the receiver.
+	c, d := pair(t, p, 64, rdma.QueuePairConfig{}, forever)
+	ro, err := d.pd.RegisterMemory(d.buf.Slice(0, 4096), 0)
+	must(t, err)
+	defer ro.Close()
+	_, err = d.qp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 1), SGL: []rdma.SGE{ro.SGE(0, 64)}}})
+	must(t, err)
+	_, err = c.qp.PostSend([]rdma.SendWR{send(rdma.EncodeWRID(opSend, 1), c.mr.SGE(0, 8))})
+	must(t, err)
+	if wc := pollN(t, ctx, d.cq, 1)[0]; wc.Status != rdma.WCLocProtErr {
+		t.Fatalf("receive into read-only memory: %v", wc.Status)
+	}
+	if wc := pollN(t, ctx, c.cq, 1)[0]; wc.Status == rdma.WCSuccess {
+		t.Fatal("send into a failing receive succeeded")
+	}
+}
+
+func TestConnectAbandoned(t *testing.T) {
+	ctx := ctxT(t)
+	p := soft.New(soft.Config{})
+	l, err := rdma.Listen(p, "127.0.0.1:0", rdma.ListenConfig{})
+	must(t, err)
+	defer l.Close()
+	d, err := rdma.Dial(ctx, p, l.Addr().String(), rdma.DialConfig{})
+	must(t, err)
+	pd, err := d.Device().AllocPD()
+	must(t, err)
+	defer pd.Close()
+	cq, err := d.Device().NewCompletionQueue(rdma.CompletionQueueConfig{Entries: 8})
+	must(t, err)
+	defer cq.Close()
+	qp, err := d.CreateQP(pd, rdma.QueuePairConfig{SendCQ: cq, RecvCQ: cq})
+	must(t, err)
+	defer qp.Close()
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := d.Connect(short, forever, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("connect nobody accepts: %v", err)
+	}
+	req, err := l.Accept(ctx)
+	must(t, err)
+	if req.Param() != forever || req.LocalAddr().String() != l.Addr().String() || req.RemoteAddr().Network() != "soft" {
+		t.Fatalf("request %+v from %v to %v", req.Param(), req.RemoteAddr(), req.LocalAddr())
+	}
+	spd, err := req.Device().AllocPD()
+	must(t, err)
+	defer spd.Close()
+	scq, err := req.Device().NewCompletionQueue(rdma.CompletionQueueConfig{Entries: 8})
+	must(t, err)
+	defer scq.Close()
+	sqp, err := req.CreateQP(spd, rdma.QueuePairConfig{SendCQ: scq, RecvCQ: scq})
+	must(t, err)
+	defer sqp.Close()
+	if err := req.Accept(ctx, forever, nil); !errors.Is(err, syscall.ECONNABORTED) {
+		t.Fatalf("accept of an abandoned request: %v", err)
+	}
+}
