@@ -205,20 +205,14 @@ func (n *Negotiator) receiveOne(stage pdu.Stage, kv Pair, out *Pairs) error {
 		}
 		return nil
 	}
-	switch d.Kind {
-	case KindAuth:
-		return nil
-	case KindSendTargets:
-		if stage != pdu.StageFullFeature {
-			return negErr(key, "only allowed in full feature phase")
-		}
-		return nil
-	}
 	if d.Use&useFor(stage) == 0 {
 		return negErr(key, "not allowed in %v", stage)
 	}
 	if d.Senders&n.peerSender() == 0 {
 		return negErr(key, "may not be sent by the %v", otherRole(n.cfg.Role))
+	}
+	if d.Kind == KindAuth || d.Kind == KindSendTargets {
+		return nil // the caller's: iscsi/auth and the session's target list
 	}
 	if isAnswer(v) {
 		return nil // an answer to nothing we asked: ignore
@@ -228,6 +222,9 @@ func (n *Negotiator) receiveOne(stage pdu.Stage, kv Pair, out *Pairs) error {
 	}
 	n.done[key] = true
 
+	if d.LeadingOnly && n.cfg.NonLeading && d.Kind == KindDeclarative {
+		return nil // SessionType again on a second connection: nothing to answer
+	}
 	// Keys that do not apply here.
 	irrelevant := (d.ISER && !n.cfg.ISER) ||
 		(d.LeadingOnly && n.cfg.NonLeading) ||
