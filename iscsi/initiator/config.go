@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/goiser/goiser/iscsi/pdu"
@@ -70,13 +71,14 @@ func (b Bool) value(def bool) bool {
 type CHAP struct {
 	User   string // CHAP_N the initiator sends
 	Secret string // secret the target knows for User
-	// TargetUser is the CHAP_N the target must answer with (mutual);
-	// empty accepts any name.
+	// TargetUser is the CHAP_N the target must answer with (mutual CHAP).
 	TargetUser string
-	// TargetSecret is the target's secret (mutual CHAP); empty means one-way.
+	// TargetSecret is the target's secret (mutual CHAP); empty means
+	// one-way. It must differ from Secret (RFC 7143 §12.1.3).
 	TargetSecret string
 	// Algorithms lists the CHAP_A values to offer in order of preference
-	// (5 = MD5, 7 = SHA-256). Empty offers 7 then 5.
+	// (5 = MD5, 6 = SHA-1, 7 = SHA-256, 8 = SHA3-256). Empty offers
+	// iscsi/auth's default list.
 	Algorithms []int
 }
 
@@ -183,14 +185,7 @@ func (c Config) withDefaults(discovery bool) (Config, error) {
 			return c, errors.New("initiator: config: CHAP needs User and Secret")
 		}
 		ch := *c.CHAP
-		if len(ch.Algorithms) == 0 {
-			ch.Algorithms = []int{chapSHA256, chapMD5}
-		}
-		for _, a := range ch.Algorithms {
-			if a != chapMD5 && a != chapSHA256 {
-				return c, fmt.Errorf("initiator: config: CHAP algorithm %d not supported (5=MD5, 7=SHA-256)", a)
-			}
-		}
+		ch.Algorithms = slices.Clone(ch.Algorithms)
 		c.CHAP = &ch
 	}
 	return c, nil

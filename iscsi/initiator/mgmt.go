@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/text"
 )
 
 // request sends p, one of t's non-SCSI request structs, and waits for its
@@ -119,10 +120,9 @@ func lunNumber(l pdu.LUN) uint16 {
 
 // text runs one Text Request exchange (RFC 7143 §11.10), following the C
 // bit until the target's response is complete, and returns the keys.
-func (s *Session) text(ctx context.Context, keys keyList) (keyList, error) {
+func (s *Session) text(ctx context.Context, data []byte) ([]kv, error) {
 	var all []byte
 	ttt := uint32(reservedTag)
-	data := keys.encode(nil)
 	for range 256 {
 		t, err := s.acquire(ctx, kindText)
 		if err != nil {
@@ -136,7 +136,7 @@ func (s *Session) text(ctx context.Context, keys keyList) (keyList, error) {
 		more, next := t.more, t.ttt
 		s.release(t)
 		if !more {
-			return parseKeys(all)
+			return parseRepeated(all)
 		}
 		ttt, data = next, nil
 	}
@@ -154,9 +154,11 @@ type Target struct {
 // "All" in a discovery session, "" for the current target in a normal
 // session, or a target name.
 func (s *Session) SendTargets(ctx context.Context, which string) ([]Target, error) {
-	var keys keyList
-	keys.add("SendTargets", which)
-	got, err := s.text(ctx, keys)
+	data, err := text.AppendPair(nil, text.KeySendTargets, which)
+	if err != nil {
+		return nil, fmt.Errorf("initiator: SendTargets: %w", err)
+	}
+	got, err := s.text(ctx, data)
 	if err != nil {
 		return nil, err
 	}

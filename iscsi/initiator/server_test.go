@@ -207,8 +207,10 @@ func TestServerCHAP(t *testing.T) {
 		{name: "one-way-md5", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", Algorithms: []int{5}}},
 		{name: "one-way-sha256", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", Algorithms: []int{7}}},
 		{name: "mutual", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetUser: "disk", TargetSecret: "targetsecret2"}},
-		{name: "mutual-wrong-target-secret", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetSecret: "nottargetsecret"},
-			wantErr: "target failed authentication"},
+		{name: "mutual-wrong-target-secret", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetUser: "disk", TargetSecret: "nottargetsecret"},
+			wantErr: "wrong target CHAP_R"},
+		{name: "mutual-wrong-target-name", chap: &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetUser: "notdisk", TargetSecret: "targetsecret2"},
+			wantErr: "target answered as"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := initiator.Dial(ctx, srv.addr, initiator.Config{InitiatorName: testInitiator, TargetName: testTarget, CHAP: tc.chap})

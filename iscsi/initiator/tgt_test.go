@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goiser/goiser/iscsi/auth"
 	"github.com/goiser/goiser/iscsi/initiator"
 	"github.com/goiser/goiser/iscsi/pdu"
 	"github.com/goiser/goiser/scsi"
@@ -24,6 +25,9 @@ type tgt struct {
 	addr   string // portal host:port
 	ctl    string // control port for tgtadm
 	target string // target IQN (tid 1)
+	// digestTarget (tid 2) allows only CRC32C digests; tid 1 keeps tgt's
+	// default (None only).
+	digestTarget string
 }
 
 // freePort returns a TCP port that was free a moment ago.
@@ -70,7 +74,8 @@ func startTgt(t testing.TB) *tgt {
 			t.Logf("tgtd output:\n%s", out.String())
 		}
 	})
-	g := &tgt{addr: fmt.Sprintf("127.0.0.1:%d", port), ctl: ctl, target: "iqn.2026-11.org.goiser.test:tgt"}
+	g := &tgt{addr: fmt.Sprintf("127.0.0.1:%d", port), ctl: ctl, target: "iqn.2026-11.org.goiser.test:tgt",
+		digestTarget: "iqn.2026-11.org.goiser.test:tgt-digest"}
 	// Wait for the control socket.
 	for i := 0; ; i++ {
 		err := exec.Command("tgtadm", "-C", ctl, "--lld", "iscsi", "--mode", "target", "--op", "show").Run()
@@ -82,19 +87,22 @@ func startTgt(t testing.TB) *tgt {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	backing := filepath.Join(t.TempDir(), "lun1")
-	if err := os.WriteFile(backing, nil, 0o600); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	for tid, name := range []string{g.target, g.digestTarget} {
+		backing := filepath.Join(dir, fmt.Sprintf("lun%d", tid))
+		if err := os.WriteFile(backing, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(backing, 64<<20); err != nil {
+			t.Fatal(err)
+		}
+		id := strconv.Itoa(tid + 1)
+		g.adm(t, "--mode", "target", "--op", "new", "--tid", id, "--targetname", name)
+		g.adm(t, "--mode", "logicalunit", "--op", "new", "--tid", id, "--lun", "1", "--backing-store", backing)
+		g.adm(t, "--mode", "target", "--op", "bind", "--tid", id, "--initiator-address", "ALL")
 	}
-	if err := os.Truncate(backing, 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	g.adm(t, "--mode", "target", "--op", "new", "--tid", "1", "--targetname", g.target)
-	g.adm(t, "--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "1", "--backing-store", backing)
-	g.adm(t, "--mode", "target", "--op", "bind", "--tid", "1", "--initiator-address", "ALL")
-	// tgt negotiates digests only when the target allows them.
-	g.adm(t, "--mode", "target", "--op", "update", "--tid", "1", "--name", "HeaderDigest", "--value", "CRC32C,None")
-	g.adm(t, "--mode", "target", "--op", "update", "--tid", "1", "--name", "DataDigest", "--value", "CRC32C,None")
+	g.adm(t, "--mode", "target", "--op", "update", "--tid", "2", "--name", "HeaderDigest", "--value", "CRC32C")
+	g.adm(t, "--mode", "target", "--op", "update", "--tid", "2", "--name", "DataDigest", "--value", "CRC32C")
 	return g
 }
 
@@ -129,8 +137,8 @@ func TestTgtDiscoveryAndIO(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
-	if len(ts) != 1 || ts[0].Name != g.target || len(ts[0].Addresses) == 0 {
-		t.Fatalf("discover = %+v, want %s", ts, g.target)
+	if len(ts) != 2 || ts[0].Name != g.target || len(ts[0].Addresses) == 0 {
+		t.Fatalf("discover = %+v, want %s and %s", ts, g.target, g.digestTarget)
 	}
 	for _, tc := range []struct {
 		name          string
@@ -138,16 +146,20 @@ func TestTgtDiscoveryAndIO(t *testing.T) {
 		hd, dd        initiator.Digest
 		firstBurst    uint32
 		maxRecvSegLen uint32
+		digestTarget  bool
 	}{
 		{name: "defaults"},
 		{name: "no-immediate", imm: initiator.No},
 		{name: "unsolicited", imm: initiator.Yes, r2t: initiator.No},
 		{name: "unsolicited-no-imm", imm: initiator.No, r2t: initiator.No, firstBurst: 16384},
-		{name: "digests", hd: initiator.DigestRequireCRC32C, dd: initiator.DigestRequireCRC32C, maxRecvSegLen: 8192},
+		{name: "digests", hd: initiator.DigestRequireCRC32C, dd: initiator.DigestRequireCRC32C, maxRecvSegLen: 8192, digestTarget: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
 			cfg.TargetName = g.target
+			if tc.digestTarget {
+				cfg.TargetName = g.digestTarget
+			}
 			cfg.ImmediateData, cfg.InitialR2T = tc.imm, tc.r2t
 			cfg.HeaderDigest, cfg.DataDigest = tc.hd, tc.dd
 			cfg.FirstBurstLength = tc.firstBurst
@@ -339,8 +351,8 @@ func TestTgtCHAP(t *testing.T) {
 	}
 	s.Close()
 	// Mutual with the wrong target secret: we refuse the target.
-	cfg.CHAP = &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetSecret: "notthesecret", Algorithms: []int{5}}
-	if _, err := initiator.Dial(ctx, g.addr, cfg); err == nil || !bytes.Contains([]byte(err.Error()), []byte("target failed authentication")) {
+	cfg.CHAP = &initiator.CHAP{User: "alice", Secret: "alicesecret1", TargetUser: "tgtuser", TargetSecret: "notthesecret", Algorithms: []int{5}}
+	if _, err := initiator.Dial(ctx, g.addr, cfg); !errors.Is(err, auth.ErrAuthFailed) {
 		t.Fatalf("mutual CHAP with a wrong target secret: %v, want our refusal", err)
 	}
 }
