@@ -140,9 +140,13 @@ func (c *conn) advance(imm bool, cmdSN uint32) bool {
 			"cmdsn", cmdSN, "expcmdsn", c.expCmdSN, "maxcmdsn", c.maxCmdSN)
 		return false
 	}
-	if cmdSN == c.expCmdSN {
-		c.expCmdSN++
+	if cmdSN != c.expCmdSN {
+		// Ahead of ExpCmdSN: with one connection per session the
+		// commands in between are lost for good (rejected, or never
+		// sent), so waiting for them would close the window forever.
+		c.log.Debug("iscsi: CmdSN gap skipped", "cmdsn", cmdSN, "expcmdsn", c.expCmdSN)
 	}
+	c.expCmdSN = cmdSN + 1
 	return true
 }
 
