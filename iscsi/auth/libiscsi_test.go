@@ -1,0 +1,207 @@
+package auth_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi/auth"
+	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/text"
+)
+
+// miniTarget is just enough of an iSCSI target to serve a discovery
+// session: login with CHAP through iscsi/pdu, iscsi/text and iscsi/auth,
+// SendTargets, Logout. It checks the three packages against a real
+// initiator (libiscsi's iscsi-ls), not against themselves.
+type miniTarget struct {
+	ln     net.Listener
+	name   string
+	secret []byte
+	result chan error // outcome of the one login served
+	log    []string   // keys received, for the test log (written before result is sent)
+}
+
+func (m *miniTarget) serve(t *testing.T) {
+	c, err := m.ln.Accept()
+	if err != nil {
+		m.result <- err
+		return
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	m.result <- m.session(c)
+}
+
+func (m *miniTarget) session(c net.Conn) error {
+	r := pdu.NewReader(bufio.NewReader(c))
+	w := pdu.NewWriter(c)
+	buf := make([]byte, pdu.FrameBufferSize(pdu.DefaultMaxRecvDataSegmentLength))
+	var (
+		d      pdu.Decoder
+		f      pdu.Frame
+		acc    text.Accumulator
+		neg    *text.Negotiator
+		chap   *auth.Target
+		statSN uint32 = 100
+	)
+	neg, err := text.NewNegotiator(text.Config{Local: text.DefaultParams(), AuthMethods: []string{text.AuthCHAP}})
+	if err != nil {
+		return err
+	}
+	chap, err = auth.NewTarget(auth.TargetConfig{
+		Secret:     func(user string) ([]byte, bool) { return m.secret, user == "user" },
+		Algorithms: []auth.Algorithm{auth.SHA256, auth.MD5},
+	})
+	if err != nil {
+		return err
+	}
+	for {
+		if err := r.ReadFrame(&f, buf); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		p, err := d.DecodeFrame(&f)
+		if err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		switch req := p.(type) {
+		case *pdu.LoginRequest:
+			rsp := &pdu.LoginResponse{ISID: req.ISID, ITT: req.ITT, CSG: req.CSG, StatSN: statSN,
+				ExpCmdSN: req.CmdSN, MaxCmdSN: req.CmdSN + 8}
+			statSN++
+			data, done, err := acc.Add(req.Data, req.Continue)
+			if err != nil {
+				return err
+			}
+			var in, out text.Pairs
+			var failure error
+			if done {
+				if err := text.Parse(data, &in); err != nil {
+					return err
+				}
+				m.log = append(m.log, fmt.Sprintf("%v: %s", req.CSG, in.String()))
+				failure = neg.Receive(req.CSG, &in, &out)
+				var authed bool
+				if failure == nil && req.CSG == pdu.StageSecurity {
+					authed, failure = chap.Step(&in, &out)
+				}
+				if failure == nil && req.Transit && (req.CSG != pdu.StageSecurity || authed) {
+					neg.Offer(req.CSG, &out)
+					rsp.Transit, rsp.NSG = true, req.NSG
+					if req.NSG == pdu.StageFullFeature {
+						rsp.TSIH = 1
+					}
+				}
+			}
+			if failure != nil {
+				var ae *auth.Error
+				var te *text.Error
+				switch {
+				case errors.As(failure, &ae):
+					rsp.Status = ae.Status
+				case errors.As(failure, &te):
+					rsp.Status = te.Status
+				default:
+					rsp.Status = pdu.LoginInitiatorError
+				}
+				out.Reset()
+			}
+			if rsp.Data, err = out.AppendBinary(nil); err != nil {
+				return err
+			}
+			if err := w.WritePDU(rsp); err != nil {
+				return err
+			}
+			if failure != nil {
+				return failure
+			}
+		case *pdu.TextRequest:
+			var in text.Pairs
+			if err := text.Parse(req.Data, &in); err != nil {
+				return err
+			}
+			if v, _ := in.Get(text.KeySendTargets); v != "All" {
+				return fmt.Errorf("SendTargets=%q", v)
+			}
+			body, _ := text.AppendPair(nil, text.KeyTargetName, m.name)
+			body, _ = text.AppendPair(body, text.KeyTargetAddress, m.ln.Addr().String()+",1")
+			exp := req.CmdSN
+			if !req.Immediate {
+				exp++
+			}
+			rsp := &pdu.TextResponse{Final: true, ITT: req.ITT, TTT: pdu.ReservedTag, StatSN: statSN,
+				ExpCmdSN: exp, MaxCmdSN: exp + 8, Data: body}
+			statSN++
+			if err := w.WritePDU(rsp); err != nil {
+				return err
+			}
+		case *pdu.LogoutRequest:
+			exp := req.CmdSN
+			if !req.Immediate {
+				exp++
+			}
+			return w.WritePDU(&pdu.LogoutResponse{ITT: req.ITT, StatSN: statSN, ExpCmdSN: exp, MaxCmdSN: exp + 8})
+		default:
+			return fmt.Errorf("unexpected %v", p.Opcode())
+		}
+	}
+}
+
+func TestLibiscsiDiscoveryWithCHAP(t *testing.T) {
+	bin, err := exec.LookPath("iscsi-ls")
+	if err != nil {
+		t.Skip("iscsi-ls not installed (Debian package libiscsi-bin; make test installs it): skipping the libiscsi interop test")
+	}
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{
+		{"right secret", "secret-123456", true},
+		{"wrong secret", "wrong-secret1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			m := &miniTarget{ln: ln, name: "iqn.2026-11.org.goiser.test:disk", secret: []byte("secret-123456"),
+				result: make(chan error, 1)}
+			go m.serve(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			url := fmt.Sprintf("iscsi://user%%%s@%s", tc.password, ln.Addr())
+			out, cmdErr := exec.CommandContext(ctx, bin, "-i", "iqn.2026-11.org.goiser.test:ini", url).CombinedOutput()
+			var srvErr error
+			select {
+			case srvErr = <-m.result:
+			case <-time.After(30 * time.Second):
+				t.Fatal("mini target did not finish")
+			}
+			if tc.ok {
+				if cmdErr != nil || srvErr != nil {
+					t.Fatalf("iscsi-ls: %v, target: %v\n%s", cmdErr, srvErr, out)
+				}
+				if !strings.Contains(string(out), "Target:iqn.2026-11.org.goiser.test:disk") {
+					t.Errorf("iscsi-ls output:\n%s", out)
+				}
+				for _, l := range m.log {
+					t.Log("libiscsi sent", l)
+				}
+				return
+			}
+			if cmdErr == nil {
+				t.Errorf("iscsi-ls succeeded with a wrong secret:\n%s", out)
+			}
+			if !errors.Is(srvErr, auth.ErrAuthFailed) {
+				t.Errorf("target: %v, want ErrAuthFailed", srvErr)
+			}
+		})
+	}
+}
