@@ -1,21 +1,12 @@
 package iscsi
 
 import (
-	"bytes"
-	"crypto/md5"
-	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"slices"
 	"strconv"
-	"strings"
 
+	"github.com/goiser/goiser/iscsi/auth"
 	"github.com/goiser/goiser/iscsi/pdu"
 	"github.com/goiser/goiser/iscsi/text"
 )
@@ -76,10 +67,8 @@ type loginState struct {
 	in, out   text.Pairs // keys of the request and of the response
 	reply     []byte     // encoded response keys
 
-	chap          chapStep
-	chapAlg       byte
-	chapID        byte
-	chapChallenge []byte
+	chap     chapStep
+	chapAuth *auth.Target // the CHAP exchange, once AuthMethod=CHAP
 
 	mrdslDeclared bool // our MaxRecvDataSegmentLength went out
 	done          bool // transit to full feature phase accepted
@@ -226,7 +215,9 @@ func (ls *loginState) keys(req *pdu.LoginRequest) error {
 	if ls.in.Has(text.KeyAuthMethod) {
 		switch v, _ := ls.out.Get(text.KeyAuthMethod); v {
 		case "CHAP":
-			ls.chap = chapWaitA
+			if err := ls.startCHAP(); err != nil {
+				return err
+			}
 		case text.None:
 		default:
 			want := "None"
@@ -355,118 +346,47 @@ func (ls *loginState) allowed() bool {
 	return slices.ContainsFunc(ls.target.Initiators, func(n string) bool { return foldName(n) == me })
 }
 
-// chapHash returns the hash of CHAP algorithm a (RFC 7143 §12.1.3, RFC
-// 1994 numbering: 5 MD5, 6 SHA-1, 7 SHA-256).
-func chapHash(a byte) hash.Hash {
-	switch a {
-	case 5:
-		return md5.New()
-	case 6:
-		return sha1.New()
-	case 7:
-		return sha256.New()
+// startCHAP prepares the target side of the CHAP exchange
+// (RFC 7143 §12.1.3) with the target's secrets.
+func (ls *loginState) startCHAP() error {
+	cfg := ls.target.CHAP
+	tc := auth.TargetConfig{
+		Secret: func(user string) ([]byte, bool) {
+			if user != cfg.User {
+				return nil, false
+			}
+			return []byte(cfg.Secret), true
+		},
 	}
+	if cfg.MutualUser != "" {
+		tc.Mutual = &auth.Credentials{User: cfg.MutualUser, Secret: []byte(cfg.MutualSecret)}
+	}
+	a, err := auth.NewTarget(tc)
+	if err != nil {
+		return loginFail(pdu.LoginTargetError, "CHAP: %v", err)
+	}
+	ls.chapAuth = a
+	ls.chap = chapWaitA
 	return nil
 }
 
-// chapKeys runs the CHAP exchange (RFC 7143 §12.1.3).
+// chapKeys runs one step of the CHAP exchange.
 func (ls *loginState) chapKeys() error {
-	get := ls.in.Get
-	switch ls.chap {
-	case chapWaitA:
-		list, ok := get("CHAP_A")
-		if !ok {
-			return loginFail(pdu.LoginAuthFailed, "CHAP: expected CHAP_A")
+	if ls.chapAuth == nil {
+		return loginFail(pdu.LoginInitiatorError, "CHAP keys before AuthMethod=CHAP")
+	}
+	done, err := ls.chapAuth.Step(&ls.in, &ls.out)
+	if err != nil {
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			return loginFail(ae.Status, "%v", err)
 		}
-		for _, a := range strings.Split(list, ",") {
-			n, err := strconv.ParseUint(a, 10, 8)
-			if err != nil || chapHash(byte(n)) == nil {
-				continue
-			}
-			ls.chapAlg = byte(n)
-			break
-		}
-		if ls.chapAlg == 0 {
-			ls.out.Set(text.KeyCHAPA, text.Reject)
-			return loginFail(pdu.LoginAuthFailed, "CHAP: no supported algorithm in CHAP_A=%s", list)
-		}
-		var id [1]byte
-		_, _ = rand.Read(id[:])
-		ls.chapID = id[0]
-		ls.chapChallenge = make([]byte, 16)
-		_, _ = rand.Read(ls.chapChallenge)
-		ls.out.Set(text.KeyCHAPA, strconv.Itoa(int(ls.chapAlg)))
-		ls.out.Set(text.KeyCHAPI, strconv.Itoa(int(ls.chapID)))
-		ls.out.Set(text.KeyCHAPC, "0x"+hex.EncodeToString(ls.chapChallenge))
-		ls.chap = chapWaitR
-		return nil
-	case chapWaitR:
-		cfg := ls.target.CHAP
-		name, okN := get("CHAP_N")
-		r, okR := get("CHAP_R")
-		if !okN || !okR {
-			return loginFail(pdu.LoginAuthFailed, "CHAP: expected CHAP_N and CHAP_R")
-		}
-		resp, err := decodeBinary(r)
-		if err != nil {
-			return loginFail(pdu.LoginAuthFailed, "CHAP_R: %v", err)
-		}
-		want := chapResponse(ls.chapAlg, ls.chapID, []byte(cfg.Secret), ls.chapChallenge)
-		if name != cfg.User || subtle.ConstantTimeCompare(resp, want) != 1 {
-			return loginFail(pdu.LoginAuthFailed, "CHAP: wrong user name or secret for %q", name)
-		}
-		iStr, okI := get("CHAP_I")
-		cStr, okC := get("CHAP_C")
-		if okI || okC {
-			// Mutual CHAP: the initiator challenges the target.
-			if !okI || !okC || cfg.MutualUser == "" {
-				return loginFail(pdu.LoginAuthFailed, "CHAP: mutual authentication requested but not configured")
-			}
-			id, err := strconv.ParseUint(iStr, 0, 8)
-			if err != nil {
-				return loginFail(pdu.LoginAuthFailed, "CHAP_I=%q", iStr)
-			}
-			ch, err := decodeBinary(cStr)
-			if err != nil || len(ch) == 0 {
-				return loginFail(pdu.LoginAuthFailed, "CHAP_C: bad value")
-			}
-			if bytes.Equal(ch, ls.chapChallenge) {
-				return loginFail(pdu.LoginAuthFailed, "CHAP: initiator reflected our challenge")
-			}
-			mr := chapResponse(ls.chapAlg, byte(id), []byte(cfg.MutualSecret), ch)
-			ls.out.Set(text.KeyCHAPN, cfg.MutualUser)
-			ls.out.Set(text.KeyCHAPR, "0x"+hex.EncodeToString(mr))
-		}
+		return loginFail(pdu.LoginAuthFailed, "%v", err)
+	}
+	if done {
 		ls.chap = chapDone
-		return nil
+	} else {
+		ls.chap = chapWaitR
 	}
-	return loginFail(pdu.LoginAuthFailed, "CHAP keys out of sequence (%v)", ls.chap)
-}
-
-// chapResponse computes H(id || secret || challenge) (RFC 1994 §4.1).
-func chapResponse(alg, id byte, secret, challenge []byte) []byte {
-	h := chapHash(alg)
-	h.Write([]byte{id})
-	h.Write(secret)
-	h.Write(challenge)
-	return h.Sum(nil)
-}
-
-// decodeBinary decodes a binary value: 0x hex or 0b base64 (RFC 7143
-// §6.1).
-func decodeBinary(v string) ([]byte, error) {
-	if len(v) < 2 {
-		return nil, fmt.Errorf("binary value %q too short", v)
-	}
-	switch v[:2] {
-	case "0x", "0X":
-		s := v[2:]
-		if len(s)%2 == 1 {
-			s = "0" + s
-		}
-		return hex.DecodeString(s)
-	case "0b", "0B":
-		return base64.StdEncoding.DecodeString(v[2:])
-	}
-	return nil, fmt.Errorf("binary value %q lacks 0x or 0b", v)
+	return nil
 }

@@ -207,7 +207,7 @@ func TestCHAP(t *testing.T) {
 			t.Fatalf("status %v, want authentication failure", rsp.Status)
 		}
 		c.expectClosed()
-		if !strings.Contains(ts.logs.String(), "CHAP: wrong user name or secret") {
+		if !strings.Contains(ts.logs.String(), "authentication failure") {
 			t.Errorf("no log line for the failed CHAP login")
 		}
 	})
