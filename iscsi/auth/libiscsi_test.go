@@ -25,7 +25,8 @@ type miniTarget struct {
 	name   string
 	secret []byte
 	result chan error // outcome of the one login served
-	log    []string   // keys received, for the test log (written before result is sent)
+	alg    auth.Algorithm
+	log    []string // keys received, for the test log (written before result is sent)
 }
 
 func (m *miniTarget) serve(t *testing.T) {
@@ -57,7 +58,8 @@ func (m *miniTarget) session(c net.Conn) error {
 	}
 	chap, err = auth.NewTarget(auth.TargetConfig{
 		Secret:     func(user string) ([]byte, bool) { return m.secret, user == "user" },
-		Algorithms: []auth.Algorithm{auth.SHA256, auth.MD5},
+		Mutual:     &auth.Credentials{User: "tgtuser", Secret: []byte("target-secret-9")},
+		Algorithms: []auth.Algorithm{auth.SHA3256, auth.SHA256, auth.SHA1, auth.MD5},
 	})
 	if err != nil {
 		return err
@@ -90,6 +92,7 @@ func (m *miniTarget) session(c net.Conn) error {
 				var authed bool
 				if failure == nil && req.CSG == pdu.StageSecurity {
 					authed, failure = chap.Step(&in, &out)
+					m.alg = chap.Algorithm()
 				}
 				if failure == nil && req.Transit && (req.CSG != pdu.StageSecurity || authed) {
 					neg.Offer(req.CSG, &out)
@@ -160,10 +163,18 @@ func TestLibiscsiDiscoveryWithCHAP(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, password string
+		query          string   // URL parameters
+		env            []string // LIBISCSI_* settings
 		ok             bool
+		targetFails    bool // the target sees ErrAuthFailed (else the initiator gives up)
 	}{
-		{"right secret", "secret-123456", true},
-		{"wrong secret", "wrong-secret1", false},
+		{name: "right secret", password: "secret-123456", ok: true},
+		{name: "wrong secret", password: "wrong-secret1", targetFails: true},
+		{name: "mutual", password: "secret-123456", ok: true,
+			env: []string{"LIBISCSI_CHAP_TARGET_USERNAME=tgtuser", "LIBISCSI_CHAP_TARGET_PASSWORD=target-secret-9"}},
+		{name: "mutual wrong target secret", password: "secret-123456",
+			env: []string{"LIBISCSI_CHAP_TARGET_USERNAME=tgtuser", "LIBISCSI_CHAP_TARGET_PASSWORD=other-secret-1"}},
+		{name: "sha256 if this libiscsi has it", password: "secret-123456", query: "?auth=sha256", ok: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -176,8 +187,10 @@ func TestLibiscsiDiscoveryWithCHAP(t *testing.T) {
 			go m.serve(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			url := fmt.Sprintf("iscsi://user%%%s@%s", tc.password, ln.Addr())
-			out, cmdErr := exec.CommandContext(ctx, bin, "-i", "iqn.2026-11.org.goiser.test:ini", url).CombinedOutput()
+			url := fmt.Sprintf("iscsi://user%%%s@%s%s", tc.password, ln.Addr(), tc.query)
+			cmd := exec.CommandContext(ctx, bin, "-i", "iqn.2026-11.org.goiser.test:ini", url)
+			cmd.Env = append(cmd.Environ(), tc.env...)
+			out, cmdErr := cmd.CombinedOutput()
 			var srvErr error
 			select {
 			case srvErr = <-m.result:
@@ -194,13 +207,17 @@ func TestLibiscsiDiscoveryWithCHAP(t *testing.T) {
 				for _, l := range m.log {
 					t.Log("libiscsi sent", l)
 				}
+				t.Logf("CHAP algorithm %v", m.alg)
+				if tc.env != nil && !strings.Contains(strings.Join(m.log, " "), "CHAP_C=") {
+					t.Error("mutual CHAP was not exercised: no CHAP_C from the initiator")
+				}
 				return
 			}
 			if cmdErr == nil {
 				t.Errorf("iscsi-ls succeeded with a wrong secret:\n%s", out)
 			}
-			if !errors.Is(srvErr, auth.ErrAuthFailed) {
-				t.Errorf("target: %v, want ErrAuthFailed", srvErr)
+			if tc.targetFails != errors.Is(srvErr, auth.ErrAuthFailed) {
+				t.Errorf("target: %v (want ErrAuthFailed: %v)", srvErr, tc.targetFails)
 			}
 		})
 	}
