@@ -163,11 +163,13 @@ func dataOutLen(cdb []byte, bs int) (int, bool) {
 		return int(u16(cdb[7:9])), true
 	case OpPersistentReserveOut:
 		return int(u32(cdb[5:9])), true
+	case OpExtendedCopy:
+		return int(u32(cdb[10:14])), true
 	case OpTestUnitReady, OpRequestSense, OpRead6, OpInquiry, OpReserve6, OpRelease6, OpModeSense6,
 		OpStartStopUnit, OpPreventAllow, OpReadCapacity10, OpRead10, OpPrefetch10, OpSyncCache10,
 		OpReserve10, OpRelease10, OpModeSense10, OpPersistentReserveIn, OpRead16, OpPrefetch16,
 		OpSyncCache16, OpServiceActionIn16, OpReportLUNs, OpMaintenanceIn, OpRead12,
-		OpReadDefectData10, OpReadDefectData12:
+		OpReadDefectData10, OpReadDefectData12, OpReceiveCopyResults:
 		return 0, true
 	}
 	return 0, false

@@ -196,6 +196,12 @@ func newOpTable() *opTable {
 		o.add(&opInfo{op: OpPersistentReserveOut, sa: byte(sa), hasSA: true, name: "PERSISTENT RESERVE OUT " + name, run: hPROut,
 			usage: u(0x5F, 0x1F, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0), class: resvAllowed})
 	}
+	o.add(&opInfo{op: OpExtendedCopy, sa: SAExtendedCopyLID1, hasSA: true, name: "EXTENDED COPY(LID1)", run: hExtendedCopy,
+		usage: cat(u(OpExtendedCopy, 0x1F), make([]byte, 8), ff4, u(0, 0)), class: resvWrite, timeoutMs: 120000})
+	for _, sa := range []byte{SACopyStatus, SAOperatingParameters} {
+		o.add(&opInfo{op: OpReceiveCopyResults, sa: sa, hasSA: true, name: "RECEIVE COPY RESULTS", run: hReceiveCopyResults,
+			usage: cat(u(OpReceiveCopyResults, 0x1F, 0xFF), make([]byte, 7), ff4, u(0, 0)), class: resvRead})
+	}
 	o.add(&opInfo{op: OpRead16, name: "READ(16)", run: hRead, usage: rw16(OpRead16, 0x1E), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWrite16, name: "WRITE(16)", run: hWrite, usage: rw16(OpWrite16, 0x1A), class: resvWrite, medium: true})

@@ -83,6 +83,7 @@ type lun struct {
 	prHeld  bool           // a persistent reservation exists
 	prType  byte           // its type
 	prOwner Nexus          // its holder (meaningless for all-registrants types)
+	copies  []copyResult   // held EXTENDED COPY results, oldest first
 }
 
 func newLUN(t *Target, c LUNConfig) (*lun, error) {
@@ -260,6 +261,13 @@ func (l *lun) nexusLost(n Nexus) {
 	if l.resv != nil && *l.resv == n {
 		l.resv = nil
 		l.updateResvLocked()
+	}
+	for i := 0; i < len(l.copies); {
+		if l.copies[i].nexus == n {
+			l.copies = append(l.copies[:i], l.copies[i+1:]...)
+			continue
+		}
+		i++
 	}
 	if s := l.nexi[n]; s != nil {
 		if len(s.ua) > 0 {

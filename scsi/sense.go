@@ -153,6 +153,16 @@ func (a ASC) String() string {
 		return "INSUFFICIENT REGISTRATION RESOURCES"
 	case ASCMediumRemovalPrevented:
 		return "MEDIUM REMOVAL PREVENTED"
+	case ASCTooManyTargetDescriptors:
+		return "TOO MANY TARGET DESCRIPTORS"
+	case ASCUnsupportedTargetDescriptor:
+		return "UNSUPPORTED TARGET DESCRIPTOR TYPE CODE"
+	case ASCTooManySegmentDescriptors:
+		return "TOO MANY SEGMENT DESCRIPTORS"
+	case ASCUnsupportedSegmentDescriptor:
+		return "UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE"
+	case ASCCopyTargetDeviceNotReachable:
+		return "COPY TARGET DEVICE NOT REACHABLE"
 	}
 	return fmt.Sprintf("ASC(0x%02x/0x%02x)", a.Code(), a.Qualifier())
 }

@@ -105,6 +105,7 @@ func (t *Target) standardInquiry(l *lun) []byte {
 	buf[2] = 0x06        // SPC-4
 	buf[3] = 0x10 | 0x02 // HISUP, RESPONSE DATA FORMAT 2
 	buf[4] = byte(len(buf) - 5)
+	buf[5] = 0x08 // 3PC: EXTENDED COPY is supported
 	buf[7] = 0x02 // CMDQUE
 	copy(buf[8:16], t.vendor[:])
 	copy(buf[16:32], t.product[:])

@@ -25,7 +25,7 @@ func TestStandardInquiry(t *testing.T) {
 	if len(d) < 36 || int(d[4])+5 != len(d) {
 		t.Fatalf("length %d, additional length %d", len(d), d[4])
 	}
-	if d[0] != 0 || d[2] != 6 || d[3] != 0x12 || d[7]&0x02 == 0 || d[5] != 0 {
+	if d[0] != 0 || d[2] != 6 || d[3] != 0x12 || d[7]&0x02 == 0 || d[5] != 0x08 {
 		t.Fatalf("header % x", d[:8])
 	}
 	if string(d[8:16]) != "GOISER  " || string(d[16:32]) != "goiser          " || string(d[32:36]) != "0001" {
