@@ -2,7 +2,12 @@ package tcp_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi"
+	"github.com/goiser/goiser/iscsi/pdu"
 )
 
 // TestTwoSessionsWriteRead writes 1..256 blocks on one session and reads
@@ -31,5 +36,74 @@ func TestTwoSessionsWriteRead(t *testing.T) {
 				t.Fatalf("path %d, %d blocks: read back differs", path, i)
 			}
 		}
+	}
+}
+
+// TestPipelined keeps 32 commands in flight (reads and writes to distinct
+// blocks, R2Ts interleaved) and checks every response and the data.
+func TestPipelined(t *testing.T) {
+	ts := startServer(t, nil, func(s *iscsi.Server, _ *iscsi.Target) { s.Workers = 8 })
+	c := dial(t, ts.addr)
+	c.login("ImmediateData=No", "InitialR2T=Yes", "MaxOutstandingR2T=4", "MaxBurstLength=4096")
+	const n = 32
+	const size = 16384
+	data := make([][]byte, n)
+	for round := range 2 {
+		write := round == 0
+		start := c.itt
+		for i := range n {
+			cmd := pdu.SCSICommand{Final: true, Read: !write, Write: write, ITT: start + uint32(i),
+				ExpectedDataTransferLength: size, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN}
+			if write {
+				data[i] = pattern(size, byte(i))
+				copy(cmd.CDB[:], write10(uint32(i*64), size/512))
+			} else {
+				copy(cmd.CDB[:], read10(uint32(i*64), size/512))
+			}
+			c.cmdSN++
+			c.send(&cmd)
+		}
+		c.itt += n
+		got := map[uint32][]byte{}
+		for done := 0; done < n; {
+			switch p := c.recv().(type) {
+			case *pdu.R2T:
+				i := p.ITT - start
+				c.sendData(p.ITT, p.TTT, int(p.BufferOffset), int(p.DesiredDataTransferLength), data[i])
+			case *pdu.DataIn:
+				got[p.ITT] = append(got[p.ITT], p.Data...)
+				if p.HasStatus {
+					if p.Status != 0 {
+						t.Fatalf("ITT %#x: status %#x", p.ITT, p.Status)
+					}
+					done++
+				}
+			case *pdu.SCSIResponse:
+				if p.Status != 0 {
+					t.Fatalf("ITT %#x: status %#x", p.ITT, p.Status)
+				}
+				done++
+			default:
+				t.Fatalf("unexpected %v", p.Opcode())
+			}
+		}
+		if !write {
+			for i := range n {
+				if !bytes.Equal(got[start+uint32(i)], data[i]) {
+					t.Fatalf("read %d returned other data", i)
+				}
+			}
+		}
+	}
+	c.logout()
+}
+
+// TestLoginTimeout checks that a connection that never logs in is closed.
+func TestLoginTimeout(t *testing.T) {
+	ts := startServer(t, nil, func(s *iscsi.Server, _ *iscsi.Target) { s.LoginTimeout = 100 * time.Millisecond })
+	c := dial(t, ts.addr)
+	c.expectClosed()
+	if !strings.Contains(ts.logs.String(), "login timeout") {
+		t.Errorf("no log line for the login timeout")
 	}
 }
