@@ -218,6 +218,14 @@ func (c Call) Wait(ctx context.Context) (Result, error) {
 		}
 		select {
 		case r := <-t.r2t:
+			if ctx.Err() != nil {
+				// Cancelled: send nothing more for this command.
+				if err := s.wait(ctx, t); err != nil {
+					return Result{}, fmt.Errorf("initiator: command ITT %#x: %w", c.itt, err)
+				}
+				done = true
+				continue
+			}
 			_ = c.sendData(r.ttt, r.offset, r.len)
 			continue
 		case <-t.done:

@@ -49,6 +49,15 @@ type server struct {
 // startServer serves one target with a 64 MiB memory LUN 0 on 127.0.0.1.
 func startServer(t testing.TB, chap *iscsi.CHAP, neg iscsi.Negotiation) *server {
 	t.Helper()
+	return startServerWith(t, func(s *iscsi.Server) {
+		s.Targets[0].CHAP = chap
+		s.Negotiation = neg
+	})
+}
+
+// startServerWith is startServer with a hook to adjust the Server.
+func startServerWith(t testing.TB, adjust func(*iscsi.Server)) *server {
+	t.Helper()
 	mem, err := backend.NewMemory(64 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +69,10 @@ func startServer(t testing.TB, chap *iscsi.CHAP, neg iscsi.Negotiation) *server 
 		t.Fatal(err)
 	}
 	srv := &iscsi.Server{
-		Targets:     []*iscsi.Target{{Name: testTarget, LUNs: luns, CHAP: chap}},
-		Logger:      log,
-		Negotiation: neg,
+		Targets: []*iscsi.Target{{Name: testTarget, LUNs: luns}},
+		Logger:  log,
 	}
+	adjust(srv)
 	tr, err := tcp.Listen("127.0.0.1:0", tcp.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +82,7 @@ func startServer(t testing.TB, chap *iscsi.CHAP, neg iscsi.Negotiation) *server 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, iscsi.ErrServerClosed) {
 			t.Errorf("shutdown: %v", err)
 			_ = srv.Close()
 		}
@@ -326,4 +335,109 @@ func TestServerPingAndCancel(t *testing.T) {
 	}
 	_ = s.TestUnitReady(ctx, 0)
 	checkAlive(t, ctx, s)
+}
+
+// TestServerWindowAndSlots runs 32 workers through a small CmdSN window on
+// the target and fewer task slots than workers on our side, so commands
+// wait both for MaxCmdSN to advance and for a free ITT.
+func TestServerWindowAndSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		depth    int
+		maxTasks int
+	}{
+		{"window-2", 2, 64},
+		{"slots-4", 128, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServerWith(t, func(s *iscsi.Server) { s.QueueDepth = tc.depth })
+			ctx := testCtx(t)
+			s := dial(t, ctx, srv.addr, initiator.Config{MaxTasks: tc.maxTasks})
+			_ = s.TestUnitReady(ctx, 0)
+			concurrentIO(t, ctx, s, 0, 512)
+		})
+	}
+}
+
+// TestServerAnswersNOPIn idles past the target's NOP-In interval: the
+// session must answer the pings and stay up.
+func TestServerAnswersNOPIn(t *testing.T) {
+	srv := startServerWith(t, func(s *iscsi.Server) {
+		s.NOPInterval = 50 * time.Millisecond
+		s.NOPTimeout = 500 * time.Millisecond
+	})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = s.TestUnitReady(ctx, 0)
+	select {
+	case <-s.Done():
+		t.Fatalf("session ended while idle: %v", s.Err())
+	case <-time.After(1500 * time.Millisecond): // several ping intervals and timeouts
+	}
+	checkAlive(t, ctx, s)
+}
+
+// TestServerCancelInFlight abandons a command whose Data-Out the target is
+// still waiting for, then aborts it: the session keeps working throughout.
+func TestServerCancelInFlight(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{InitialR2T: true, NoImmediateData: true})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{ImmediateData: initiator.No, MaxTasks: 4})
+	_ = s.TestUnitReady(ctx, 0)
+	var cdb [16]byte
+	cdb[0] = 0x8a
+	cdb[13] = 8
+	c, err := s.Start(ctx, 0, cdb[:], make([]byte, 8*512), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Do not answer the R2T; give up after a moment.
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	<-wctx.Done()
+	if _, err := c.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait: %v, want DeadlineExceeded", err)
+	}
+	checkAlive(t, ctx, s)
+	if resp, err := s.AbortTask(ctx, c); err != nil || resp != pdu.TMFComplete {
+		t.Fatalf("abort abandoned task: %v %v", resp, err)
+	}
+	// All four slots must be usable again (the abandoned one included).
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Read16(ctx, 0, 0, 512, make([]byte, 4096)); err != nil {
+				t.Errorf("read: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestServerGoneAway closes the server under an idle session: the session
+// ends and calls fail at once instead of hanging.
+func TestServerGoneAway(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	s := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = s.TestUnitReady(ctx, 0)
+	if err := srv.srv.Close(); err != nil {
+		t.Fatalf("close server: %v", err)
+	}
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatalf("session did not notice the closed connection")
+	}
+	if s.Err() == nil {
+		t.Fatalf("Err is nil after the session ended")
+	}
+	if err := s.Read16(ctx, 0, 0, 512, make([]byte, 512)); err == nil {
+		t.Fatalf("read on a dead session succeeded")
+	}
+	if err := s.Ping(ctx, nil); err == nil {
+		t.Fatalf("ping on a dead session succeeded")
+	}
 }
