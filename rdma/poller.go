@@ -15,6 +15,7 @@ const (
 	PollWait
 )
 
+// String names the action.
 func (a PollAction) String() string {
 	switch a {
 	case PollAgain:

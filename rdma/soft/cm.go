@@ -17,6 +17,7 @@ type Addr string
 // Network is "soft".
 func (a Addr) Network() string { return "soft" }
 
+// String returns the address itself.
 func (a Addr) String() string { return string(a) }
 
 func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
@@ -76,8 +77,10 @@ func (p *Provider) Listen(addr string, cfg driver.ListenConfig) (driver.Listener
 	return l, nil
 }
 
+// Addr is the bound "host:port" (the port filled in when 0 was asked).
 func (l *listener) Addr() net.Addr { return Addr(l.key) }
 
+// GetRequest takes the next queued connect request.
 func (l *listener) GetRequest(ctx context.Context) (driver.ConnRequest, error) {
 	select {
 	case r := <-l.reqs:
@@ -89,6 +92,7 @@ func (l *listener) GetRequest(ctx context.Context) (driver.ConnRequest, error) {
 	}
 }
 
+// Close unbinds the address and rejects the requests still queued.
 func (l *listener) Close() error {
 	p := l.p
 	p.mu.Lock()
@@ -147,11 +151,22 @@ func (r *connReq) finishLocked(s reqState, res cmResult) {
 	r.result <- res
 }
 
+// Context is the CM's own context of the device the request arrived on.
 func (r *connReq) Context() driver.Context { return r.dev.cm }
-func (r *connReq) PrivateData() []byte     { return append([]byte(nil), r.private...) }
+
+// PrivateData returns a copy of the dialer's private data (not padded).
+func (r *connReq) PrivateData() []byte { return append([]byte(nil), r.private...) }
+
+// Param is the dialer's connection parameters, as given.
 func (r *connReq) Param() driver.ConnParam { return r.param }
-func (r *connReq) LocalAddr() net.Addr     { return r.local }
-func (r *connReq) RemoteAddr() net.Addr    { return r.remote }
+
+// LocalAddr is the address the dialer dialed.
+func (r *connReq) LocalAddr() net.Addr { return r.local }
+
+// RemoteAddr is the dialer's source address.
+func (r *connReq) RemoteAddr() net.Addr { return r.remote }
+
+// CreateQP creates the listener side's queue pair in Init.
 func (r *connReq) CreateQP(pdv driver.PD, cfg driver.QPConfig, send, recv driver.CQ) (driver.QP, error) {
 	q, err := createCMQP(r.dev, pdv, cfg, send, recv)
 	if err != nil {
@@ -235,6 +250,7 @@ func (r *connReq) Accept(ctx context.Context, param driver.ConnParam, private []
 	return nil
 }
 
+// Reject answers the dialer with a *driver.RejectError (status RejectConsumer).
 func (r *connReq) Reject(private []byte) error {
 	if err := checkPrivate("rdma_reject", private); err != nil {
 		return err
@@ -293,8 +309,10 @@ func (p *Provider) Dial(ctx context.Context, addr string, cfg driver.DialConfig)
 	return &dialer{p: p, dev: dev, addr: addr, host: host, port: port, local: local}, nil
 }
 
+// Context is the CM's own context of the route's device.
 func (d *dialer) Context() driver.Context { return d.dev.cm }
 
+// CreateQP creates the dialer side's queue pair in Init.
 func (d *dialer) CreateQP(pdv driver.PD, cfg driver.QPConfig, send, recv driver.CQ) (driver.QP, error) {
 	q, err := createCMQP(d.dev, pdv, cfg, send, recv)
 	if err != nil {
@@ -306,6 +324,9 @@ func (d *dialer) CreateQP(pdv driver.PD, cfg driver.QPConfig, send, recv driver.
 	return q, nil
 }
 
+// Connect queues a request at the listener of the address and waits for
+// Accept or Reject; with no listener it is rejected (RejectNoListener).
+// When ctx ends first the request is abandoned and a later Accept fails.
 func (d *dialer) Connect(ctx context.Context, param driver.ConnParam, private []byte) ([]byte, error) {
 	if err := checkPrivate("rdma_connect", private); err != nil {
 		return nil, err
@@ -360,6 +381,7 @@ func (d *dialer) Connect(ctx context.Context, param driver.ConnParam, private []
 	return nil, ctx.Err()
 }
 
+// Close releases the dialer; a queue pair it created lives on.
 func (d *dialer) Close() error {
 	d.p.mu.Lock()
 	d.closed = true

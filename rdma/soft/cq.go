@@ -105,6 +105,8 @@ func (c *cq) releaseDueLocked() {
 	}
 }
 
+// Poll moves ready completions (and due delayed ones) into dst; an overrun
+// queue fails with EOVERFLOW from then on.
 func (c *cq) Poll(dst []driver.Completion) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -125,6 +127,8 @@ func (c *cq) Poll(dst []driver.Completion) (int, error) {
 	return k, nil
 }
 
+// Arm makes the next completion added (or the next solicited or failed
+// one) signal the notify channel.
 func (c *cq) Arm(solicitedOnly bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,6 +139,7 @@ func (c *cq) Arm(solicitedOnly bool) error {
 	return nil
 }
 
+// Wait sleeps on the notify channel, the close channel and ctx.
 func (c *cq) Wait(ctx context.Context) error {
 	select {
 	case <-c.notify:
@@ -146,6 +151,7 @@ func (c *cq) Wait(ctx context.Context) error {
 	}
 }
 
+// Close drops the ring and wakes Wait with ErrClosed.
 func (c *cq) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -15,6 +15,8 @@ type pd struct {
 	closed bool
 }
 
+// RegMR registers mem under a fresh key (lkey == rkey); the engine copies
+// into and out of mem directly.
 func (d *pd) RegMR(mem []byte, access driver.Access) (driver.MR, error) {
 	p := d.dev.p
 	if len(mem) == 0 {
@@ -33,10 +35,12 @@ func (d *pd) RegMR(mem []byte, access driver.Access) (driver.MR, error) {
 	return m, nil
 }
 
+// CreateQP creates a queue pair in Reset for a manual connection.
 func (d *pd) CreateQP(cfg driver.QPConfig, send, recv driver.CQ) (driver.QP, error) {
 	return d.createQP(cfg, send, recv, false)
 }
 
+// Close marks the domain closed; rdma closed its children before.
 func (d *pd) Close() error {
 	d.dev.p.mu.Lock()
 	d.closed = true
@@ -57,11 +61,19 @@ type mr struct {
 	valid bool
 }
 
+// LKey is the region's key.
 func (m *mr) LKey() uint32 { return m.key }
-func (m *mr) RKey() uint32 { return m.key }
-func (m *mr) Addr() uint64 { return m.addr }
-func (m *mr) Len() int     { return len(m.mem) }
 
+// RKey is the same key as LKey.
+func (m *mr) RKey() uint32 { return m.key }
+
+// Addr is the virtual address of mem[0].
+func (m *mr) Addr() uint64 { return m.addr }
+
+// Len is len(mem).
+func (m *mr) Len() int { return len(m.mem) }
+
+// Close invalidates the key: later accesses with it fail.
 func (m *mr) Close() error {
 	p := m.pd.dev.p
 	p.mu.Lock()

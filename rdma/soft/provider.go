@@ -236,8 +236,10 @@ type devContext struct {
 	closed bool
 }
 
+// Info names the device.
 func (c *devContext) Info() driver.DeviceInfo { return c.dev.info() }
 
+// Query reports the soft device's fixed limits.
 func (c *devContext) Query() (driver.DeviceAttr, error) {
 	if err := c.check("soft_query_device"); err != nil {
 		return driver.DeviceAttr{}, err
@@ -248,6 +250,8 @@ func (c *devContext) Query() (driver.DeviceAttr, error) {
 		MaxQPRdAtom: MaxRdAtm, MaxQPInitRdAtom: MaxRdAtm}, nil
 }
 
+// QueryPort reports port 1: active, 4096-byte MTU, InfiniBand link with
+// the device's LID.
 func (c *devContext) QueryPort(port uint8) (driver.PortAttr, error) {
 	if err := c.check("soft_query_port"); err != nil {
 		return driver.PortAttr{}, err
@@ -259,6 +263,7 @@ func (c *devContext) QueryPort(port uint8) (driver.PortAttr, error) {
 		SMLID: 1, GIDTableLen: 1, LinkLayer: driver.LinkLayerInfiniBand, ActiveSpeed: 1, ActiveWidth: 1}, nil
 }
 
+// QueryGID returns GID 0 of port 1, the only one.
 func (c *devContext) QueryGID(port uint8, index int) (driver.GID, error) {
 	if err := c.check("soft_query_gid"); err != nil {
 		return driver.GID{}, err
@@ -278,6 +283,7 @@ func (c *devContext) check(op string) error {
 	return nil
 }
 
+// AllocPD allocates a protection domain.
 func (c *devContext) AllocPD() (driver.PD, error) {
 	if err := c.check("soft_alloc_pd"); err != nil {
 		return nil, err
@@ -285,6 +291,7 @@ func (c *devContext) AllocPD() (driver.PD, error) {
 	return &pd{dev: c.dev}, nil
 }
 
+// CreateCQ creates a completion queue of exactly cfg.Entries entries.
 func (c *devContext) CreateCQ(cfg driver.CQConfig) (driver.CQ, error) {
 	if err := c.check("soft_create_cq"); err != nil {
 		return nil, err
@@ -295,6 +302,7 @@ func (c *devContext) CreateCQ(cfg driver.CQConfig) (driver.CQ, error) {
 	return newCQ(c.dev, cfg.Entries), nil
 }
 
+// Close closes an opened context; the CM's own contexts refuse (EPERM).
 func (c *devContext) Close() error {
 	c.dev.p.mu.Lock()
 	defer c.dev.p.mu.Unlock()

@@ -108,8 +108,10 @@ func (d *pd) createQP(cfg driver.QPConfig, send, recv driver.CQ, cm bool) (*qp, 
 	return q, nil
 }
 
+// Num is the queue pair number, unique in the fabric and never reused.
 func (q *qp) Num() uint32 { return q.num }
 
+// State is the engine's state of the queue pair.
 func (q *qp) State() (driver.QPState, error) {
 	q.p.mu.Lock()
 	defer q.p.mu.Unlock()
@@ -119,6 +121,8 @@ func (q *qp) State() (driver.QPState, error) {
 	return q.state, nil
 }
 
+// Modify performs Reset->Init->RTR->RTS (and RTS->RTS), any->Error and
+// any->Reset; other transitions fail with ErrInvalidState.
 func (q *qp) Modify(attr driver.QPAttr) error {
 	p := q.p
 	p.mu.Lock()
@@ -207,6 +211,8 @@ func (q *qp) kickPeerLocked() {
 
 var errSendNotReady = fmt.Errorf("soft: post send before RTS: %w", driver.ErrInvalidState)
 
+// PostSend copies the WRs into the send ring (ErrQueueFull when it is
+// full, EINVAL for a malformed WR) and executes what it can at once.
 func (q *qp) PostSend(wrs []driver.SendWR) (int, error) {
 	p := q.p
 	p.mu.Lock()
@@ -267,6 +273,8 @@ func (q *qp) validateSendLocked(wr *driver.SendWR) error {
 	return nil
 }
 
+// PostRecv copies the WRs into the receive ring and lets a sender waiting
+// for a receive proceed; in Error they flush at once.
 func (q *qp) PostRecv(wrs []driver.RecvWR) (int, error) {
 	p := q.p
 	p.mu.Lock()
@@ -562,6 +570,7 @@ func (q *qp) executeLocked(s *sendSlot) execResult {
 	return execFailed
 }
 
+// Disconnect ends a CM connection on both sides; no-op for manual ones.
 func (q *qp) Disconnect() error {
 	p := q.p
 	p.mu.Lock()
@@ -595,6 +604,7 @@ func (q *qp) disconnectedLocked() {
 	}
 }
 
+// Disconnected is the CM channel, nil for a manual queue pair.
 func (q *qp) Disconnected() <-chan struct{} {
 	if q.disc == nil {
 		return nil
@@ -602,6 +612,8 @@ func (q *qp) Disconnected() <-chan struct{} {
 	return q.disc
 }
 
+// Close flushes the queue pair (disconnecting a CM peer) and retires its
+// number.
 func (q *qp) Close() error {
 	p := q.p
 	p.mu.Lock()
