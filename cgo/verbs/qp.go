@@ -175,6 +175,13 @@ func (qp *queuePair) PostSend(wrs []driver.SendWR) (int, error) {
 	if qp.inErr.Load() || (qp.cm != nil && qp.cm.inErr.Load()) {
 		return 0, qp.errPosted("post send")
 	}
+	return qp.postSend(wrs, false)
+}
+
+// postSend fills the C arrays chunk by chunk and makes one C call per
+// chunk (a chunk is the whole batch unless it exceeds MaxSendWR). dry
+// builds the chain without handing it to the device (benchmarks).
+func (qp *queuePair) postSend(wrs []driver.SendWR, dry bool) (int, error) {
 	done := 0
 	for done < len(wrs) {
 		batch := wrs[done:]
@@ -207,7 +214,12 @@ func (qp *queuePair) PostSend(wrs []driver.SendWR) (int, error) {
 				sg[j].lkey = C.uint32_t(w.SGL[j].LKey)
 			}
 		}
-		rc := C.goiser_post_send(qp.q, C.int(len(batch)))
+		var rc C.int
+		if dry {
+			rc = C.goiser_post_send_dry(qp.q, C.int(len(batch)))
+		} else {
+			rc = C.goiser_post_send(qp.q, C.int(len(batch)))
+		}
 		done += int(qp.q.accepted)
 		if rc != 0 {
 			return done, postErr("ibv_post_send", rc)
@@ -314,3 +326,16 @@ func (qp *queuePair) Close() error {
 	}
 	return nil
 }
+
+// newDryQP is a queuePair with C arrays and no device QP, for measuring
+// the provider's own cost per WR without a device (BenchmarkPostSendNoDevice).
+func newDryQP(maxSend, sge int) *queuePair {
+	q := C.goiser_qp_arrays(C.int(maxSend), 1, C.int(sge), 1)
+	if q == nil {
+		return nil
+	}
+	return &queuePair{q: q, swr: unsafe.Slice(q.swr, maxSend), ssge: unsafe.Slice(q.ssge, maxSend*sge), nSGE: sge}
+}
+
+// freeDry releases what newDryQP allocated.
+func (qp *queuePair) freeDry() { C.goiser_qp_free_arrays(qp.q) }

@@ -282,11 +282,8 @@ static void qp_free_arrays(goiser_qp *q)
 	free(q);
 }
 
-goiser_qp *goiser_qp_create(struct ibv_pd *pd, struct rdma_cm_id *id, goiser_cq *send, goiser_cq *recv,
-			    int max_send, int max_recv, int send_sge, int recv_sge, int max_inline, int sig_all)
+goiser_qp *goiser_qp_arrays(int max_send, int max_recv, int send_sge, int recv_sge)
 {
-	struct ibv_qp_init_attr a;
-	int err;
 	goiser_qp *q = calloc(1, sizeof(*q));
 
 	if (!q)
@@ -306,6 +303,23 @@ goiser_qp *goiser_qp_create(struct ibv_pd *pd, struct rdma_cm_id *id, goiser_cq 
 		errno = ENOMEM;
 		return NULL;
 	}
+	return q;
+}
+
+void goiser_qp_free_arrays(goiser_qp *q)
+{
+	qp_free_arrays(q);
+}
+
+goiser_qp *goiser_qp_create(struct ibv_pd *pd, struct rdma_cm_id *id, goiser_cq *send, goiser_cq *recv,
+			    int max_send, int max_recv, int send_sge, int recv_sge, int max_inline, int sig_all)
+{
+	struct ibv_qp_init_attr a;
+	int err;
+	goiser_qp *q = goiser_qp_arrays(max_send, max_recv, send_sge, recv_sge);
+
+	if (!q)
+		return NULL;
 	memset(&a, 0, sizeof(a));
 	a.send_cq = send->cq;
 	a.recv_cq = recv->cq;
@@ -426,12 +440,10 @@ static enum ibv_wr_opcode wr_opcode(uint8_t op)
 	}
 }
 
-/* Posts swr[0..n) in one ibv_post_send call; q->accepted says how many
- * the device took. Returns 0 or an errno. */
-int goiser_post_send(goiser_qp *q, int n)
+/* Builds the chain of ibv_send_wr from swr[0..n). */
+static void build_send(goiser_qp *q, int n)
 {
-	struct ibv_send_wr *bad = NULL;
-	int i, rc;
+	int i;
 
 	for (i = 0; i < n; i++) {
 		goiser_send_wr *s = &q->swr[i];
@@ -470,9 +482,28 @@ int goiser_post_send(goiser_qp *q, int n)
 		}
 		w->next = i + 1 < n ? &q->wr[i + 1] : NULL;
 	}
+}
+
+/* Posts swr[0..n) in one ibv_post_send call; q->accepted says how many
+ * the device took. Returns 0 or an errno. */
+int goiser_post_send(goiser_qp *q, int n)
+{
+	struct ibv_send_wr *bad = NULL;
+	int rc;
+
+	build_send(q, n);
 	rc = ibv_post_send(q->qp, q->wr, &bad);
 	q->accepted = rc == 0 ? n : (bad ? (int)(bad - q->wr) : 0);
 	return rc;
+}
+
+/* goiser_post_send without a device: builds the chain and accepts all.
+ * BenchmarkPostSendNoDevice measures the provider's own cost with it. */
+int goiser_post_send_dry(goiser_qp *q, int n)
+{
+	build_send(q, n);
+	q->accepted = n;
+	return 0;
 }
 
 /* Posts rwr[0..n) in one ibv_post_recv call; see goiser_post_send. */

@@ -162,6 +162,11 @@ int goiser_qp_destroy(goiser_qp *q, struct rdma_cm_id *id);
 int goiser_qp_modify(goiser_qp *q, const goiser_qp_attr *a);
 int goiser_qp_state(goiser_qp *q);
 int goiser_post_send(goiser_qp *q, int n);
+/* For benchmarks without a device: arrays only, and a post that builds the
+ * chain but hands it to no device. */
+goiser_qp *goiser_qp_arrays(int max_send, int max_recv, int send_sge, int recv_sge);
+void goiser_qp_free_arrays(goiser_qp *q);
+int goiser_post_send_dry(goiser_qp *q, int n);
 int goiser_post_recv(goiser_qp *q, int n);
 
 /* The cost of a cgo crossing, measured by a benchmark. */
