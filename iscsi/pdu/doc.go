@@ -25,6 +25,10 @@
 //		}
 //	}
 //
+// To place a data segment straight into a task's buffer (a Data-Out
+// payload, for example), call ReadHeader, decode, then ReadData with the
+// destination instead of ReadFrame.
+//
 // Writing:
 //
 //	w := pdu.NewWriter(conn) // one writev per PDU, data not copied

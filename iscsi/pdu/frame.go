@@ -67,6 +67,10 @@ type Reader struct {
 	// ones give *DataSegmentTooLongError before the segment is read. Zero
 	// means DefaultMaxRecvDataSegmentLength.
 	MaxDataSegmentLength uint32
+
+	pending int     // data segment bytes announced by ReadHeader, not yet read
+	op      Opcode  // opcode of the PDU whose data is pending
+	tail    [7]byte // padding and data digest
 }
 
 // NewReader returns a Reader for r with no digests and the default limit.
@@ -82,6 +86,29 @@ func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
 // ErrShortBuffer. After any error but a data *DigestError the stream is
 // out of sync and the connection must be closed.
 func (r *Reader) ReadFrame(f *Frame, buf []byte) error {
+	if err := r.ReadHeader(f, buf); err != nil {
+		return err
+	}
+	if r.pending == 0 {
+		return nil
+	}
+	off := len(f.BHS) + len(f.AHS)
+	if r.HeaderDigest {
+		off += DigestLen
+	}
+	return r.ReadData(f, buf[off:])
+}
+
+// ReadHeader reads the BHS, the AHS and the header digest of the next PDU
+// into buf (BHSLen+MaxAHSLen+DigestLen bytes always suffice) and points
+// f.BHS and f.AHS at them. If the PDU has a data segment, ReadData must
+// be called next: it lets the caller place the segment (a Data-Out's
+// payload, say) straight into its own buffer.
+func (r *Reader) ReadHeader(f *Frame, buf []byte) error {
+	if r.pending != 0 {
+		return fmt.Errorf("pdu: read header: %d bytes of the previous data segment not read", r.pending)
+	}
+	f.BHS, f.AHS, f.Data = nil, nil, nil
 	if len(buf) < BHSLen {
 		return fmt.Errorf("pdu: read frame: %w", ErrShortBuffer)
 	}
@@ -120,28 +147,43 @@ func (r *Reader) ReadFrame(f *Frame, buf []byte) error {
 	}
 	f.BHS = h
 	f.AHS = buf[off : off+ahsLen : off+ahsLen]
-	off += ahsLen + hd
-	f.Data = buf[off:off]
-	if dsl == 0 {
+	r.pending, r.op = int(dsl), op
+	return nil
+}
+
+// ReadData reads the data segment announced by the last ReadHeader into
+// dst, which must hold DataSegmentLength bytes, then the padding and the
+// data digest, and sets f.Data. A data *DigestError leaves the stream in
+// sync: the PDU can be rejected and the connection kept.
+func (r *Reader) ReadData(f *Frame, dst []byte) error {
+	n := r.pending
+	if n == 0 {
+		f.Data = nil
 		return nil
 	}
-	n := int(dsl)
-	padded := n + PadLen(n)
+	if len(dst) < n {
+		return fmt.Errorf("pdu: read %v data segment of %d bytes: %w", r.op, n, ErrShortBuffer)
+	}
+	r.pending = 0
+	if _, err := io.ReadFull(r.r, dst[:n]); err != nil {
+		return noEOF(err)
+	}
+	pad := PadLen(n)
 	dd := 0
 	if r.DataDigest {
 		dd = DigestLen
 	}
-	if off+padded+dd > len(buf) {
-		return fmt.Errorf("pdu: read %v data segment of %d bytes: %w", op, n, ErrShortBuffer)
+	tail := r.tail[:pad+dd]
+	if len(tail) > 0 {
+		if _, err := io.ReadFull(r.r, tail); err != nil {
+			return noEOF(err)
+		}
 	}
-	if _, err := io.ReadFull(r.r, buf[off:off+padded+dd]); err != nil {
-		return noEOF(err)
-	}
-	f.Data = buf[off : off+n : off+n]
+	f.Data = dst[:n:n]
 	if r.DataDigest {
-		want := CRC32C(buf[off : off+padded])
-		if got := readDigest(buf[off+padded:]); got != want {
-			return &DigestError{Op: op, Got: got, Want: want}
+		want := UpdateCRC32C(CRC32C(f.Data), tail[:pad])
+		if got := readDigest(tail[pad:]); got != want {
+			return &DigestError{Op: r.op, Got: got, Want: want}
 		}
 	}
 	return nil

@@ -138,3 +138,56 @@ func TestWriterError(t *testing.T) {
 		t.Error("oversized PDU written")
 	}
 }
+
+// TestReadHeaderThenData places data segments in caller buffers, and shows
+// that a data digest error leaves the stream usable.
+func TestReadHeaderThenData(t *testing.T) {
+	first := &DataOut{Final: true, ITT: 1, TTT: 2, Data: []byte("payload-1")}
+	second := &NOPOut{ITT: 3, TTT: ReservedTag}
+	third := &DataOut{ITT: 4, TTT: 5, Data: []byte("payload-3!")}
+	var wire []byte
+	for _, p := range []PDU{first, second, third} {
+		wire, _ = AppendFrame(wire, p, true, true)
+	}
+	wire[BHSLen+DigestLen] ^= 0x20 // corrupt the first payload: data digest error
+	r := NewReader(bytes.NewReader(wire))
+	r.HeaderDigest, r.DataDigest = true, true
+	hdr := make([]byte, BHSLen+MaxAHSLen+DigestLen)
+	var f Frame
+	if err := r.ReadHeader(&f, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if f.BHS.DataSegmentLength() != 9 {
+		t.Fatalf("DataSegmentLength %d", f.BHS.DataSegmentLength())
+	}
+	if err := r.ReadHeader(&f, hdr); err == nil {
+		t.Fatal("ReadHeader with data pending succeeded")
+	}
+	if err := r.ReadData(&f, make([]byte, 4)); !errors.Is(err, ErrShortBuffer) {
+		t.Fatalf("short destination: %v", err)
+	}
+	task := make([]byte, 64)
+	err := r.ReadData(&f, task[10:])
+	if reason, ok := RejectReasonFor(err); !ok || reason != RejectDataDigestError {
+		t.Fatalf("corrupted payload: %v", err)
+	}
+	// The stream is still in sync.
+	if err := r.ReadHeader(&f, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if f.BHS.Opcode() != OpNOPOut {
+		t.Fatalf("got %v", f.BHS.Opcode())
+	}
+	if err := r.ReadData(&f, nil); err != nil || f.Data != nil {
+		t.Fatalf("empty data segment: %v %v", err, f.Data)
+	}
+	if err := r.ReadHeader(&f, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReadData(&f, task[20:]); err != nil {
+		t.Fatal(err)
+	}
+	if string(task[20:30]) != "payload-3!" || &f.Data[0] != &task[20] {
+		t.Errorf("data %q not placed in the caller's buffer", f.Data)
+	}
+}
