@@ -20,8 +20,9 @@ type Listener struct {
 	// devs caches one borrowed Device per device name, so requests on the
 	// same device share it (and a PD allocated for one can serve the
 	// next). Guarded by mu.
-	mu   sync.Mutex
-	devs map[string]*Device
+	mu     sync.Mutex
+	devs   map[string]*Device
+	closed bool // guarded by mu
 }
 
 // Listen starts listening for connect requests on addr ("ip:port"; port 0
@@ -60,20 +61,28 @@ func (l *Listener) Accept(ctx context.Context) (*ConnRequest, error) {
 	return &ConnRequest{r: r, dev: dev}, nil
 }
 
-// Close stops listening; requests not yet accepted are rejected.
+// Close stops listening; requests not yet accepted are rejected. Close is
+// idempotent.
 func (l *Listener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
 	if err := l.l.Close(); err != nil {
 		return fmt.Errorf("rdma: close listener %s: %w", l.l.Addr(), err)
 	}
+	l.closed = true
 	return nil
 }
 
 // ConnRequest is a pending connect request. Exactly one of Accept or
 // Reject must be called.
 type ConnRequest struct {
-	r   driver.ConnRequest // immutable; never nil
-	dev *Device            // immutable; never nil
-	qp  *QueuePair         // set by CreateQP
+	r        driver.ConnRequest // immutable; never nil
+	dev      *Device            // immutable; never nil
+	qp       *QueuePair         // set by CreateQP
+	answered bool               // Accept or Reject was called
 }
 
 // Device is the device the request arrived on. It belongs to the provider
@@ -137,12 +146,16 @@ func createCMQP(pd *ProtectionDomain, cfg QueuePairConfig, create func(driver.PD
 // sets this side's), and ResponderResources > 0 is what lets the peer RDMA
 // READ from this side.
 func (r *ConnRequest) Accept(ctx context.Context, param ConnParam, private []byte) error {
+	if r.answered {
+		return fmt.Errorf("rdma: accept request from %s: already answered", r.r.RemoteAddr())
+	}
 	if r.qp == nil {
 		return fmt.Errorf("rdma: accept request from %s: CreateQP first", r.r.RemoteAddr())
 	}
 	if len(private) > MaxPrivateData {
 		return fmt.Errorf("rdma: accept request from %s: %d bytes of private data, at most %d", r.r.RemoteAddr(), len(private), MaxPrivateData)
 	}
+	r.answered = true
 	if err := r.r.Accept(ctx, param, private); err != nil {
 		return fmt.Errorf("rdma: accept request from %s: %w", r.r.RemoteAddr(), err)
 	}
@@ -156,6 +169,10 @@ func (r *ConnRequest) Reject(private []byte) error {
 	if len(private) > MaxPrivateData {
 		return fmt.Errorf("rdma: reject request from %s: %d bytes of private data, at most %d", r.r.RemoteAddr(), len(private), MaxPrivateData)
 	}
+	if r.answered {
+		return fmt.Errorf("rdma: reject request from %s: already answered", r.r.RemoteAddr())
+	}
+	r.answered = true
 	if err := r.r.Reject(private); err != nil {
 		return fmt.Errorf("rdma: reject request from %s: %w", r.r.RemoteAddr(), err)
 	}
@@ -165,10 +182,12 @@ func (r *ConnRequest) Reject(private []byte) error {
 // Dialer is a resolved outgoing connection: Dial, then CreateQP on the
 // Dialer's Device, post receives, and Connect.
 type Dialer struct {
-	d    driver.Dialer // immutable; never nil
-	dev  *Device       // immutable; never nil
-	addr string        // immutable
-	qp   *QueuePair    // set by CreateQP
+	d      driver.Dialer // immutable; never nil
+	dev    *Device       // immutable; never nil
+	addr   string        // immutable
+	qp     *QueuePair    // set by CreateQP
+	tried  bool          // Connect was called
+	closed bool          // set by Close
 }
 
 // Dial resolves addr ("ip:port") and its route through provider p, bounded
@@ -215,9 +234,13 @@ func (d *Dialer) Connect(ctx context.Context, param ConnParam, private []byte) (
 	if d.qp == nil {
 		return nil, fmt.Errorf("rdma: connect to %s: CreateQP first", d.addr)
 	}
+	if d.tried {
+		return nil, fmt.Errorf("rdma: connect to %s: already tried; dial again", d.addr)
+	}
 	if len(private) > MaxPrivateData {
 		return nil, fmt.Errorf("rdma: connect to %s: %d bytes of private data, at most %d", d.addr, len(private), MaxPrivateData)
 	}
+	d.tried = true
 	peer, err := d.d.Connect(ctx, param, private)
 	if err != nil {
 		return nil, fmt.Errorf("rdma: connect to %s: %w", d.addr, err)
@@ -228,8 +251,12 @@ func (d *Dialer) Connect(ctx context.Context, param ConnParam, private []byte) (
 
 // Close releases the resolved route when no queue pair was created; once
 // CreateQP succeeded, closing the queue pair releases it and Close is a
-// no-op.
+// no-op. Close is idempotent.
 func (d *Dialer) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
 	if err := d.d.Close(); err != nil {
 		return fmt.Errorf("rdma: close dialer to %s: %w", d.addr, err)
 	}

@@ -147,6 +147,12 @@ func TestCMDeviceShared(t *testing.T) {
 	mustT(t, err)
 	mustT(t, r1.Accept(ctx, rdma.ConnParam{RNRRetryCount: 7}, nil))
 	mustT(t, <-e1)
+	if err := r1.Reject(nil); err == nil {
+		t.Error("Reject after Accept succeeded")
+	}
+	if err := r1.Accept(ctx, rdma.ConnParam{}, nil); err == nil {
+		t.Error("second Accept succeeded")
+	}
 	if err := r1.Device().Close(); !errors.Is(err, rdma.ErrBusy) {
 		t.Errorf("close of a CM device with children: %v", err)
 	}
@@ -170,4 +176,9 @@ func TestCMDeviceShared(t *testing.T) {
 		t.Fatalf("CM device unusable after its no-op Close: %v", err)
 	}
 	mustT(t, pd.Close())
+	mustT(t, l.Close())
+	mustT(t, l.Close())
+	if _, err := l.Accept(ctx); !errors.Is(err, rdma.ErrClosed) {
+		t.Errorf("accept on a closed listener: %v", err)
+	}
 }
