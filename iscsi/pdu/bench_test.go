@@ -82,3 +82,17 @@ func BenchmarkReadPDU(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkWritePDUv(b *testing.B) {
+	segs := [][]byte{make([]byte, 4096), make([]byte, 4096), make([]byte, 4096), make([]byte, 4096)}
+	p := &DataIn{Final: true, HasStatus: true, ITT: 1, TTT: ReservedTag}
+	w := NewWriter(io.Discard)
+	w.HeaderDigest = true
+	b.ReportAllocs()
+	b.SetBytes(4 * 4096)
+	for b.Loop() {
+		if err := w.WritePDUv(p, segs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

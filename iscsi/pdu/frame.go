@@ -256,6 +256,7 @@ type Writer struct {
 	hdr  []byte      // reused header buffer
 	tail [7]byte     // padding and data digest
 	vec  [3][]byte   // backing array for bufs
+	vecs [][]byte    // backing array for WritePDUv, grown as needed
 	bufs net.Buffers // consumed by WriteTo; rebuilt from vec per PDU
 }
 
@@ -280,6 +281,57 @@ func (w *Writer) WritePDU(p PDU) error {
 	w.bufs = w.vec[:]
 	_, err = w.bufs.WriteTo(w.w)
 	w.vec[1] = nil // do not keep the caller's data alive
+	if err != nil {
+		return fmt.Errorf("pdu: write %v: %w", p.Opcode(), err)
+	}
+	return nil
+}
+
+// WritePDUv writes p with a data segment made of segs, in order, instead of
+// p's own data segment (which must be empty): a Data-In whose payload
+// spans several buffers goes out in one writev without being copied.
+// DataSegmentLength and the data digest cover all of segs.
+func (w *Writer) WritePDUv(p PDU, segs [][]byte) error {
+	if len(p.DataSegment()) != 0 {
+		return fmt.Errorf("pdu: write %v: data segment given twice", p.Opcode())
+	}
+	n := 0
+	for _, s := range segs {
+		n += len(s)
+	}
+	if n > MaxDataSegmentLength {
+		return fmt.Errorf("pdu: write %v: data segment of %d bytes exceeds the 24-bit DataSegmentLength", p.Opcode(), n)
+	}
+	hdr, err := p.AppendBinary(w.hdr[:0])
+	if err != nil {
+		return err
+	}
+	BHS(hdr).SetDataSegmentLength(uint32(n))
+	if a, ok := p.(AHSCarrier); ok {
+		hdr = a.AppendAHS(hdr)
+	}
+	if w.HeaderDigest {
+		hdr = AppendDigest(hdr, CRC32C(hdr))
+	}
+	w.hdr = hdr
+	tail := w.tail[:0]
+	if n > 0 {
+		pad := PadLen(n)
+		tail = append(tail, make([]byte, pad)...)
+		if w.DataDigest {
+			var crc uint32
+			for _, s := range segs {
+				crc = UpdateCRC32C(crc, s)
+			}
+			tail = AppendDigest(tail, UpdateCRC32C(crc, tail[:pad]))
+		}
+	}
+	w.vecs = append(w.vecs[:0], hdr)
+	w.vecs = append(w.vecs, segs...)
+	w.vecs = append(w.vecs, tail)
+	w.bufs = w.vecs
+	_, err = w.bufs.WriteTo(w.w)
+	clear(w.vecs) // do not keep the caller's buffers alive
 	if err != nil {
 		return fmt.Errorf("pdu: write %v: %w", p.Opcode(), err)
 	}

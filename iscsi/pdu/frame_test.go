@@ -191,3 +191,37 @@ func TestReadHeaderThenData(t *testing.T) {
 		t.Errorf("data %q not placed in the caller's buffer", f.Data)
 	}
 }
+
+func TestWritePDUvMatchesContiguous(t *testing.T) {
+	segs := [][]byte{[]byte("abc"), nil, []byte("defgh"), bytes.Repeat([]byte{7}, 1000)}
+	whole := bytes.Join(segs, nil)
+	for _, dg := range []bool{false, true} {
+		want, _ := AppendFrame(nil, &DataIn{Final: true, ITT: 9, Data: whole}, dg, dg)
+		var out bytes.Buffer
+		w := NewWriter(&out)
+		w.HeaderDigest, w.DataDigest = dg, dg
+		if err := w.WritePDUv(&DataIn{Final: true, ITT: 9}, segs); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("digests=%v: vectored write differs from AppendFrame", dg)
+		}
+		out.Reset()
+		if err := w.WritePDUv(&NOPIn{ITT: 1}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := AppendFrame(nil, &NOPIn{ITT: 1}, dg, dg); !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("digests=%v: empty vectored write differs", dg)
+		}
+	}
+	w := NewWriter(io.Discard)
+	if err := w.WritePDUv(&DataIn{Data: []byte{1}}, segs); err == nil {
+		t.Error("data given twice accepted")
+	}
+	if err := w.WritePDUv(&DataIn{}, [][]byte{make([]byte, MaxDataSegmentLength), {1}}); err == nil {
+		t.Error("oversized vectored segment accepted")
+	}
+	if err := NewWriter(failWriter{}).WritePDUv(&DataIn{}, segs); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("write error: %v", err)
+	}
+}
