@@ -86,6 +86,24 @@ type task struct {
 	ext    [pdu.MaxCDBLen - 16]byte
 }
 
+// pduTransport is the seam between the session and the byte stream: whole
+// headers and data segments, never stream offsets. *Conn implements it for
+// TCP. An iSER transport would implement the same methods over RDMA SENDs,
+// and readData would find Data-In already placed by the target's RDMA
+// WRITE (the buffer registered when the command was sent).
+type pduTransport interface {
+	// write sends one PDU: BHS (lengths filled in), AHS and data segment.
+	write(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt) error
+	// readHeader reads the next BHS and its AHS (digest checked).
+	readHeader(bhs *[BHSLen]byte, ahs *[]byte) error
+	// readData places the data segment of the last header in dst.
+	readData(bhs *[BHSLen]byte, dst []byte) error
+	// discardData skips the n-byte data segment of the last header.
+	discardData(bhs *[BHSLen]byte, n int) error
+	// Close ends the connection; a blocked read returns an error.
+	Close() error
+}
+
 // Session is a logged-in iSCSI session with one connection (RFC 7143 §4.1,
 // MaxConnections=1, ErrorRecoveryLevel=0). One reader goroutine owns the
 // receive side and routes every response to its task by ITT; any number
@@ -93,7 +111,7 @@ type task struct {
 // flight.
 type Session struct {
 	// c is the connection. Immutable.
-	c      *Conn
+	c      pduTransport
 	cfg    Config
 	params Params
 	log    *slog.Logger
@@ -152,7 +170,6 @@ func NewSession(c *Conn, cfg Config) (*Session, error) {
 
 func newSession(c *Conn, cfg Config) *Session {
 	s := &Session{
-		c:      c,
 		cfg:    cfg,
 		params: c.params,
 		log:    cfg.Logger.With("target", cfg.TargetName, "tsih", c.params.TSIH),
@@ -164,6 +181,7 @@ func newSession(c *Conn, cfg Config) *Session {
 		rdata:  make([]byte, 0, 8192),
 	}
 	s.maxCmdSN.Store(c.maxCmdSN)
+	s.c = c
 	s.expCmdSN.Store(c.cmdSN)
 	s.expStatSN.Store(c.expStatSN)
 	nr2t := int(min(c.params.MaxOutstandingR2T, 64)) + 1
@@ -199,9 +217,12 @@ func (s *Session) Err() error {
 // in flight with err. The first error wins.
 func (s *Session) fail(err error) {
 	s.failOnce.Do(func() {
-		if s.loggedOut.Load() {
+		switch {
+		case s.loggedOut.Load():
 			err = fmt.Errorf("%w (logged out)", errClosed)
-		} else {
+		case errors.Is(err, errClosed):
+			s.log.Debug("session closed")
+		default:
 			s.log.Warn("session ended", "err", err)
 		}
 		s.failErr = err
