@@ -85,7 +85,7 @@ func benchIO(b *testing.B, write bool, size int, keys ...string) {
 func BenchmarkTCPRead4K(b *testing.B) { benchIO(b, false, 4096) }
 
 // BenchmarkTCPWrite4K is a 4 KiB WRITE(10) with immediate data.
-func BenchmarkTCPWrite4K(b *testing.B) { benchIO(b, true, 4096) }
+func BenchmarkTCPWrite4K(b *testing.B) { benchIO(b, true, 4096, "ImmediateData=Yes") }
 
 // BenchmarkTCPWrite4KR2T is a 4 KiB WRITE(10) solicited by an R2T.
 func BenchmarkTCPWrite4KR2T(b *testing.B) {

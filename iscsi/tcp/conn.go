@@ -557,19 +557,12 @@ func (c *Conn) sendR2Ts(x *xfer, rs []r2tState) error {
 	defer c.wmu.Unlock()
 	statSN, expCmdSN, maxCmdSN := c.numbers()
 	for _, r := range rs {
-		h := &c.hbuf
-		*h = [pdu.BHSLen]byte{}
-		h[0] = byte(pdu.OpR2T)
-		h[1] = 0x80
-		binary.BigEndian.PutUint64(h[8:16], x.lun)
-		binary.BigEndian.PutUint32(h[16:20], x.itt)
-		binary.BigEndian.PutUint32(h[20:24], r.ttt)
-		binary.BigEndian.PutUint32(h[24:28], statSN)
-		binary.BigEndian.PutUint32(h[28:32], expCmdSN)
-		binary.BigEndian.PutUint32(h[32:36], maxCmdSN)
-		binary.BigEndian.PutUint32(h[36:40], r.sn)
-		binary.BigEndian.PutUint32(h[40:44], uint32(r.next))
-		binary.BigEndian.PutUint32(h[44:48], uint32(r.end-r.next))
+		r2t := pdu.R2T{LUN: pdu.LUN(x.lun), ITT: x.itt, TTT: r.ttt, StatSN: statSN, ExpCmdSN: expCmdSN, MaxCmdSN: maxCmdSN,
+			R2TSN: r.sn, BufferOffset: uint32(r.next), DesiredDataTransferLength: uint32(r.end - r.next)}
+		h, err := c.encodeLocked(r2t.AppendBinary(c.hbuf[:0]))
+		if err != nil {
+			return err
+		}
 		if err := c.writePDULocked(h, nil); err != nil {
 			return err
 		}
@@ -672,6 +665,18 @@ func (c *Conn) appendPDULocked(bhs *[pdu.BHSLen]byte, data []byte) {
 	}
 }
 
+// encodeLocked checks the result of encoding a BHS into c.hbuf.
+// c.wmu must be held.
+func (c *Conn) encodeLocked(b []byte, err error) (*[pdu.BHSLen]byte, error) {
+	if err != nil {
+		return nil, fmt.Errorf("iscsi/tcp: encode header for %s: %w", c.nc.RemoteAddr(), err)
+	}
+	if len(b) != pdu.BHSLen || &b[0] != &c.hbuf[0] {
+		return nil, fmt.Errorf("iscsi/tcp: encoded header of %d bytes", len(b))
+	}
+	return &c.hbuf, nil
+}
+
 // perPDUScratch is the most whdr bytes one PDU needs.
 const perPDUScratch = pdu.BHSLen + 4 + 3 + 4
 
@@ -736,45 +741,35 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 	for off := 0; off < n; {
 		l := min(seg, n-off, burst-off%burst)
 		last := off+l == n
-		h := &c.hbuf
-		*h = [pdu.BHSLen]byte{}
-		h[0] = byte(pdu.OpDataIn)
-		if last || (off+l)%burst == 0 {
-			h[1] |= 0x80 // F: end of a sequence
-		}
-		binary.BigEndian.PutUint32(h[16:20], t.ITT)
-		binary.BigEndian.PutUint32(h[20:24], 0xffffffff)
-		binary.BigEndian.PutUint32(h[28:32], rsp.ExpCmdSN)
-		binary.BigEndian.PutUint32(h[32:36], rsp.MaxCmdSN)
-		binary.BigEndian.PutUint32(h[36:40], dataSN)
-		binary.BigEndian.PutUint32(h[40:44], uint32(off))
+		din := pdu.DataIn{Final: last || (off+l)%burst == 0, ITT: t.ITT, TTT: pdu.ReservedTag, ExpCmdSN: rsp.ExpCmdSN,
+			MaxCmdSN: rsp.MaxCmdSN, DataSN: dataSN, BufferOffset: uint32(off), Data: t.Buf[off : off+l]}
 		if last && collapse {
-			h[1] |= 0x01 // S
-			h[1] |= residualFlags(rsp)
-			h[3] = rsp.Status
-			binary.BigEndian.PutUint32(h[24:28], rsp.StatSN)
-			binary.BigEndian.PutUint32(h[44:48], rsp.Residual)
+			din.HasStatus = true
+			din.Status = rsp.Status
+			din.ResidualOverflow, din.ResidualUnderflow = rsp.Overflow, rsp.Underflow
+			din.StatSN = rsp.StatSN
+			if rsp.Overflow || rsp.Underflow {
+				din.ResidualCount = rsp.Residual
+			}
+		}
+		h, err := c.encodeLocked(din.AppendBinary(c.hbuf[:0]))
+		if err != nil {
+			return err
 		}
 		c.appendPDULocked(h, t.Buf[off:off+l])
 		dataSN++
 		off += l
 	}
 	if !collapse {
-		h := &c.hbuf
-		*h = [pdu.BHSLen]byte{}
-		h[0] = byte(pdu.OpSCSIResponse)
-		h[1] = 0x80 | residualFlags(rsp)
-		h[3] = rsp.Status
-		binary.BigEndian.PutUint32(h[16:20], t.ITT)
-		binary.BigEndian.PutUint32(h[24:28], rsp.StatSN)
-		binary.BigEndian.PutUint32(h[28:32], rsp.ExpCmdSN)
-		binary.BigEndian.PutUint32(h[32:36], rsp.MaxCmdSN)
 		expDataSN := dataSN
 		if x, _ := t.Priv.(*xfer); x != nil && x.write {
 			expDataSN = x.r2tSN
 		}
-		binary.BigEndian.PutUint32(h[36:40], expDataSN)
-		binary.BigEndian.PutUint32(h[44:48], rsp.Residual)
+		sr := pdu.SCSIResponse{ResidualOverflow: rsp.Overflow, ResidualUnderflow: rsp.Underflow, Response: pdu.ResponseCompleted,
+			Status: rsp.Status, ITT: t.ITT, StatSN: rsp.StatSN, ExpCmdSN: rsp.ExpCmdSN, MaxCmdSN: rsp.MaxCmdSN, ExpDataSN: expDataSN}
+		if rsp.Overflow || rsp.Underflow {
+			sr.ResidualCount = rsp.Residual
+		}
 		var data []byte
 		if len(rsp.Sense) > 0 {
 			// The data segment is SenseLength (2 bytes) + sense data
@@ -784,20 +779,12 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 			c.whdr = append(c.whdr, rsp.Sense...)
 			data = c.whdr[start:len(c.whdr):len(c.whdr)]
 		}
+		sr.Data = data
+		h, err := c.encodeLocked(sr.AppendBinary(c.hbuf[:0]))
+		if err != nil {
+			return err
+		}
 		c.appendPDULocked(h, data)
 	}
 	return c.flushLocked()
-}
-
-// residualFlags returns the O and U bits for byte 1 of a SCSI Response or
-// a Data-In with status.
-func residualFlags(rsp *iscsi.Response) byte {
-	var f byte
-	if rsp.Overflow {
-		f |= 0x04
-	}
-	if rsp.Underflow {
-		f |= 0x02
-	}
-	return f
 }
