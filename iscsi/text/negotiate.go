@@ -384,6 +384,11 @@ func (n *Negotiator) checkAnswer(d *KeyDef, offered, v string) error {
 // the first answer of a Normal session, MaxRecvDataSegmentLength in the
 // operational stage) and offers only for keys whose RFC default would break
 // our local limits (ImmediateData=No, a smaller MaxBurstLength, ...).
+//
+// MaxRecvDataSegmentLength is never declared in the security stage:
+// open-iscsi fails a login on operational keys there. A login that goes
+// from security straight to full feature phase therefore keeps the default
+// 8192 for both directions, and Params says so.
 func (n *Negotiator) Offer(stage pdu.Stage, out *Pairs) {
 	first := !n.firstTx
 	n.firstTx = true
