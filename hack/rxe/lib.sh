@@ -213,7 +213,7 @@ rxe_job_new() {
   RXE_BIN=$RXE_WORK/bin
   mkdir -p "$RXE_OUT" "$RXE_BIN"
   chmod 0777 "$RXE_OUT"
-  export RXE_WORK RXE_OUT RXE_BIN
+  export RXE_WORK RXE_OUT RXE_BIN RXE_REPO
 }
 
 # rxe_build_guest_tools builds the Go programs every guest runs into RXE_BIN.
@@ -268,7 +268,9 @@ rxe_boot() {
   if [ "$interactive" = 1 ]; then
     args+=(-chardev "stdio,id=con,mux=on,signal=off,logfile=$RXE_WORK/console.log"
       -serial chardev:con -mon chardev=con,mode=readline)
-    timeout -k 10 "$host_timeout" "$RXE_QEMU" "${args[@]}"
+    # --foreground: QEMU must stay in the terminal's foreground process
+    # group, or it stops (SIGTTOU) when it puts the terminal in raw mode.
+    timeout --foreground -k 10 "$host_timeout" "$RXE_QEMU" "${args[@]}"
     status=$?
   else
     args+=(-chardev "stdio,id=con,signal=off,logfile=$RXE_WORK/console.log" -serial chardev:con -monitor none)
@@ -290,6 +292,10 @@ rxe_job_status() {
   fi
   if [ "$qemu_status" = 124 ] || [ "$qemu_status" = 137 ]; then
     rxe_log "QEMU killed by the host-side timeout"
+  elif [ -e "$RXE_OUT/init-failed" ]; then
+    rxe_log "the initramfs failed: $(cat "$RXE_OUT/init-failed")"
+  elif [ -e "$RXE_OUT/rxe-up-failed" ]; then
+    rxe_log "rxe-up could not bring the Soft-RoCE device up (its error is in the console log)"
   elif [ -e "$RXE_OUT/watchdog" ]; then
     rxe_log "the guest watchdog fired: $(cat "$RXE_OUT/watchdog")"
   else

@@ -30,6 +30,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+export RXE_REPO=${RXE_REPO:-$REPO}
 STAGE_TIMEOUT=${RXE_STAGE_TIMEOUT:-240}
 
 now() { date +%s.%N | cut -c1-14; }

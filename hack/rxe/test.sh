@@ -29,13 +29,14 @@ summarized=0
 # Whatever stops this script early (rxe_die on a missing QEMU, a failed
 # kernel download, ...), the last line is the count and the status non-zero.
 on_exit() {
-  local rc=$?
-  rm -f "$all"
+  local rc=$? n
   if [ $summarized = 0 ]; then
+    n=$(grep -c . "$all" 2>/dev/null)
     rxe_log "FAIL: the Soft-RoCE guest could not be prepared or booted (see above); no stage ran"
-    echo "rxe: 0 passed, $(grep -c . "$all" 2>/dev/null || echo 1) failed"
+    echo "rxe: 0 passed, $((n > 0 ? n : 1)) failed"
     [ $rc -ne 0 ] || rc=1
   fi
+  rm -f "$all"
   exit $rc
 }
 trap on_exit EXIT
@@ -52,6 +53,15 @@ tb=$(rxe_now)
 build_secs=$(rxe_elapsed "$tb")
 
 tg=$(rxe_now)
+if [ ! -s "$RXE_OUT/stages.built" ]; then
+  rxe_log "no stage built; not booting the guest"
+  summary=$("$RXE_HERE/stages.sh" summarize "$results" "$RXE_OUT/stages.all")
+  head -n -1 <<<"$summary"
+  rxe_log "kept $RXE_WORK"
+  summarized=1
+  tail -n 1 <<<"$summary"
+  exit 1
+fi
 rxe_log "booting the guest for $(grep -c . "$RXE_OUT/stages.built") stage(s)"
 rxe_job_write "${RXE_TIMEOUT:-600}" 0 "$RXE_HERE/stages.sh" run "$results" "$RXE_OUT/stages.built"
 rxe_boot $((${RXE_TIMEOUT:-600} + 120)) 0 | tr -d '\r'

@@ -4,16 +4,25 @@
 #   run (guest):  its tests with ISER_TEST_DEVICE/ISER_TEST_ADDR set: the
 #                 rdmatest conformance suite (manual QPs and RDMA CM), the
 #                 provider's own device tests, then the post+poll benchmarks
-#                 (ns/WR through cgo; 0 allocs/op is checked, timings never).
+#                 (ns/WR through cgo; 0 allocs/op is checked, timings never),
+#                 and cmd/rdma-info, which must list $RXE_DEV with its port
+#                 ACTIVE, its netdev and $RXE_ADDR among its GIDs.
 set -euo pipefail
 phase=${1:?usage: 10-verbs.sh build|run}
 
 if [ "$phase" = build ]; then
   go test -c -race -o "$RXE_BIN/verbs.test" ./cgo/verbs
+  go build -o "$RXE_BIN/rdma-info" ./cmd/rdma-info
   exit 0
 fi
 
 : "${RXE_DEV:?}" "${RXE_ADDR:?}"
+echo "== rdma-info -d $RXE_DEV -v"
+"$RXE_BIN/rdma-info" -d "$RXE_DEV" -v | tee /tmp/rdma-info.out
+grep -q "^hca_id:	$RXE_DEV\$" /tmp/rdma-info.out || { echo "rdma-info did not list $RXE_DEV"; exit 1; }
+grep -q 'state:.*PORT_ACTIVE' /tmp/rdma-info.out || { echo "rdma-info: port not ACTIVE"; exit 1; }
+grep -q "netdevs:.*${RXE_NETDEV:-}" /tmp/rdma-info.out || { echo "rdma-info: netdev ${RXE_NETDEV:-} missing"; exit 1; }
+grep -q "GID\[.*, $RXE_ADDR\$" /tmp/rdma-info.out || { echo "rdma-info: no GID with IP form $RXE_ADDR"; exit 1; }
 export ISER_TEST_DEVICE=$RXE_DEV ISER_TEST_ADDR=$RXE_ADDR ISER_TEST_GID_INDEX=${RXE_GID_INDEX:-1}
 # Cases rxe is known to fail for a reason of its own, not ours (regex for
 # -test.skip; empty to run everything):
