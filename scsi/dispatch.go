@@ -68,7 +68,7 @@ type opInfo struct {
 	spc2OK    bool // allowed while another nexus holds a RESERVE(6/10) reservation
 	noUA      bool // does not report or clear pending unit attentions (INQUIRY, REPORT LUNS, REQUEST SENSE)
 	noLUN     bool // runs for a LUN that does not exist
-	medium    bool // needs the medium: LBA range and block size checks (SBC)
+	medium    bool // needs the medium: NOT READY, MEDIUM NOT PRESENT while a removable LU is ejected
 	timeoutMs uint32
 	sub       []*opInfo // commands with service actions, by service action
 }
@@ -163,7 +163,7 @@ func newOpTable() *opTable {
 	rw12 := func(op, b1 byte) []byte { return cat(u(op, b1), ff4, ff4, u(0x1F, 0x00)) }
 	rw16 := func(op, b1 byte) []byte { return cat(u(op, b1), ff8, ff4, u(0x1F, 0x00)) }
 
-	o.add(&opInfo{op: OpTestUnitReady, name: "TEST UNIT READY", run: hTestUnitReady, usage: u(0x00, 0, 0, 0, 0, 0), class: resvAllowed})
+	o.add(&opInfo{op: OpTestUnitReady, name: "TEST UNIT READY", run: hTestUnitReady, usage: u(0x00, 0, 0, 0, 0, 0), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpRequestSense, name: "REQUEST SENSE", run: hRequestSense, usage: u(0x03, 0x01, 0, 0, 0xFF, 0), class: resvAllowed, spc2OK: true, noUA: true, noLUN: true})
 	o.add(&opInfo{op: OpRead6, name: "READ(6)", run: hRead, usage: u(0x08, 0x1F, 0xFF, 0xFF, 0xFF, 0), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpWrite6, name: "WRITE(6)", run: hWrite, usage: u(0x0A, 0x1F, 0xFF, 0xFF, 0xFF, 0), class: resvWrite, medium: true})
@@ -174,7 +174,7 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpModeSense6, name: "MODE SENSE(6)", run: hModeSense, usage: u(0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0), class: resvRead})
 	o.add(&opInfo{op: OpStartStopUnit, name: "START STOP UNIT", run: hStartStop, usage: u(0x1B, 0x01, 0, 0x0F, 0xF7, 0), class: resvWrite})
 	o.add(&opInfo{op: OpPreventAllow, name: "PREVENT ALLOW MEDIUM REMOVAL", run: hPreventAllow, usage: u(0x1E, 0, 0, 0, 0x03, 0), class: resvWrite})
-	o.add(&opInfo{op: OpReadCapacity10, name: "READ CAPACITY(10)", run: hReadCapacity10, usage: u(0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0), class: resvAllowed})
+	o.add(&opInfo{op: OpReadCapacity10, name: "READ CAPACITY(10)", run: hReadCapacity10, usage: u(0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpRead10, name: "READ(10)", run: hRead, usage: rw10(OpRead10, 0x1E), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpWrite10, name: "WRITE(10)", run: hWrite, usage: rw10(OpWrite10, 0x1A), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteVerify10, name: "WRITE AND VERIFY(10)", run: hWriteVerify, usage: rw10(OpWriteVerify10, 0x16), class: resvWrite, medium: true})
@@ -209,11 +209,11 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpWriteVerify16, name: "WRITE AND VERIFY(16)", run: hWriteVerify, usage: rw16(OpWriteVerify16, 0x16), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpVerify16, name: "VERIFY(16)", run: hVerify, usage: rw16(OpVerify16, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch16, name: "PRE-FETCH(16)", run: hPrefetch, usage: rw16(OpPrefetch16, 0x02), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpSyncCache16, name: "SYNCHRONIZE CACHE(16)", run: hSyncCache, usage: rw16(OpSyncCache16, 0x02), class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpSyncCache16, name: "SYNCHRONIZE CACHE(16)", run: hSyncCache, usage: rw16(OpSyncCache16, 0x06), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteSame16, name: "WRITE SAME(16)", run: hWriteSame, usage: rw16(OpWriteSame16, 0x09), class: resvWrite, medium: true, timeoutMs: 120000})
 	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAReadCapacity16, hasSA: true, name: "READ CAPACITY(16)", run: hReadCapacity16,
-		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0x01, 0)), class: resvAllowed})
+		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0x01, 0)), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAGetLBAStatus, hasSA: true, name: "GET LBA STATUS", run: hGetLBAStatus,
 		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0, 0)), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpReportLUNs, name: "REPORT LUNS", run: hReportLUNs, usage: u(0xA0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), class: resvAllowed, spc2OK: true, noUA: true, noLUN: true})
@@ -301,6 +301,9 @@ func (t *Target) dispatch(ctx context.Context, l *lun, c *Command) result {
 	}
 	if l != nil && l.conflict(c.Nexus, info, cdb) {
 		return resConflict
+	}
+	if l != nil && info.medium && l.ejected.Load() {
+		return checkCondition(SenseNotReady, ASCMediumNotPresent)
 	}
 	return info.run(t, l, ctx, c)
 }

@@ -56,6 +56,7 @@ type lun struct {
 	physBlockSize int              // immutable, a power-of-two multiple of blockSize
 	nblocks       uint64           // immutable
 	readOnly      bool             // immutable
+	removable     bool             // immutable
 	serial        string           // immutable
 	naa           [16]byte         // immutable NAA IEEE Registered Extended designator
 
@@ -64,6 +65,9 @@ type lun struct {
 	swp    atomic.Bool // control page SWP: software write protect
 	wce    atomic.Bool // caching page WCE: write cache enabled
 
+	// ejected is true while a removable LU's medium is out.
+	ejected atomic.Bool
+
 	// anyResv is true while a RESERVE(6/10) or persistent reservation exists,
 	// so that commands skip the reservation check without taking mu.
 	anyResv atomic.Bool
@@ -71,8 +75,9 @@ type lun struct {
 	// writes); zero lets commands skip the unit attention check.
 	anyUA atomic.Int32
 
-	// cawMu makes COMPARE AND WRITE atomic with respect to other writes:
-	// writes hold it shared, COMPARE AND WRITE exclusively.
+	// cawMu makes COMPARE AND WRITE, ORWRITE and WRITE ATOMIC atomic with
+	// respect to other commands: READ and WRITE hold it shared, they hold
+	// it exclusively.
 	cawMu sync.RWMutex
 
 	mu      sync.RWMutex   // guards the fields below
@@ -84,6 +89,7 @@ type lun struct {
 	prType  byte           // its type
 	prOwner Nexus          // its holder (meaningless for all-registrants types)
 	copies  []copyResult   // held EXTENDED COPY results, oldest first
+	prevent map[Nexus]bool // nexuses that PREVENT medium removal (removable LUs)
 }
 
 func newLUN(t *Target, c LUNConfig) (*lun, error) {
@@ -118,7 +124,7 @@ func newLUN(t *Target, c LUNConfig) (*lun, error) {
 		return nil, fmt.Errorf("physical block size %d: want a power of two >= the block size %d", pbs, bs)
 	}
 	l := &lun{t: t, number: c.Number, be: c.Backend, blockSize: bs, physBlockSize: pbs, nblocks: uint64(nb),
-		readOnly: c.ReadOnly, serial: serial, nexi: make(map[Nexus]*itl)}
+		readOnly: c.ReadOnly, removable: c.Removable, serial: serial, prevent: make(map[Nexus]bool), nexi: make(map[Nexus]*itl)}
 	if um, ok := c.Backend.(backend.Unmapper); ok && !c.NoThinProvisioning && !c.ReadOnly {
 		l.unmapper = um
 	}
@@ -246,6 +252,7 @@ func (l *lun) reset(n Nexus, asc ASC) {
 	l.updateResvLocked()
 	l.dsense.Store(false)
 	l.swp.Store(false)
+	clear(l.prevent)
 	// SAM-5 6.3.3: the unit attention goes to every I_T nexus, the one
 	// that asked for the reset included.
 	for _, s := range l.nexi {
@@ -262,6 +269,7 @@ func (l *lun) nexusLost(n Nexus) {
 		l.resv = nil
 		l.updateResvLocked()
 	}
+	delete(l.prevent, n)
 	for i := 0; i < len(l.copies); {
 		if l.copies[i].nexus == n {
 			l.copies = append(l.copies[:i], l.copies[i+1:]...)

@@ -22,18 +22,47 @@ func hRequestSense(_ *Target, l *lun, _ context.Context, c *Command) result {
 	return good
 }
 
-func hStartStop(_ *Target, _ *lun, _ context.Context, c *Command) result {
-	// Not removable, nothing to spin: START, STOP and power conditions
-	// are accepted and change nothing; LOEJ has no medium to eject.
-	if c.CDB[4]>>4 != 0 && c.CDB[4]&0x03 != 0 {
-		// POWER CONDITION other than START_VALID ignores START and LOEJ.
+// hStartStop is START STOP UNIT (SBC-3 5.25). Nothing spins, so START and
+// power conditions change nothing; LOEJ ejects (START=0) or loads
+// (START=1) the medium of a removable LU unless a nexus prevents removal.
+func hStartStop(_ *Target, l *lun, _ context.Context, c *Command) result {
+	pc := c.CDB[4] >> 4
+	loej, start := c.CDB[4]&0x02 != 0, c.CDB[4]&0x01 != 0
+	if pc != 0 || !loej || !l.removable {
+		// POWER CONDITION other than START_VALID ignores START and LOEJ;
+		// a fixed medium has nothing to eject.
 		return good
 	}
+	// While removal is prevented the medium neither leaves nor enters
+	// (SBC-3 5.11; libiscsi PreventAllow.Eject loads with PREVENT set).
+	l.mu.RLock()
+	prevented := len(l.prevent) > 0
+	l.mu.RUnlock()
+	if prevented {
+		return checkCondition(SenseIllegalRequest, ASCMediumRemovalPrevented)
+	}
+	l.ejected.Store(!start)
 	return good
 }
 
-func hPreventAllow(_ *Target, _ *lun, _ context.Context, _ *Command) result {
-	// The medium is not removable: PREVENT is accepted and has no effect.
+// hPreventAllow is PREVENT ALLOW MEDIUM REMOVAL (SBC-3 5.11): the
+// prevention is held per I_T nexus until it allows removal again, its
+// nexus is lost, or the LU is reset. A fixed medium accepts and ignores it.
+func hPreventAllow(_ *Target, l *lun, _ context.Context, c *Command) result {
+	prevent := c.CDB[4] & 0x03
+	if prevent > 1 {
+		return invalidCDB(4, 1) // 10b and 11b are obsolete
+	}
+	if !l.removable {
+		return good
+	}
+	l.mu.Lock()
+	if prevent == 1 {
+		l.prevent[c.Nexus] = true
+	} else {
+		delete(l.prevent, c.Nexus)
+	}
+	l.mu.Unlock()
 	return good
 }
 
@@ -101,6 +130,9 @@ func (t *Target) standardInquiry(l *lun) []byte {
 		buf[0] = 0x7F // peripheral qualifier 011b, device type 1Fh: no LU here
 	} else {
 		buf[0] = 0x00 // connected direct-access block device
+	}
+	if l != nil && l.removable {
+		buf[1] = 0x80 // RMB
 	}
 	buf[2] = 0x06        // SPC-4
 	buf[3] = 0x10 | 0x02 // HISUP, RESPONSE DATA FORMAT 2

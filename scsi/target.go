@@ -49,6 +49,11 @@ type LUNConfig struct {
 	SerialNumber string
 	// ReadOnly makes the LUN write protected (DATA PROTECT on writes).
 	ReadOnly bool
+	// Removable makes the LU a removable medium (INQUIRY RMB=1): START
+	// STOP UNIT with LOEJ ejects and loads it, PREVENT ALLOW MEDIUM
+	// REMOVAL (per I_T nexus) stops the eject, and while it is ejected
+	// medium access commands get NOT READY, MEDIUM NOT PRESENT.
+	Removable bool
 	// PhysicalBlockSize is reported in READ CAPACITY(16) (LOGICAL BLOCKS
 	// PER PHYSICAL BLOCK EXPONENT); default BlockSize. Note that libiscsi
 	// 1.19's GetLBAStatus.UnmapSingle test only passes with the default.
