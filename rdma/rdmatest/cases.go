@@ -39,6 +39,7 @@ var cases = []testCase{
 	{name: "CMReject", cm: true, run: testCMReject},
 	{name: "CMNoListener", cm: true, run: testCMNoListener},
 	{name: "CMDisconnect", cm: true, run: testCMDisconnect},
+	{name: "CMRNRRetry", cm: true, run: testCMRNRRetry},
 }
 
 const (
@@ -886,4 +887,67 @@ func testSharedCQ(t *T) {
 	}
 	t.ok(byQP[qps[0].Num()], rdma.EncodeWRID(opSend, 1), rdma.WCSend, "sender's completion")
 	t.ok(byQP[qps[1].Num()], rdma.EncodeWRID(opRecv, 1), rdma.WCRecv, "receiver's completion")
+}
+
+// testCMRNRRetry: as in the IB CM, the RNR retry count a side gives in its
+// accept (or connect) governs the peer's sends. The listener accepts with
+// 0, so the dialer's SEND into no receive fails at once even though the
+// dialer asked for 7.
+func testCMRNRRetry(t *T) {
+	p := t.env.Provider
+	l, err := rdma.Listen(p, t.env.ListenAddr, rdma.ListenConfig{})
+	t.must(err, "listen")
+	t.Cleanup(func() { t.closeOK(l, "listener") })
+	o := pairOpts{}
+	o.defaults()
+	type accepted struct {
+		s   *side
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		req, err := l.Accept(t.ctx)
+		if err != nil {
+			ch <- accepted{err: err}
+			return
+		}
+		s := &side{name: "b", dev: req.Device()}
+		oo := o
+		oo.param.RNRRetryCount = 0
+		ch <- accepted{s: s, err: t.acceptOn(req, s, oo, nil)}
+	}()
+	d, err := rdma.Dial(t.ctx, p, l.Addr().String(), rdma.DialConfig{})
+	t.must(err, "dial")
+	a := t.resources(d.Device(), "a", o)
+	a.qp, err = d.CreateQP(a.pd, rdma.QueuePairConfig{SendCQ: a.scq, RecvCQ: a.rcq})
+	t.must(err, "create QP")
+	t.Cleanup(func() { t.closeOK(a.qp, "a QP") })
+	_, err = d.Connect(t.ctx, o.param, nil) // asks for 7: governs b's sends
+	t.must(err, "connect")
+	var acc accepted
+	select {
+	case acc = <-ch:
+	case <-t.ctx.Done():
+		t.Fatal("accept did not finish")
+	}
+	t.cleanupSide(acc.s)
+	t.must(acc.err, "accept")
+	b := acc.s
+
+	// b's sends retry forever (the dialer's 7): a late receive still works.
+	_, err = b.qp.PostSend([]rdma.SendWR{{ID: rdma.EncodeWRID(opSend, 1), Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: []rdma.SGE{b.mr.SGE(0, 8)}}})
+	t.must(err, "b: post send")
+	time.Sleep(20 * time.Millisecond)
+	_, err = a.qp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 1), SGL: []rdma.SGE{a.mr.SGE(0, 64)}}})
+	t.must(err, "a: post the late receive")
+	t.ok(t.poll(b.scq, 1)[0], rdma.EncodeWRID(opSend, 1), rdma.WCSend, "b's send, retried")
+	t.ok(t.poll(a.rcq, 1)[0], rdma.EncodeWRID(opRecv, 1), rdma.WCRecv, "a's late receive")
+
+	// a's sends may not retry (the listener's 0).
+	id := rdma.EncodeWRID(opSend, 2)
+	_, err = a.qp.PostSend([]rdma.SendWR{{ID: id, Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: []rdma.SGE{a.mr.SGE(0, 8)}}})
+	t.must(err, "a: post send into no receive")
+	if wc := t.poll(a.scq, 1)[0]; wc.ID != id || wc.Status != rdma.WCRNRRetryExcErr {
+		t.Fatalf("a's send with the peer's RNR retry count 0: %s; want RNR retry exceeded", describe([]rdma.Completion{wc}))
+	}
 }
