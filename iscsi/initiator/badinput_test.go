@@ -3,6 +3,8 @@ package initiator_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -327,4 +329,181 @@ func TestServerCmdSNOutOfWindow(t *testing.T) {
 		}
 	}
 	checkAlive(t, ctx, other)
+}
+
+// writeCmd builds a WRITE(16) of blocks at LBA 0 with imm as immediate
+// data; final is the F bit (clear when unsolicited Data-Out follows).
+func writeCmd(c *initiator.Conn, itt uint32, blocks int, imm []byte, final bool) *initiator.PDU {
+	cmdSN, expStatSN, _ := c.SeqNumbers()
+	p := &initiator.PDU{Data: imm}
+	p.BHS[0] = byte(pdu.OpSCSICommand)
+	p.BHS[1] = 0x20 | byte(pdu.AttrSimple)
+	if final {
+		p.BHS[1] |= 0x80
+	}
+	p.PutU32(16, itt)
+	p.PutU32(20, uint32(blocks*512))
+	p.PutU32(24, cmdSN)
+	p.PutU32(28, expStatSN)
+	p.BHS[32] = 0x8a
+	p.BHS[32+13] = byte(blocks)
+	c.SetSeqNumbers(cmdSN+1, expStatSN)
+	return p
+}
+
+// dataOut builds a Data-Out PDU.
+func dataOut(c *initiator.Conn, itt, ttt, offset uint32, data []byte, final bool) *initiator.PDU {
+	_, expStatSN, _ := c.SeqNumbers()
+	p := &initiator.PDU{Data: data}
+	p.BHS[0] = byte(pdu.OpDataOut)
+	if final {
+		p.BHS[1] = 0x80
+	}
+	p.PutU32(16, itt)
+	p.PutU32(20, ttt)
+	p.PutU32(28, expStatSN)
+	p.PutU32(40, offset)
+	return p
+}
+
+// awaitAfterPing sends a ping after a questionable PDU and reads until
+// the ping's NOP-In and, when itt is not 0xffffffff, until the task itt
+// has its answer (SCSI Response, or a Reject of its PDU): the target may
+// have ignored the bad PDU, rejected it (reason checked), answered it, or
+// dropped the connection. Silence fails the test. It returns the PDUs
+// other than the ping's answer.
+func awaitAfterPing(t *testing.T, c *initiator.Conn, itt uint32, reasons []pdu.RejectReason) (got []*initiator.PDU, dropped bool) {
+	t.Helper()
+	if err := c.WritePDU(nopOut(c, 0x999, []byte("ping"))); err != nil {
+		return nil, true // already dropped
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pinged, answered := false, itt == 0xffffffff
+	for !pinged || !answered {
+		p := &initiator.PDU{}
+		if err := c.ReadPDUContext(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("no answer within 5 s after the bad PDU (ping answered: %v, task answered: %v)", pinged, answered)
+			}
+			return got, true
+		}
+		advance(c, p)
+		switch {
+		case p.Opcode() == pdu.OpNOPIn && p.ITT() == 0x999:
+			pinged = true
+			continue
+		case p.Opcode() == pdu.OpSCSIResponse && p.ITT() == itt:
+			answered = true
+		case p.Opcode() == pdu.OpReject:
+			reason := pdu.RejectReason(p.BHS[2])
+			if !slices.Contains(reasons, reason) {
+				t.Errorf("reject reason %v, want one of %v", reason, reasons)
+			}
+			if len(p.Data) >= 20 && binary.BigEndian.Uint32(p.Data[16:20]) == itt {
+				answered = true
+			}
+		}
+		got = append(got, p)
+	}
+	return got, false
+}
+
+func TestServerBadDataPhase(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{InitialR2T: true, FirstBurstLength: 16384})
+	ctx := testCtx(t)
+	other := dial(t, ctx, srv.addr, initiator.Config{})
+	_ = other.TestUnitReady(ctx, 0)
+	protocol := []pdu.RejectReason{pdu.RejectProtocolError, pdu.RejectInvalidPDUField}
+
+	for _, tc := range []struct {
+		name string
+		itt  uint32 // task that must get an answer; 0xffffffff for none
+		send func(t *testing.T, c *initiator.Conn) error
+		// mustRefuse: the target may not just carry on (Reject, CHECK
+		// CONDITION or a drop are fine; silently accepting is not).
+		mustRefuse bool
+	}{
+		{
+			name: "unsolicited-data-with-InitialR2T",
+			itt:  0x40,
+			send: func(t *testing.T, c *initiator.Conn) error {
+				if !c.Params().InitialR2T {
+					t.Fatalf("InitialR2T not negotiated")
+				}
+				if err := c.WritePDU(writeCmd(c, 0x40, 8, nil, false)); err != nil {
+					return err
+				}
+				return c.WritePDU(dataOut(c, 0x40, 0xffffffff, 0, make([]byte, 4096), true))
+			},
+			mustRefuse: true,
+		},
+		{
+			name: "immediate-data-beyond-FirstBurstLength",
+			itt:  0x41,
+			send: func(t *testing.T, c *initiator.Conn) error {
+				fb := int(c.Params().FirstBurstLength)
+				return c.WritePDU(writeCmd(c, 0x41, (fb+4096)/512, make([]byte, fb+4096), true))
+			},
+			mustRefuse: true,
+		},
+		{
+			name: "data-out-for-unknown-task",
+			itt:  0xffffffff,
+			send: func(t *testing.T, c *initiator.Conn) error {
+				return c.WritePDU(dataOut(c, 0x4242, 0x1234, 0, make([]byte, 512), true))
+			},
+		},
+		{
+			name: "data-out-beyond-r2t",
+			itt:  0x43,
+			send: func(t *testing.T, c *initiator.Conn) error {
+				if err := c.WritePDU(writeCmd(c, 0x43, 1, nil, true)); err != nil {
+					return err
+				}
+				// Wait for the R2T, then answer it with more than it asked.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				p := &initiator.PDU{}
+				if err := c.ReadPDUContext(ctx, p); err != nil || p.Opcode() != pdu.OpR2T {
+					t.Fatalf("want an R2T, got %v %v", p.Opcode(), err)
+				}
+				return c.WritePDU(dataOut(c, 0x43, p.U32(20), 0, make([]byte, 4096), true))
+			},
+			mustRefuse: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawConn(t, ctx, srv.addr, initiator.Config{ImmediateData: initiator.Yes})
+			if err := tc.send(t, c); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			before, dropped := awaitAfterPing(t, c, tc.itt, protocol)
+			refused := dropped
+			for _, p := range before {
+				switch p.Opcode() {
+				case pdu.OpReject:
+					refused = true
+				case pdu.OpSCSIResponse:
+					if p.BHS[2] != 0 || p.BHS[3] != 0 {
+						refused = true // iSCSI failure or CHECK CONDITION
+					}
+				}
+			}
+			t.Logf("target: dropped=%v, answered with: %v", dropped, opcodes(before))
+			checkAlive(t, ctx, other)
+			if tc.mustRefuse && !refused {
+				serverBug(t, "target accepted a protocol violation (%s) with GOOD status instead of a Reject or CHECK CONDITION", tc.name)
+			}
+		})
+	}
+}
+
+// opcodes lists the opcodes of PDUs for logs.
+func opcodes(ps []*initiator.PDU) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, fmt.Sprintf("%v(status %#x)", p.Opcode(), p.BHS[3]))
+	}
+	return s
 }

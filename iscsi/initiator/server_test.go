@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -100,6 +102,18 @@ func startServerWith(t testing.TB, adjust func(*iscsi.Server)) *server {
 		}
 	})
 	return &server{addr: tr.Addr().String(), srv: srv}
+}
+
+// serverBug reports a known bug of our target. The test is skipped with
+// the message so the suite stays green while the bug is open; set
+// GOISER_STRICT=1 to make it fail instead (the target engineer's check).
+func serverBug(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := "server bug: " + fmt.Sprintf(format, args...)
+	if os.Getenv("GOISER_STRICT") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (GOISER_STRICT=1 makes this fail)")
 }
 
 // dial opens a session to the test target with cfg's options.
@@ -309,7 +323,7 @@ func TestServerTargetColdReset(t *testing.T) {
 		select {
 		case <-sess.Done():
 		case <-time.After(10 * time.Second):
-			t.Skip("server bug: TARGET COLD RESET answered Function complete but the target kept the sessions open (RFC 7143 §11.5.1 requires it to close all connections)")
+			serverBug(t, "TARGET COLD RESET answered Function complete but the target kept the sessions open (RFC 7143 §11.5.1 requires it to close all connections)")
 		}
 	}
 	again := dial(t, ctx, srv.addr, initiator.Config{})
@@ -439,5 +453,20 @@ func TestServerGoneAway(t *testing.T) {
 	}
 	if err := s.Ping(ctx, nil); err == nil {
 		t.Fatalf("ping on a dead session succeeded")
+	}
+}
+
+func TestServerResiduals(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	for _, cfg := range []initiator.Config{
+		{ImmediateData: initiator.Yes},
+		{ImmediateData: initiator.No},
+		{ImmediateData: initiator.No, InitialR2T: initiator.No},
+	} {
+		s := dial(t, ctx, srv.addr, cfg)
+		_ = s.TestUnitReady(ctx, 0)
+		exerciseResiduals(t, ctx, s, 0, true)
+		s.Close()
 	}
 }

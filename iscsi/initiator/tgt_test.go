@@ -394,3 +394,67 @@ func TestTgtZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// exerciseResiduals checks the residual rules of RFC 7143 §11.4.5.1 for
+// reads and writes whose Expected Data Transfer Length differs from what
+// the CDB transfers.
+func exerciseResiduals(t *testing.T, ctx context.Context, s *initiator.Session, lun uint64, strict bool) {
+	t.Helper()
+	rw := func(op byte, blocks int, out, in []byte) initiator.Result {
+		t.Helper()
+		var cdb [16]byte
+		cdb[0] = op
+		cdb[9] = 64 // LBA 64
+		cdb[13] = byte(blocks)
+		r, err := s.Execute(ctx, lun, cdb[:], out, in)
+		if err != nil {
+			t.Fatalf("opcode %#x: %v", op, err)
+		}
+		return r
+	}
+	// READ of 2 blocks into a 1-block buffer: overflow, 512 bytes residual.
+	r := rw(0x88, 2, nil, make([]byte, 512))
+	if r.Status != scsi.StatusGood || !r.Overflow || r.Underflow || r.Residual != 512 || r.DataInLen != 512 {
+		t.Errorf("read overflow: %+v, want GOOD, O, residual 512, 512 bytes", summary(r))
+	}
+	// WRITE of 1 block with 2 blocks of data: underflow, 512 bytes residual.
+	r = rw(0x8a, 1, make([]byte, 1024), nil)
+	if r.Status != scsi.StatusGood || !r.Underflow || r.Overflow || r.Residual != 512 {
+		t.Errorf("write underflow: %+v, want GOOD, U, residual 512", summary(r))
+	}
+	// WRITE of 2 blocks with 1 block of data: overflow. Targets either
+	// refuse it (CHECK CONDITION) or report O with the missing bytes.
+	r = rw(0x8a, 2, make([]byte, 512), nil)
+	if r.Status == scsi.StatusGood && (!r.Overflow || r.Residual != 512) {
+		t.Errorf("write overflow: %+v, want O and residual 512 (or CHECK CONDITION)", summary(r))
+	}
+	if !strict {
+		return
+	}
+	// A READ of 1 block with EDTL 0 (no R bit): overflow of 512. tgt
+	// (1.0.85) answers GOOD without O, so only our target is held to it.
+	r = rw(0x88, 1, nil, nil)
+	if r.Status != scsi.StatusGood || !r.Overflow || r.Residual != 512 {
+		t.Errorf("read with EDTL 0: %+v, want GOOD, O, residual 512", summary(r))
+	}
+}
+
+// summary prints the interesting fields of a Result.
+func summary(r initiator.Result) string {
+	return fmt.Sprintf("status=%v response=%v O=%v U=%v residual=%d dataIn=%d sense=%x",
+		r.Status, r.Response, r.Overflow, r.Underflow, r.Residual, r.DataInLen, r.Sense())
+}
+
+func TestTgtResiduals(t *testing.T) {
+	g := startTgt(t)
+	ctx := testCtx(t)
+	for _, imm := range []initiator.Bool{initiator.Yes, initiator.No} {
+		s, err := initiator.Dial(ctx, g.addr, initiator.Config{InitiatorName: testInitiator, TargetName: g.target, ImmediateData: imm})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		_ = s.TestUnitReady(ctx, 1)
+		exerciseResiduals(t, ctx, s, 1, false)
+		s.Close()
+	}
+}
