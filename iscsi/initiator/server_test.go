@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -322,7 +323,7 @@ func TestServerTargetColdReset(t *testing.T) {
 	for _, sess := range []*initiator.Session{s, other} {
 		select {
 		case <-sess.Done():
-		case <-time.After(10 * time.Second):
+		case <-time.After(3 * time.Second):
 			serverBug(t, "TARGET COLD RESET answered Function complete but the target kept the sessions open (RFC 7143 §11.5.1 requires it to close all connections)")
 		}
 	}
@@ -468,5 +469,131 @@ func TestServerResiduals(t *testing.T) {
 		_ = s.TestUnitReady(ctx, 0)
 		exerciseResiduals(t, ctx, s, 0, true)
 		s.Close()
+	}
+}
+
+// TestServerManySessions runs 16 sessions at once, each with 4 workers.
+func TestServerManySessions(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := initiator.Dial(ctx, srv.addr, initiator.Config{InitiatorName: fmt.Sprintf("%s-%d", testInitiator, i), TargetName: testTarget})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			_ = s.TestUnitReady(ctx, 0)
+			var inner sync.WaitGroup
+			for w := range 4 {
+				inner.Add(1)
+				go func() {
+					defer inner.Done()
+					lba := uint64(i*4+w) * 64
+					wb := make([]byte, 8192)
+					pattern(wb, i*10+w)
+					rb := make([]byte, 8192)
+					for range 10 {
+						if err := s.Write16(ctx, 0, lba, 512, wb); err != nil {
+							errs <- err
+							return
+						}
+						if err := s.Read16(ctx, 0, lba, 512, rb); err != nil {
+							errs <- err
+							return
+						}
+						if !bytes.Equal(wb, rb) {
+							errs <- fmt.Errorf("session %d worker %d: data differs", i, w)
+							return
+						}
+					}
+				}()
+			}
+			inner.Wait()
+			if err := s.Logout(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestServerReinstatement logs in twice with the same initiator name and
+// ISID: the target must end the old session (RFC 7143 §6.3.5).
+func TestServerReinstatement(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	isid := pdu.ISID{0x80, 0, 0x12, 0x34, 0x56, 0x78}
+	old := dial(t, ctx, srv.addr, initiator.Config{ISID: isid})
+	_ = old.TestUnitReady(ctx, 0)
+	s := dial(t, ctx, srv.addr, initiator.Config{ISID: isid})
+	select {
+	case <-old.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("old session still up after reinstatement")
+	}
+	_ = s.TestUnitReady(ctx, 0)
+	checkAlive(t, ctx, s)
+	if s.Params().TSIH == old.Params().TSIH {
+		t.Errorf("reinstated session reuses TSIH %d", s.Params().TSIH)
+	}
+}
+
+func TestServerLoginErrors(t *testing.T) {
+	srv := startServerWith(t, func(s *iscsi.Server) { s.Targets[0].Initiators = []string{"iqn.2026-11.org.goiser.test:allowed"} })
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name, initiator, target string
+		want                    pdu.LoginStatus
+	}{
+		{"unknown-target", "iqn.2026-11.org.goiser.test:allowed", "iqn.2026-11.org.goiser.test:nosuch", pdu.LoginNotFound},
+		{"not-in-acl", testInitiator, testTarget, pdu.LoginAuthorizationFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := initiator.Dial(ctx, srv.addr, initiator.Config{InitiatorName: tc.initiator, TargetName: tc.target})
+			var le *initiator.LoginError
+			if !errors.As(err, &le) || le.Status != tc.want {
+				t.Fatalf("login: %v, want status %v", err, tc.want)
+			}
+		})
+	}
+	s, err := initiator.Dial(ctx, srv.addr, initiator.Config{InitiatorName: "iqn.2026-11.org.goiser.test:allowed", TargetName: testTarget})
+	if err != nil {
+		t.Fatalf("allowed initiator: %v", err)
+	}
+	s.Close()
+}
+
+// TestLoginTimeout dials a listener that never answers: Dial must give up
+// after LoginTimeout instead of hanging.
+func TestLoginTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	_, err = initiator.Dial(context.Background(), l.Addr().String(), initiator.Config{
+		InitiatorName: testInitiator, TargetName: testTarget, LoginTimeout: 200 * time.Millisecond,
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial a silent listener: %v, want DeadlineExceeded", err)
 	}
 }
