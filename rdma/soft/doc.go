@@ -34,6 +34,11 @@
 //   - CM: connect, accept and reject with up to 56 bytes of private data;
 //     Disconnect and Close move both queue pairs to Error and close both
 //     Disconnected channels.
+//   - The send-queue slot of an unsignaled work request stays taken until a
+//     later completion of the same send queue (as on hardware that frees
+//     slots when it processes a CQE; rxe frees them earlier): a queue pair
+//     that never signals fills up with ErrQueueFull, so signal at least
+//     once every MaxSendWR work requests.
 //   - A completion queue that overflows is broken: Poll returns EOVERFLOW.
 //   - Inline sends copy their payload at post time; unlike hardware, soft
 //     requires inline SGEs to carry a valid lkey.

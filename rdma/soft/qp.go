@@ -62,6 +62,10 @@ type qp struct {
 	rnrRetry uint8
 	rnrTries int  // RNR retries spent on the head WR
 	rnrTimer bool // an RNR retry timer is pending
+	// sqHeld counts executed unsignaled send WRs whose send-queue slots
+	// stay taken until a later completion on the send queue, as on
+	// hardware that frees slots when it processes a CQE.
+	sqHeld   int
 	sq       ring[sendSlot]
 	rq       ring[recvSlot]
 	disc     chan struct{} // CM only: closed on disconnect
@@ -140,7 +144,7 @@ func (q *qp) modifyLocked(attr driver.QPAttr) error {
 		q.toErrorLocked()
 	case to == driver.QPReset:
 		q.sq.head, q.sq.n, q.rq.head, q.rq.n = 0, 0, 0, 0
-		q.state, q.peer, q.destQPN, q.rnrTries = driver.QPReset, nil, 0, 0
+		q.state, q.peer, q.destQPN, q.rnrTries, q.sqHeld = driver.QPReset, nil, 0, 0, 0
 	case from == driver.QPReset && to == driver.QPInit, from == driver.QPInit && to == driver.QPInit:
 		if attr.Port != 1 {
 			return fmt.Errorf("soft: modify QP %d to INIT: port %d: %w", q.num, attr.Port, driver.NewVerbsError("soft_modify_qp", syscall.EINVAL))
@@ -229,7 +233,7 @@ func (q *qp) PostSend(wrs []driver.SendWR) (int, error) {
 			q.progressLocked()
 			return i, err
 		}
-		if q.sq.full() {
+		if q.sq.n+q.sqHeld >= len(q.sq.buf) {
 			q.progressLocked()
 			return i, driver.ErrQueueFull
 		}
@@ -338,7 +342,10 @@ func (q *qp) progressLocked() {
 			return
 		case execDone:
 			q.rnrTries = 0
-			if s.signaled {
+			if !s.signaled {
+				q.sqHeld++
+			} else {
+				q.sqHeld = 0
 				q.send.push(driver.Completion{ID: s.wr.ID, Status: driver.WCSuccess, Opcode: wcOpcode(s.wr.Op),
 					ByteLen: s.byteLen(), QPNum: q.num}, false, p.delay)
 			}
@@ -372,6 +379,7 @@ func (s *sendSlot) byteLen() uint32 {
 // failHeadLocked completes the head send WR with status and moves q to
 // Error (flushing the rest).
 func (q *qp) failHeadLocked(status driver.WCStatus) {
+	q.sqHeld = 0
 	s := q.sq.front()
 	q.send.push(driver.Completion{ID: s.wr.ID, Status: status, Opcode: wcOpcode(s.wr.Op), QPNum: q.num}, false, q.p.delay)
 	q.sq.pop()
@@ -395,6 +403,7 @@ func (q *qp) toErrorLocked() {
 
 // flushLocked completes every queued WR with WCWRFlushErr, in order.
 func (q *qp) flushLocked() {
+	q.sqHeld = 0
 	for q.sq.n > 0 {
 		s := q.sq.front()
 		q.send.push(driver.Completion{ID: s.wr.ID, Status: driver.WCWRFlushErr, Opcode: wcOpcode(s.wr.Op), QPNum: q.num}, false, q.p.delay)

@@ -523,3 +523,40 @@ func TestConnectAbandoned(t *testing.T) {
 		t.Fatalf("accept of an abandoned request: %v", err)
 	}
 }
+
+// TestUnsignaledHoldSlots: unsignaled work requests keep their send-queue
+// slots until a later completion, so a queue pair must signal
+// periodically.
+func TestUnsignaledHoldSlots(t *testing.T) {
+	ctx := ctxT(t)
+	p := soft.New(soft.Config{})
+	a, b := pair(t, p, 64, rdma.QueuePairConfig{MaxSendWR: 4}, forever)
+	w := func(i int, flags rdma.SendFlags) rdma.SendWR {
+		return rdma.SendWR{ID: rdma.EncodeWRID(opWrite, uint64(i)), Op: rdma.OpRDMAWrite, Flags: flags,
+			SGL: []rdma.SGE{a.mr.SGE(0, 8)}, Remote: b.mr.Addr(), RKey: b.mr.RKey()}
+	}
+	// Three unsignaled and one signaled fit; the signaled completion frees
+	// all four slots.
+	for round := range 3 {
+		n, err := a.qp.PostSend([]rdma.SendWR{w(0, 0), w(1, 0), w(2, 0), w(3, rdma.FlagSignaled)})
+		if n != 4 || err != nil {
+			t.Fatalf("round %d: %d, %v", round, n, err)
+		}
+		if wc := pollN(t, ctx, a.cq, 1)[0]; wc.ID != rdma.EncodeWRID(opWrite, 3) || wc.Status != rdma.WCSuccess {
+			t.Fatalf("round %d: %+v", round, wc)
+		}
+	}
+	// Four unsignaled fill the queue: nothing more fits.
+	n, err := a.qp.PostSend([]rdma.SendWR{w(0, 0), w(1, 0), w(2, 0), w(3, 0), w(4, rdma.FlagSignaled)})
+	if n != 4 || !errors.Is(err, rdma.ErrQueueFull) {
+		t.Fatalf("fifth WR after four unsignaled: n=%d err=%v", n, err)
+	}
+	must(t, a.qp.Modify(rdma.QPAttr{State: rdma.QPError}))
+	n, err = a.qp.PostSend([]rdma.SendWR{w(5, rdma.FlagSignaled)})
+	if n != 1 || err != nil {
+		t.Fatalf("post after the error freed the slots: n=%d err=%v", n, err)
+	}
+	if wc := pollN(t, ctx, a.cq, 1)[0]; wc.Status != rdma.WCWRFlushErr {
+		t.Fatalf("%+v", wc)
+	}
+}
