@@ -89,7 +89,7 @@ func (o *opTable) lookup(cdb []byte) (*opInfo, bool) {
 	}
 	if i.sub != nil {
 		if len(cdb) < 2 {
-			return nil, false
+			return i, true // hInvalidSA answers
 		}
 		sa := cdb[1] & 0x1F
 		for _, s := range i.sub {
@@ -284,6 +284,9 @@ func (t *Target) dispatch(ctx context.Context, l *lun, c *Command) result {
 	}
 	if !ok {
 		return resInvalidOpcode
+	}
+	if info.sub != nil {
+		return info.run(t, l, ctx, c) // hInvalidSA: known opcode, unknown service action
 	}
 	n := len(info.usage)
 	if len(cdb) < n {
