@@ -464,3 +464,48 @@ func FuzzTargetStep(f *testing.F) {
 		}
 	})
 }
+
+// TestTargetTransitions is the target state machine as a table:
+// {from, keys received, want state}.
+func TestTargetTransitions(t *testing.T) {
+	respond := func(tgt *Target) string {
+		return "CHAP_R=" + text.EncodeHex(tgt.alg.Response(tgt.id, iniSecret, tgt.challenge))
+	}
+	tests := []struct {
+		from targetState
+		in   func(tgt *Target) []string
+		want targetState
+	}{
+		{tsWaitAlgorithm, func(*Target) []string { return nil }, tsWaitAlgorithm},
+		{tsWaitAlgorithm, func(*Target) []string { return []string{"CHAP_A=5"} }, tsWaitResponse},
+		{tsWaitAlgorithm, func(*Target) []string { return []string{"CHAP_A=99"} }, tsFailed},
+		{tsWaitAlgorithm, func(*Target) []string { return []string{"CHAP_N=u"} }, tsFailed},
+		{tsWaitResponse, func(tgt *Target) []string { return []string{"CHAP_N=iqn.2026-01.test:ini", respond(tgt)} }, tsDone},
+		{tsWaitResponse, func(*Target) []string { return []string{"CHAP_N=iqn.2026-01.test:ini", "CHAP_R=0x00"} }, tsFailed},
+		{tsWaitResponse, func(*Target) []string { return nil }, tsFailed},
+		{tsDone, func(*Target) []string { return nil }, tsDone},
+		{tsDone, func(*Target) []string { return []string{"CHAP_A=5"} }, tsFailed},
+		{tsFailed, func(*Target) []string { return nil }, tsFailed},
+	}
+	for _, tt := range tests {
+		tgt, _ := NewTarget(targetCfg())
+		if tt.from != tsWaitAlgorithm {
+			startTarget(t, tgt, "5")
+		}
+		tgt.state = tt.from
+		_, err := tgt.Step(pairs(tt.in(tgt)...), &text.Pairs{})
+		if tgt.state != tt.want || (err != nil) != (tt.want == tsFailed) {
+			t.Errorf("%v + %v: state %v err %v, want %v", tt.from, tt.in(tgt), tgt.state, err, tt.want)
+		}
+	}
+	for s := tsWaitAlgorithm; s <= tsFailed+1; s++ {
+		if s.String() == "" {
+			t.Error("empty state name")
+		}
+	}
+	for s := isStart; s <= isFailed+1; s++ {
+		if s.String() == "" {
+			t.Error("empty state name")
+		}
+	}
+}

@@ -42,6 +42,7 @@ const (
 	isFailed                              // a step failed
 )
 
+// String names the state for logs and test failures.
 func (s initiatorState) String() string {
 	switch s {
 	case isStart:

@@ -50,6 +50,7 @@ const (
 	tsFailed                           // a step failed; the login must end
 )
 
+// String names the state for logs and test failures.
 func (s targetState) String() string {
 	switch s {
 	case tsWaitAlgorithm:
