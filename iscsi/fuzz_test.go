@@ -1,0 +1,46 @@
+package iscsi
+
+import (
+	"testing"
+
+	"github.com/goiser/goiser/iscsi/pdu"
+)
+
+// FuzzLogin feeds a sequence of Login Requests, built from arbitrary
+// flags and text, to the login state machine: it must answer or fail
+// with a login status, never panic.
+func FuzzLogin(f *testing.F) {
+	f.Add(byte(0x81), []byte("InitiatorName=iqn.a:b\x00TargetName="+tName+"\x00AuthMethod=None\x00"),
+		byte(0x87), []byte("MaxBurstLength=512\x00HeaderDigest=CRC32C\x00"), false)
+	f.Add(byte(0x81), []byte("InitiatorName=iqn.a:b\x00TargetName="+tName+"\x00AuthMethod=CHAP\x00"),
+		byte(0x01), []byte("CHAP_A=5\x00"), true)
+	f.Add(byte(0x40), []byte("InitiatorName=iqn.a"), byte(0x83), []byte(":b\x00SessionType=Discovery\x00"), false)
+	f.Fuzz(func(t *testing.T, fl1 byte, d1 []byte, fl2 byte, d2 []byte, chap bool) {
+		var c *CHAP
+		if chap {
+			c = &CHAP{User: "u", Secret: "0123456789abcdef", MutualUser: "t", MutualSecret: "fedcba9876543210"}
+		}
+		ls := newLogin(testServer(t, c))
+		for _, st := range []struct {
+			fl byte
+			d  []byte
+		}{{fl1, d1}, {fl2, d2}} {
+			h := make([]byte, pdu.BHSLen)
+			h[0] = 0x43
+			h[1] = st.fl &^ 0x30
+			var req pdu.LoginRequest
+			if err := req.UnmarshalBinary(h); err != nil {
+				return
+			}
+			req.Data = st.d
+			var rsp pdu.LoginResponse
+			if err := ls.handle(&req, &rsp); err != nil {
+				return
+			}
+			if ls.done {
+				_ = ls.params()
+				return
+			}
+		}
+	})
+}
