@@ -77,7 +77,8 @@ func (l *Listener) Close() error {
 }
 
 // ConnRequest is a pending connect request. Exactly one of Accept or
-// Reject must be called.
+// Reject must be called (a second answer is an error). A ConnRequest
+// belongs to one goroutine.
 type ConnRequest struct {
 	r        driver.ConnRequest // immutable; never nil
 	dev      *Device            // immutable; never nil
@@ -180,7 +181,8 @@ func (r *ConnRequest) Reject(private []byte) error {
 }
 
 // Dialer is a resolved outgoing connection: Dial, then CreateQP on the
-// Dialer's Device, post receives, and Connect.
+// Dialer's Device, post receives, and Connect (once; dial again to retry).
+// A Dialer belongs to one goroutine.
 type Dialer struct {
 	d      driver.Dialer // immutable; never nil
 	dev    *Device       // immutable; never nil
