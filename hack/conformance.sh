@@ -11,7 +11,7 @@
 #                    port (1 GiB LUN 1, rdwr on a /dev/shm file); the reference.
 #   --url URL        test an already running target instead (no start/stop).
 #   --suite REGEX    only the ALL.<Suite> suites whose name matches (egrep).
-#   --timeout S      per-suite limit (default 180 s); a suite that hits it fails.
+#   --timeout S      per-suite limit (default 120 s); a suite that hits it fails.
 #   --floor N        fewer passed tests than N fails the run (default: 180 for
 #                    goiser, 150 for tgt; 0 when --suite is given).
 #
@@ -32,7 +32,7 @@ cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
 . hack/conformance-lib.sh
 
-target=goiser suite_re=. out= suite_timeout=${CONFORMANCE_SUITE_TIMEOUT:-180} floor= url=
+target=goiser suite_re=. out= suite_timeout=${CONFORMANCE_SUITE_TIMEOUT:-120} floor= url=
 while [ $# -gt 0 ]; do
   case $1 in
     --target) target=$2; shift 2 ;;
@@ -80,13 +80,17 @@ problems=()
 for s in $suites; do
   awk -F. -v s="$s" '$1 == "ALL" && $2 == s && NF == 3 { print $3 }' "$out/list.txt" >"$out/logs/$s.expected"
   note=
-  set +e
+  # In the background and waited for, so that INT/TERM reach our trap at
+  # once; the suite's own process (timeout puts itself in a new process
+  # group) is in PIDS_TO_STOP while it runs.
   timeout -k 5 "$suite_timeout" iscsi-test-cu --dataloss \
     -i iqn.2026-11.dev.goiser:conformance-initiator-1 \
     -I iqn.2026-11.dev.goiser:conformance-initiator-2 \
-    -t "ALL.$s" "$url" "$url" </dev/null >"$out/logs/$s.log" 2>&1
-  rc=$?
-  set -e
+    -t "ALL.$s" "$url" "$url" </dev/null >"$out/logs/$s.log" 2>&1 &
+  suite_pid=$!
+  PIDS_TO_STOP=("$suite_pid:6" "${PIDS_TO_STOP[@]}")
+  rc=0; wait "$suite_pid" || rc=$?
+  PIDS_TO_STOP=("${PIDS_TO_STOP[@]:1}")
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
     note="suite timed out after ${suite_timeout} s"
     problems+=("ALL.$s: $note")

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goiser/goiser/iscsi"
+	"github.com/goiser/goiser/iscsi/tcp"
+)
+
+// exitError carries the exit status main should use.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks a bad command line or config (exit status 2).
+func usageError(err error) error { return &exitError{code: 2, err: err} }
+
+// run is the whole daemon: parse, validate, build, serve until ctx ends,
+// shut down. stdout gets the "how to reach it" hints, stderr the logs.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return usageError(err)
+	}
+	cfg, err := buildConfig(o)
+	if err != nil {
+		return usageError(err)
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	targets, err := openTargets(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeTargets(targets, log); err == nil {
+			log.Info("backends flushed and closed")
+		}
+	}()
+
+	transports, err := listen(cfg.Portals, log)
+	if err != nil {
+		return err
+	}
+	srv := newServer(cfg, targets, log)
+	errc := make(chan error, len(transports))
+	for _, t := range transports {
+		go func() { errc <- srv.Serve(t) }()
+	}
+	announce(cfg, transports, targets, log, stdout)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx), "timeout", cfg.shutdown)
+	case serveErr = <-errc:
+		log.Error("portal failed; shutting down", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown timed out; remaining connections closed", "after", time.Since(start).Round(time.Millisecond))
+	} else {
+		log.Info("all sessions ended", "after", time.Since(start).Round(time.Millisecond))
+	}
+	for range len(transports) - boolInt(serveErr != nil) {
+		if err := <-errc; err != nil && !errors.Is(err, iscsi.ErrServerClosed) && serveErr == nil {
+			serveErr = err
+		}
+	}
+	if serveErr != nil && !errors.Is(serveErr, iscsi.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the slog logger the config asks for.
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.Level) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listen opens every portal; on error the ones already open are closed.
+// A busy port gives "listen 127.0.0.1:3260: address already in use".
+func listen(portals []string, log *slog.Logger) ([]*tcp.Transport, error) {
+	var out []*tcp.Transport
+	for _, addr := range portals {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, t := range out {
+				t.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listen %s: address already in use (is another target running? choose a port with -listen)", addr)
+			}
+			if errors.Is(err, syscall.EADDRNOTAVAIL) {
+				return nil, fmt.Errorf("listen %s: no local interface has this address", addr)
+			}
+			if errors.Is(err, syscall.EACCES) {
+				return nil, fmt.Errorf("listen %s: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)", addr)
+			}
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		out = append(out, tcp.New(l, tcp.Config{Logger: log.With("portal", addr)}))
+	}
+	return out, nil
+}
+
+// newServer builds the iscsi.Server from the config and the SCSI targets.
+func newServer(cfg *Config, targets []*openedTarget, log *slog.Logger) *iscsi.Server {
+	srv := &iscsi.Server{Logger: log, Negotiation: negotiation(cfg.Negotiation)}
+	if d, _ := cfg.Negotiation.NopInInterval.Value(); cfg.Negotiation.NopInInterval != "" {
+		srv.NOPInterval = d
+		if d == 0 {
+			srv.NOPInterval = -1 // disabled
+		}
+	}
+	for _, t := range targets {
+		it := &iscsi.Target{
+			Name:       t.cfg.Name,
+			Alias:      t.cfg.Alias,
+			LUNs:       t.scsi,
+			Initiators: t.cfg.Initiators,
+		}
+		if c := t.cfg.CHAP; c != nil {
+			it.CHAP = &iscsi.CHAP{User: c.User, Secret: c.Secret, MutualUser: c.MutualUser, MutualSecret: c.MutualSecret}
+		}
+		srv.Targets = append(srv.Targets, it)
+	}
+	return srv
+}
+
+// negotiation maps the config's overrides onto iscsi.Negotiation, whose
+// zero values are the protocol core's defaults.
+func negotiation(n Negotiation) iscsi.Negotiation {
+	var out iscsi.Negotiation
+	set := func(dst *uint32, v *uint32) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&out.MaxRecvDataSegmentLength, n.MaxRecvDataSegmentLength)
+	set(&out.MaxBurstLength, n.MaxBurstLength)
+	set(&out.FirstBurstLength, n.FirstBurstLength)
+	set(&out.MaxOutstandingR2T, n.MaxOutstandingR2T)
+	set(&out.DefaultTime2Wait, n.DefaultTime2Wait)
+	set(&out.DefaultTime2Retain, n.DefaultTime2Retain)
+	if n.ImmediateData != nil {
+		out.NoImmediateData = !*n.ImmediateData
+	}
+	if n.InitialR2T != nil {
+		out.InitialR2T = *n.InitialR2T
+	}
+	if n.Digests != nil {
+		out.NoDigests = !*n.Digests
+	}
+	return out
+}
+
+// announce logs what is served and prints how to reach it.
+func announce(cfg *Config, transports []*tcp.Transport, targets []*openedTarget, log *slog.Logger, stdout io.Writer) {
+	var addrs []string
+	for _, t := range transports {
+		addrs = append(addrs, t.Addr().String())
+	}
+	for _, t := range targets {
+		for _, l := range t.cfg.LUNs {
+			what := l.Backend
+			if l.Path != "" {
+				what += " " + l.Path
+			}
+			size := l.bytes
+			if i := indexOfLUN(t, l.LUN); i >= 0 {
+				size = t.backends[i].Size()
+			}
+			log.Info("serving LUN", "target", t.cfg.Name, "lun", l.LUN, "backend", what,
+				"size", formatSize(size), "block_size", l.BlockSize, "read_only", l.ReadOnly)
+		}
+		log.Info("serving target", "target", t.cfg.Name, "portals", strings.Join(addrs, ","),
+			"acl", len(t.cfg.Initiators), "chap", t.cfg.CHAP != nil)
+	}
+	addr := reachable(addrs[0])
+	first := targets[0]
+	fmt.Fprintf(stdout, "goiserd: serving %d target(s) on %s; try:\n", len(targets), strings.Join(addrs, ", "))
+	fmt.Fprintf(stdout, "  iscsi-ls -s iscsi://%s\n", addr)
+	fmt.Fprintf(stdout, "  iscsi-inq iscsi://%s/%s/%d\n", addr, first.cfg.Name, first.cfg.LUNs[0].LUN)
+	fmt.Fprintf(stdout, "  iscsi-readcapacity16 iscsi://%s/%s/%d\n", addr, first.cfg.Name, first.cfg.LUNs[0].LUN)
+	if first.cfg.CHAP != nil {
+		fmt.Fprintf(stdout, "  (CHAP: iscsi://USER%%SECRET@%s/...)\n", addr)
+	}
+}
+
+func indexOfLUN(t *openedTarget, lun uint64) int {
+	for i, l := range t.cfg.LUNs {
+		if l.LUN == lun {
+			return i
+		}
+	}
+	return -1
+}
+
+// reachable turns a wildcard listen address into one a client on this
+// host can dial.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if ip != nil && ip.To4() == nil {
+			return net.JoinHostPort("::1", port)
+		}
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
