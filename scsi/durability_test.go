@@ -183,3 +183,28 @@ func TestCommandReset(t *testing.T) {
 	tg.Execute(context.Background(), c)
 	expectGood(t, c)
 }
+
+func TestBackendErrorsAndCancel(t *testing.T) {
+	fb, err := backend.OpenFile(filepath.Join(t.TempDir(), "lun.img"), backend.FileConfig{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := NewTarget(TargetConfig{LUNs: []LUNConfig{{Number: 0, Backend: fb}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A cancelled context aborts a command before it touches the backend.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := &Command{Nexus: nexA, CDB: cdb10(OpRead10, 0, 0, 1), DataIn: make([]byte, 512)}
+	tg.Execute(ctx, c)
+	expect(t, c, StatusCheckCondition, SenseAbortedCommand, ASCNoAdditionalSense)
+	// The backing file goes away under the target: medium errors.
+	fb.Close()
+	expect(t, run(tg, nexA, 0, cdb10(OpRead10, 0, 0, 1), nil, 512), StatusCheckCondition, SenseMediumError, ASCUnrecoveredReadError)
+	expect(t, run(tg, nexA, 0, cdb10(OpWrite10, 0, 0, 1), make([]byte, 512), 0), StatusCheckCondition, SenseMediumError, ASCWriteError)
+	expect(t, run(tg, nexA, 0, cdb10(OpSyncCache10, 0, 0, 0), nil, 0), StatusCheckCondition, SenseMediumError, ASCWriteError)
+	if err := tg.Close(); err == nil {
+		t.Fatal("Close of a closed backend reported no error")
+	}
+}
