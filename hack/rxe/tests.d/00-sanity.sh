@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Stage 00-sanity: the Soft-RoCE device works end to end with the reference
 # tools before anything of ours runs on it.
-#   build (host): nothing; checks that the tools exist on the host (the guest
-#                 runs the host's binaries over the read-only root share)
+#   build (host): checks that the tools exist on the host (the guest runs the
+#                 host's binaries over the read-only root share); builds the
+#                 tests of cmd/rxe-up into $RXE_BIN/rxe-up.test
 #   run (guest):  ibv_devinfo shows the port ACTIVE; perftest ib_send_lat and
 #                 ib_write_lat, server and client over RDMA CM (-R) on
 #                 $RXE_ADDR, at 2 B and 4 KiB; rping once; rxe-up again
-#                 (idempotent on a ready device).
+#                 (idempotent on a ready device); rxe-up's TestUpInGuest
+#                 (a second device from scratch, twice, then removed).
 # The t_typical latencies go to the notes: they are the raw-verbs floor of
 # docs/bench, for this guest (TCG: never compare with hardware).
 set -euo pipefail
@@ -16,6 +18,7 @@ if [ "$phase" = build ]; then
   for t in ibv_devinfo ib_send_lat ib_write_lat rping rdma; do
     command -v "$t" >/dev/null || { echo "00-sanity: $t missing on the host (make deps)"; exit 1; }
   done
+  go test -c -o "$RXE_BIN/rxe-up.test" ./cmd/rxe-up
   exit 0
 fi
 
@@ -60,3 +63,6 @@ rxe_note "rping        10 pings echoed"
 echo "== rxe-up again (must reuse the ready device)"
 rxe-up | tee /tmp/rxe-up.again
 grep -q "device   $RXE_DEV " /tmp/rxe-up.again
+
+echo "== rxe-up tests in the guest"
+RXE_UP_TEST=1 "$RXE_BIN/rxe-up.test" -test.v -test.count=1 -test.timeout=120s
