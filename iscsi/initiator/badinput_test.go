@@ -507,3 +507,36 @@ func opcodes(ps []*initiator.PDU) []string {
 	}
 	return s
 }
+
+// TestServerRawThenSession drives a logged-in Conn by hand, then hands it
+// to a Session that must carry on from the sequence numbers left.
+func TestServerRawThenSession(t *testing.T) {
+	srv := startServer(t, nil, iscsi.Negotiation{})
+	ctx := testCtx(t)
+	cfg := initiator.Config{InitiatorName: testInitiator, TargetName: testTarget}
+	c, err := initiator.DialConn(ctx, srv.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdSN, _, _ := c.SeqNumbers()
+	if err := c.WritePDU(testUnitReady(c, 0x55, cmdSN)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetSeqNumbers(cmdSN+1, 0)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p := &initiator.PDU{}
+	if err := c.ReadPDUContext(rctx, p); err != nil || p.Opcode() != pdu.OpSCSIResponse || p.ITT() != 0x55 {
+		t.Fatalf("raw TEST UNIT READY: %v %v ITT %#x", err, p.Opcode(), p.ITT())
+	}
+	advance(c, p)
+	s, err := initiator.NewSession(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkAlive(t, ctx, s)
+	if err := s.Logout(ctx); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+}

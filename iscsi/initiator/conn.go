@@ -119,9 +119,9 @@ func (c *Conn) SetMaxRecvDataSegmentLength(n uint32) { c.maxRecv = n }
 func (c *Conn) Params() Params { return c.params }
 
 // SeqNumbers returns the CmdSN for the next non-immediate command, the
-// StatSN expected next and the target's MaxCmdSN, as left by login (and by
-// the Next... helpers). Tests crafting full feature PDUs on a Conn from
-// DialConn use them.
+// StatSN expected next and the target's MaxCmdSN, as left by login (and
+// updated by SetSeqNumbers). Tests crafting full feature PDUs on a Conn
+// from DialConn use them.
 func (c *Conn) SeqNumbers() (cmdSN, expStatSN, maxCmdSN uint32) {
 	return c.cmdSN, c.expStatSN, c.maxCmdSN
 }
@@ -355,5 +355,6 @@ func (c *Conn) ReadPDUContext(ctx context.Context, p *PDU) error {
 	return err
 }
 
-// errClosed reports use of a closed Session.
-var errClosed = errors.New("initiator: session closed")
+// ErrClosed is the error of calls on a session that was closed or logged
+// out.
+var ErrClosed = errors.New("initiator: session closed")

@@ -226,7 +226,7 @@ func (s *Session) Logout(ctx context.Context) error {
 	}
 	resp := pdu.LogoutResponseCode(t.response)
 	s.release(t)
-	s.fail(errClosed)
+	s.fail(ErrClosed)
 	<-s.closed
 	if resp != pdu.LogoutSuccess {
 		return &LogoutError{Response: resp}

@@ -219,8 +219,8 @@ func (s *Session) fail(err error) {
 	s.failOnce.Do(func() {
 		switch {
 		case s.loggedOut.Load():
-			err = fmt.Errorf("%w (logged out)", errClosed)
-		case errors.Is(err, errClosed):
+			err = fmt.Errorf("%w (logged out)", ErrClosed)
+		case errors.Is(err, ErrClosed):
 			s.log.Debug("session closed")
 		default:
 			s.log.Warn("session ended", "err", err)
@@ -323,7 +323,7 @@ func (s *Session) endedErr() error {
 	if s.failErr != nil {
 		return s.failErr
 	}
-	return errClosed
+	return ErrClosed
 }
 
 // sendFailed undoes acquire after the request could not be sent. When the
@@ -787,19 +787,19 @@ var ErrAborted = errors.New("initiator: task aborted")
 
 // Close ends the session: a Logout (bounded to two seconds) when the
 // session is still up, then the connection is closed and the reader
-// stopped. It is safe to call more than once.
+// stopped. It is safe to call more than once and always returns nil (a
+// failed Logout is only logged: the connection is gone either way).
 func (s *Session) Close() error {
-	var err error
 	s.closeOnce.Do(func() {
 		if s.Err() == nil && !s.loggedOut.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if lerr := s.Logout(ctx); lerr != nil {
-				s.log.Debug("logout on close", "err", lerr)
+			if err := s.Logout(ctx); err != nil {
+				s.log.Debug("logout on close", "err", err)
 			}
 			cancel()
 		}
-		s.fail(errClosed)
+		s.fail(ErrClosed)
 		<-s.closed
 	})
-	return err
+	return nil
 }
