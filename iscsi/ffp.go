@@ -390,6 +390,12 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	if t.EDTL > 0 && !t.read && !t.write {
 		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
+	if int(t.EDTL) > len(t.Buf) {
+		// Larger than the transport's largest task buffer: refuse it
+		// rather than move a truncated transfer.
+		c.log.Warn("iscsi: transfer too large", "itt", fmt.Sprintf("%#x", t.ITT), "edtl", t.EDTL, "max", len(t.Buf))
+		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
+	}
 	if t.write {
 		want := len(t.Buf)
 		if n, ok := c.luns.DataOutLen(cmd.LUN, cmd.CDB); ok {

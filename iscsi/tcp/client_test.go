@@ -469,3 +469,18 @@ func dialErr(addr string) (net.Conn, error) {
 	}
 	return nc, err
 }
+
+// waitLog waits until the server has logged a line containing s: the log
+// line of a closed connection may come just after the client sees the
+// close.
+func (ts *testServer) waitLog(t testing.TB, s string) {
+	t.Helper()
+	deadline := time.Now().Add(ioTimeout)
+	for !strings.Contains(ts.logs.String(), s) {
+		if time.Now().After(deadline) {
+			t.Errorf("no log line with %q", s)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -207,9 +207,7 @@ func TestCHAP(t *testing.T) {
 			t.Fatalf("status %v, want authentication failure", rsp.Status)
 		}
 		c.expectClosed()
-		if !strings.Contains(ts.logs.String(), "authentication failure") {
-			t.Errorf("no log line for the failed CHAP login")
-		}
+		ts.waitLog(t, "authentication failure")
 	})
 	t.Run("no auth", func(t *testing.T) {
 		c := dial(t, ts.addr)
@@ -403,9 +401,7 @@ func TestNOPPingTimeout(t *testing.T) {
 	if res := answering.scsiCmd(inquiry(36), true, 36, nil); res.status != 0 {
 		t.Fatalf("answering connection: INQUIRY %#x", res.status)
 	}
-	if !strings.Contains(ts.logs.String(), "NOP-In ping unanswered") {
-		t.Errorf("no log line for the dropped connection")
-	}
+	ts.waitLog(t, "NOP-In ping unanswered")
 }
 
 // TestShutdownInFlight shuts the server down while a READ runs: the READ

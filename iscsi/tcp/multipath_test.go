@@ -2,7 +2,6 @@ package tcp_test
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 	"time"
 
@@ -103,7 +102,20 @@ func TestLoginTimeout(t *testing.T) {
 	ts := startServer(t, nil, func(s *iscsi.Server, _ *iscsi.Target) { s.LoginTimeout = 100 * time.Millisecond })
 	c := dial(t, ts.addr)
 	c.expectClosed()
-	if !strings.Contains(ts.logs.String(), "login timeout") {
-		t.Errorf("no log line for the login timeout")
+	ts.waitLog(t, "login timeout")
+}
+
+// TestTransferTooLarge checks that a command larger than the largest task
+// buffer fails cleanly and the session goes on.
+func TestTransferTooLarge(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	c.login()
+	res := c.scsiCmd(read10(0, 65535), true, 65535*512, nil)
+	if res.status != 2 || len(res.sense) < 14 || res.sense[2]&0x0f != 5 {
+		t.Fatalf("oversized READ: status %#x sense %x", res.status, res.sense)
+	}
+	if res := c.scsiCmd(inquiry(36), true, 36, nil); res.status != 0 {
+		t.Fatalf("INQUIRY afterwards: %#x", res.status)
 	}
 }
