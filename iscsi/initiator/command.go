@@ -149,6 +149,7 @@ func (s *Session) Start(ctx context.Context, lun uint64, cdb, dataOut, dataIn []
 	t.mu.Lock()
 	t.lun = l
 	t.dataIn = dataIn
+	t.readEDTL = len(dataIn)
 	t.mu.Unlock()
 	wrote, err := s.sendCommand(ctx, t, cmd, ahs)
 	cmd.Data = nil // do not keep the caller's buffer

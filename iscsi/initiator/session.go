@@ -64,6 +64,13 @@ type task struct {
 	flags     uint8 // o/u/O/U bits of the SCSI Response or Data-In
 	residual  uint32
 	inLen     int
+	// Sequence checks (DataPDUInOrder=Yes and DataSequenceInOrder=Yes are
+	// negotiated): the next DataSN and offset of Data-In, the next R2TSN,
+	// and the read EDTL for residual checks.
+	nextDataSN uint32
+	nextOffset int
+	nextR2TSN  uint32
+	readEDTL   int
 	senseLen  int
 	sense     [senseMax]byte
 	data      []byte // response data of non-SCSI tasks (reused)
@@ -307,6 +314,7 @@ func (s *Session) acquire(ctx context.Context, kind taskKind) (*task, error) {
 		t.inFlight = true
 		t.status, t.response, t.flags, t.residual = 0, 0, 0, 0
 		t.inLen, t.senseLen, t.statusSet, t.more = 0, 0, false, false
+		t.nextDataSN, t.nextOffset, t.nextR2TSN, t.readEDTL = 0, 0, 0, 0
 		t.data = t.data[:0]
 		t.err = nil
 		t.mu.Unlock()
@@ -580,6 +588,14 @@ func (s *Session) dataIn(n int) error {
 	}
 	defer t.mu.Unlock()
 	off := int(d.BufferOffset)
+	// RFC 7143 §11.7.5, §13.18: DataSN counts from 0 and, with
+	// DataPDUInOrder=Yes, offsets are contiguous.
+	if d.DataSN != t.nextDataSN || off != t.nextOffset {
+		return fmt.Errorf("data-in for ITT %#x: DataSN %d at offset %d, want DataSN %d at offset %d",
+			d.ITT, d.DataSN, off, t.nextDataSN, t.nextOffset)
+	}
+	t.nextDataSN++
+	t.nextOffset = off + n
 	if t.dataIn == nil { // abandoned
 		if err := s.c.discardData(&s.rhdr, n); err != nil {
 			return err
@@ -599,7 +615,26 @@ func (s *Session) dataIn(n int) error {
 		}
 		t.status, t.residual, t.statusSet = d.Status, d.ResidualCount, true
 		t.flags = flagBits(d.ResidualOverflow, d.ResidualUnderflow)
+		t.err = checkResidual(t)
 		s.completeLocked(t)
+	}
+	return nil
+}
+
+// checkResidual verifies, for a read that ended with GOOD status, that
+// the Data-In received matches the residual (RFC 7143 §11.4.5.1): all of
+// the EDTL without U, EDTL minus the residual with U. t.mu must be held.
+func checkResidual(t *task) error {
+	if t.readEDTL == 0 || t.status != 0 {
+		return nil
+	}
+	want := t.readEDTL
+	if t.flags&0x02 != 0 { // U
+		want -= int(t.residual)
+	}
+	if t.inLen != want {
+		return fmt.Errorf("target sent %d bytes of Data-In for EDTL %d with O=%v U=%v residual %d",
+			t.inLen, t.readEDTL, t.flags&0x04 != 0, t.flags&0x02 != 0, t.residual)
 	}
 	return nil
 }
@@ -631,6 +666,9 @@ func (s *Session) scsiResponse(n int) error {
 	t.response, t.status, t.residual = uint8(r.Response), r.Status, r.ResidualCount
 	t.flags = flagBits(r.ResidualOverflow, r.ResidualUnderflow)
 	t.statusSet = true
+	if r.Response == pdu.ResponseCompleted && r.Status == 0 {
+		t.err = checkResidual(t)
+	}
 	if len(s.rdata) >= 2 {
 		// Sense data: a 2-byte SenseLength, then the sense bytes (§11.4.7.2).
 		sl := int(binary.BigEndian.Uint16(s.rdata[:2]))
@@ -653,6 +691,13 @@ func (s *Session) r2t() error {
 		return nil
 	}
 	defer t.mu.Unlock()
+	// RFC 7143 §11.8: R2TSN counts from 0 per task; a burst is at most
+	// MaxBurstLength and never empty.
+	if r.R2TSN != t.nextR2TSN || r.DesiredDataTransferLength == 0 || r.DesiredDataTransferLength > s.params.MaxBurstLength {
+		return fmt.Errorf("R2T for ITT %#x: R2TSN %d (want %d), %d bytes (MaxBurstLength %d)",
+			r.ITT, r.R2TSN, t.nextR2TSN, r.DesiredDataTransferLength, s.params.MaxBurstLength)
+	}
+	t.nextR2TSN++
 	if t.abandoned {
 		return nil
 	}
