@@ -59,11 +59,11 @@ type task struct {
 	cmdSN     uint32
 	dataIn    []byte // caller's buffer; nil once abandoned
 	// Results.
-	status    uint8
-	response  uint8
-	flags     uint8 // o/u/O/U bits of the SCSI Response or Data-In
-	residual  uint32
-	inLen     int
+	status   uint8
+	response uint8
+	flags    uint8 // o/u/O/U bits of the SCSI Response or Data-In
+	residual uint32
+	inLen    int
 	// Sequence checks (DataPDUInOrder=Yes and DataSequenceInOrder=Yes are
 	// negotiated): the next DataSN and offset of Data-In, the next R2TSN,
 	// and the read EDTL for residual checks.
@@ -71,13 +71,13 @@ type task struct {
 	nextOffset int
 	nextR2TSN  uint32
 	readEDTL   int
-	senseLen  int
-	sense     [senseMax]byte
-	data      []byte // response data of non-SCSI tasks (reused)
-	more      bool   // Text Response C bit
-	ttt       uint32 // Text Response TTT
-	err       error
-	statusSet bool
+	senseLen   int
+	sense      [senseMax]byte
+	data       []byte // response data of non-SCSI tasks (reused)
+	more       bool   // Text Response C bit
+	ttt        uint32 // Text Response TTT
+	err        error
+	statusSet  bool
 
 	// Owned by the goroutine issuing the task: the request PDUs and the
 	// buffers they are encoded into.
