@@ -452,6 +452,16 @@ func setSN(p pdu.PDU, cmdSN, expStatSN uint32) {
 // seqLess reports a < b in serial number arithmetic (RFC 1982, 32 bits).
 func seqLess(a, b uint32) bool { return a != b && int32(a-b) < 0 }
 
+// checkStatSN verifies that a PDU carries the StatSN we expect next (RFC
+// 7143 §4.2.2.2: statuses are numbered without gaps on a connection, and
+// R2T and unsolicited NOP-In carry the next StatSN without using it).
+func (s *Session) checkStatSN(statSN uint32, what string) error {
+	if want := s.expStatSN.Load(); statSN != want {
+		return fmt.Errorf("%s carries StatSN %d, want %d", what, statSN, want)
+	}
+	return nil
+}
+
 // updateSN applies the ExpCmdSN and MaxCmdSN of a response (RFC 7143
 // §4.2.2.1) and, when advance is set, its StatSN.
 func (s *Session) updateSN(statSN, expCmdSN, maxCmdSN uint32, advance bool) {
@@ -580,6 +590,11 @@ func (s *Session) readData(n int) error {
 // buffer.
 func (s *Session) dataIn(n int) error {
 	d := &s.in.dataIn
+	if d.HasStatus {
+		if err := s.checkStatSN(d.StatSN, "Data-In"); err != nil {
+			return err
+		}
+	}
 	s.updateSN(d.StatSN, d.ExpCmdSN, d.MaxCmdSN, d.HasStatus)
 	t := s.lookup(d.ITT, kindSCSI)
 	if t == nil {
@@ -654,6 +669,9 @@ func flagBits(overflow, underflow bool) uint8 {
 // scsiResponse completes a SCSI task (RFC 7143 §11.4).
 func (s *Session) scsiResponse(n int) error {
 	r := &s.in.rsp
+	if err := s.checkStatSN(r.StatSN, "SCSI Response"); err != nil {
+		return err
+	}
 	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, true)
 	if err := s.readData(n); err != nil {
 		return err
@@ -684,6 +702,9 @@ func (s *Session) scsiResponse(n int) error {
 // data.
 func (s *Session) r2t() error {
 	r := &s.in.r2t
+	if err := s.checkStatSN(r.StatSN, "R2T"); err != nil {
+		return err
+	}
 	s.updateSN(0, r.ExpCmdSN, r.MaxCmdSN, false)
 	t := s.lookup(r.ITT, kindSCSI)
 	if t == nil {
@@ -716,6 +737,9 @@ func (s *Session) nopIn(n int) error {
 		return err
 	}
 	// A NOP-In with ITT 0xffffffff does not advance StatSN.
+	if err := s.checkStatSN(r.StatSN, "NOP-In"); err != nil {
+		return err
+	}
 	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, r.ITT != reservedTag)
 	if r.ITT == reservedTag {
 		if r.TTT != reservedTag {
@@ -735,6 +759,9 @@ func (s *Session) nopIn(n int) error {
 
 // simpleResponse completes a TMF or Logout task with its response code.
 func (s *Session) simpleResponse(n int, itt uint32, kind taskKind, resp uint8, statSN, expCmdSN, maxCmdSN uint32) error {
+	if err := s.checkStatSN(statSN, "response"); err != nil {
+		return err
+	}
 	s.updateSN(statSN, expCmdSN, maxCmdSN, true)
 	if err := s.readData(n); err != nil {
 		return err
@@ -750,6 +777,9 @@ func (s *Session) simpleResponse(n int, itt uint32, kind taskKind, resp uint8, s
 // textResponse completes a Text task (RFC 7143 §11.11).
 func (s *Session) textResponse(n int) error {
 	r := &s.in.text
+	if err := s.checkStatSN(r.StatSN, "Text Response"); err != nil {
+		return err
+	}
 	s.updateSN(r.StatSN, r.ExpCmdSN, r.MaxCmdSN, true)
 	if err := s.readData(n); err != nil {
 		return err
