@@ -192,7 +192,7 @@ func newOpTable() *opTable {
 		o.add(&opInfo{op: OpPersistentReserveIn, sa: byte(sa), hasSA: true, name: "PERSISTENT RESERVE IN " + name, run: hPRIn,
 			usage: u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0), class: resvAllowed})
 	}
-	for sa, name := range []string{"REGISTER", "RESERVE", "RELEASE", "CLEAR", "PREEMPT", "PREEMPT AND ABORT", "REGISTER AND IGNORE EXISTING KEY"} {
+	for sa, name := range []string{"REGISTER", "RESERVE", "RELEASE", "CLEAR", "PREEMPT", "PREEMPT AND ABORT", "REGISTER AND IGNORE EXISTING KEY", "REGISTER AND MOVE"} {
 		o.add(&opInfo{op: OpPersistentReserveOut, sa: byte(sa), hasSA: true, name: "PERSISTENT RESERVE OUT " + name, run: hPROut,
 			usage: u(0x5F, 0x1F, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0), class: resvAllowed})
 	}

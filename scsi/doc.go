@@ -61,8 +61,9 @@
 // REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, RESERVE/RELEASE 6/10,
 // PERSISTENT RESERVE IN (READ KEYS, READ RESERVATION, REPORT CAPABILITIES,
 // READ FULL STATUS) and OUT (REGISTER, REGISTER AND IGNORE EXISTING KEY,
-// RESERVE, RELEASE, CLEAR, PREEMPT, PREEMPT AND ABORT), EXTENDED COPY
-// (LID1, block to block) and RECEIVE COPY RESULTS.
+// RESERVE, RELEASE, CLEAR, PREEMPT, PREEMPT AND ABORT, REGISTER AND MOVE
+// to a nexus the LU knows), EXTENDED COPY (LID1, block to block) and
+// RECEIVE COPY RESULTS.
 //
 // SBC-3: READ/WRITE 6/10/12/16, WRITE AND VERIFY and VERIFY 10/12/16,
 // PRE-FETCH and SYNCHRONIZE CACHE 10/16, WRITE SAME 10/16 (UNMAP, NDOB),
@@ -71,9 +72,9 @@
 // ALLOW MEDIUM REMOVAL. FUA, FUA_NV, SYNCHRONIZE CACHE and a write cache
 // disabled through MODE SELECT reach the backend's Flush.
 //
-// Not implemented: REGISTER AND MOVE, persistence of reservations across
-// power loss (APTPL), ALL_TG_PT, protection information, SANITIZE,
-// EXTENDED COPY LID4 and ROD tokens.
+// Not implemented: persistence of reservations across power loss (APTPL),
+// ALL_TG_PT and SPEC_I_PT, protection information, SANITIZE, EXTENDED COPY
+// LID4 and ROD tokens.
 //
 // Task management (LOGICAL UNIT RESET, TARGET WARM/COLD RESET) and I_T
 // nexus loss come from the transport through ResetLUN, Reset and

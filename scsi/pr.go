@@ -14,6 +14,7 @@ const (
 	prOutPreempt        = 4
 	prOutPreemptAbort   = 5
 	prOutRegisterIgnore = 6
+	prOutRegisterMove   = 7
 )
 
 func validPRType(t byte) bool {
@@ -110,6 +111,9 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 	scope, typ := c.CDB[2]>>4, c.CDB[2]&0x0F
 	plen := int(u32(c.CDB[5:9]))
 	c.Want = plen
+	if sa == prOutRegisterMove {
+		return l.registerAndMove(c, scope, typ, plen)
+	}
 	if plen != 24 {
 		return resParamListLength
 	}
@@ -326,4 +330,106 @@ func (l *lun) releaseLocked(n Nexus) {
 			}
 		}
 	}
+}
+
+// registerAndMove is PERSISTENT RESERVE OUT with REGISTER AND MOVE (SPC-4
+// 5.13.8): the holder registers another I_T nexus, named by a TransportID
+// and a relative target port, and hands it the reservation.
+func (l *lun) registerAndMove(c *Command, scope, typ byte, plen int) result {
+	if plen < 24 || len(c.DataOut) < plen {
+		return resParamListLength
+	}
+	p := c.DataOut[:plen]
+	key, saKey := u64(p[0:8]), u64(p[8:16])
+	unreg, aptpl := p[17]&0x02 != 0, p[17]&0x01 != 0
+	rtp := u16(p[18:20])
+	tidLen := int(u32(p[20:24]))
+	if 24+tidLen > plen {
+		return resParamListLength
+	}
+	if aptpl {
+		return invalidParam(17)
+	}
+	n := c.Nexus
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.updateResvLocked()
+	if l.resv != nil {
+		return resConflict
+	}
+	idx := l.registeredLocked(n)
+	if idx < 0 || l.prRegs[idx].key != key {
+		return resConflict
+	}
+	if !l.prHeld || !l.prHolderLocked(n) {
+		return resConflict
+	}
+	if prAllRegistrants(l.prType) {
+		return invalidCDB(2, 3)
+	}
+	if scope != prScopeLU || typ != l.prType {
+		return invalidCDB(2, 3)
+	}
+	if saKey == 0 {
+		return invalidParam(8)
+	}
+	dst, ok := l.nexusByTransportIDLocked(p[24:24+tidLen], rtp)
+	if !ok {
+		return invalidParam(24)
+	}
+	if dst == n {
+		return invalidParam(24)
+	}
+	if j := l.registeredLocked(dst); j >= 0 {
+		l.prRegs[j].key = saKey
+	} else {
+		l.prRegs = append(l.prRegs, prReg{nexus: dst, key: saKey})
+	}
+	l.prOwner = dst
+	if unreg {
+		l.prRegs = append(l.prRegs[:idx], l.prRegs[idx+1:]...)
+	}
+	l.prGen++
+	return good
+}
+
+// nexusByTransportIDLocked resolves an iSCSI TransportID (format 00b: name;
+// 01b: name,i,0xISID) and a relative target port to an I_T nexus the LU
+// knows: one that has sent it commands or is registered.
+func (l *lun) nexusByTransportIDLocked(tid []byte, rtp uint16) (Nexus, bool) {
+	if len(tid) < 4 || tid[0]&0x0F != 0x05 {
+		return Nexus{}, false
+	}
+	n := int(u16(tid[2:4]))
+	if 4+n > len(tid) {
+		return Nexus{}, false
+	}
+	name := string(tid[4 : 4+n])
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	format := tid[0] >> 6
+	match := func(x Nexus) bool {
+		if x.RelativePort != rtp {
+			return false
+		}
+		switch format {
+		case 0:
+			return strings.EqualFold(x.InitiatorName, name)
+		case 1:
+			return strings.EqualFold(x.InitiatorPort, name)
+		}
+		return false
+	}
+	for _, r := range l.prRegs {
+		if match(r.nexus) {
+			return r.nexus, true
+		}
+	}
+	for x := range l.nexi {
+		if match(x) {
+			return x, true
+		}
+	}
+	return Nexus{}, false
 }

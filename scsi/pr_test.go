@@ -252,3 +252,41 @@ func TestPRReadFullStatus(t *testing.T) {
 	expectGood(t, prOut(tg, nexA, prOutRelease, prExclusiveAccessRegOnly, 0x11, 0))
 	expect(t, run(tg, nexC, 0, []byte{OpTestUnitReady, 0, 0, 0, 0, 0}, nil, 0), StatusCheckCondition, SenseUnitAttention, ASCReservationsReleased)
 }
+
+func registerAndMove(tg *Target, n Nexus, typ byte, key, saKey uint64, unreg bool, dst Nexus) *Command {
+	tid := transportID(dst)
+	p := make([]byte, 24, 24+len(tid))
+	binary.BigEndian.PutUint64(p[0:], key)
+	binary.BigEndian.PutUint64(p[8:], saKey)
+	if unreg {
+		p[17] = 0x02
+	}
+	binary.BigEndian.PutUint16(p[18:], dst.RelativePort)
+	binary.BigEndian.PutUint32(p[20:], uint32(len(tid)))
+	p = append(p, tid...)
+	cdb := []byte{OpPersistentReserveOut, prOutRegisterMove, typ, 0, 0, 0, 0, 0, byte(len(p)), 0}
+	return run(tg, n, 0, cdb, p, 0)
+}
+
+func TestPRRegisterAndMove(t *testing.T) {
+	tg := newTarget(t, nil)
+	expectGood(t, run(tg, nexC, 0, []byte{OpTestUnitReady, 0, 0, 0, 0, 0}, nil, 0)) // C is known to the LU
+	expectGood(t, prOut(tg, nexA, prOutRegisterIgnore, 0, 0, 0xA))
+	// Not the holder yet: conflict.
+	expect(t, registerAndMove(tg, nexA, prExclusiveAccess, 0xA, 0xC, false, nexC), StatusReservationConflict, 0, 0)
+	expectGood(t, prOut(tg, nexA, prOutReserve, prExclusiveAccess, 0xA, 0))
+	expect(t, registerAndMove(tg, nexA, prExclusiveAccess, 0xB, 0xC, false, nexC), StatusReservationConflict, 0, 0)
+	expect(t, registerAndMove(tg, nexA, prExclusiveAccess, 0xA, 0, false, nexC), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInParamList)
+	expect(t, registerAndMove(tg, nexA, prExclusiveAccess, 0xA, 0xC, false, nexA), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInParamList)
+	expect(t, registerAndMove(tg, nexA, prExclusiveAccess, 0xA, 0xC, false, nexB), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInParamList) // B unknown
+	expect(t, registerAndMove(tg, nexA, prWriteExclusive, 0xA, 0xC, false, nexC), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	expectGood(t, registerAndMove(tg, nexA, prExclusiveAccess, 0xA, 0xC, true, nexC))
+	if key, typ, ok := reservation(t, tg, nexC); !ok || key != 0xC || typ != prExclusiveAccess {
+		t.Fatalf("after move: key %x type %d ok %v", key, typ, ok)
+	}
+	if _, keys := readKeys(t, tg, nexC); len(keys) != 1 || keys[0] != 0xC {
+		t.Fatalf("keys after move with UNREG %x", keys)
+	}
+	expect(t, run(tg, nexA, 0, cdb10(OpRead10, 0, 0, 1), nil, 512), StatusReservationConflict, 0, 0)
+	expectGood(t, run(tg, nexC, 0, cdb10(OpRead10, 0, 0, 1), nil, 512))
+}
