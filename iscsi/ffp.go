@@ -464,8 +464,7 @@ func (c *conn) complete(t *Task) error {
 	t.state = taskDone
 	if t.aborted || c.ctx.Err() != nil {
 		c.releaseTask(t)
-		c.tmfProgress()
-		return nil
+		return c.tmfProgressErr()
 	}
 	cmd := &t.cmd
 	rsp := &c.rsp
@@ -487,11 +486,13 @@ func (c *conn) complete(t *Task) error {
 			residuals(rsp, edtl, cmd.Want, 0)
 		}
 	}
-	err := c.respond(t, rsp)
+	if err := c.respond(t, rsp); err != nil {
+		c.releaseTask(t)
+		return err
+	}
 	c.releaseTask(t)
 	c.window()
-	c.tmfProgress()
-	return err
+	return c.tmfProgressErr()
 }
 
 // residuals sets the O/U flags and residual count (RFC 7143 §11.4.5) from

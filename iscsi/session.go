@@ -112,3 +112,15 @@ func (s *Server) sessionExists(tsih uint16) bool {
 	_, ok := s.byTSIH[tsih]
 	return ok
 }
+
+// dropTarget closes every connection of every session logged in to t,
+// except the caller's own (which ends by itself).
+func (s *Server) dropTarget(t *Target, except *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sess := range s.byTSIH {
+		if sess.target == t && sess.conn != except {
+			sess.conn.abort()
+		}
+	}
+}

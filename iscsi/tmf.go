@@ -1,6 +1,8 @@
 package iscsi
 
 import (
+	"fmt"
+
 	"github.com/goiser/goiser/iscsi/pdu"
 )
 
@@ -78,13 +80,9 @@ func (c *conn) abortTask(t *Task, pt *pendingTMF) {
 	}
 }
 
-// tmfProgress sends the responses of TMFs whose tasks are all gone.
-func (c *conn) tmfProgress() {
-	if err := c.tmfProgressErr(); err != nil {
-		c.log.Debug("iscsi: send task management response", "err", err)
-	}
-}
-
+// tmfProgressErr sends the responses of TMFs whose tasks are all gone. After
+// a TARGET COLD RESET it ends every session of the target, this one
+// included (RFC 7143 §11.5.1), and returns an error wrapping errConnDone.
 func (c *conn) tmfProgressErr() error {
 	for len(c.tmfs) > 0 {
 		pt := c.tmfs[0]
@@ -120,6 +118,11 @@ func (c *conn) tmfProgressErr() error {
 		c.publish()
 		if err := c.sendPDU(&rsp, nil); err != nil {
 			return err
+		}
+		if pt.req.Function == pdu.TMFTargetColdReset && pt.resp == pdu.TMFComplete && c.sess != nil {
+			c.log.Info("iscsi: target cold reset: ending every session of the target")
+			c.srv.dropTarget(c.sess.target, c)
+			return fmt.Errorf("%w: target cold reset", errConnDone)
 		}
 	}
 	return nil

@@ -119,3 +119,28 @@ func TestTransferTooLarge(t *testing.T) {
 		t.Fatalf("INQUIRY afterwards: %#x", res.status)
 	}
 }
+
+// TestTargetColdReset checks RFC 7143 §11.5.1: after the response to a
+// TARGET COLD RESET every session of the target ends; new logins work.
+func TestTargetColdReset(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts.addr)
+	a.login()
+	b := dial(t, ts.addr)
+	b.isid[5] = 1
+	b.login()
+	a.send(&pdu.TaskMgmtRequest{Immediate: true, Function: pdu.TMFTargetColdReset, ITT: 9, ReferencedTaskTag: pdu.ReservedTag,
+		CmdSN: a.cmdSN, ExpStatSN: a.expStatSN})
+	if r, ok := a.recv().(*pdu.TaskMgmtResponse); !ok || r.Response != pdu.TMFComplete {
+		t.Fatalf("cold reset response: %+v", r)
+	}
+	a.expectClosed()
+	b.expectClosed()
+	c := dial(t, ts.addr)
+	c.login()
+	// TEST UNIT READY answers (GOOD, or a unit attention left by the reset).
+	if res := c.scsiCmd([]byte{0, 0, 0, 0, 0, 0}, false, 0, nil); res.status != 0 && res.status != 2 {
+		t.Fatalf("TEST UNIT READY after cold reset: status %#x", res.status)
+	}
+	c.logout()
+}
