@@ -384,6 +384,11 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	c.tasks[t.ITT] = t
 	c.window()
 
+	if len(c.tasks) > cap(c.workCh) {
+		// Only immediate commands can get here (the CmdSN window
+		// bounds the others): refuse rather than block the owner.
+		return c.failTask(t, scsi.StatusTaskSetFull, nil)
+	}
 	if t.read && t.write {
 		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}

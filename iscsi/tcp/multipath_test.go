@@ -144,3 +144,37 @@ func TestTargetColdReset(t *testing.T) {
 	}
 	c.logout()
 }
+
+// TestImmediateFlood sends far more immediate commands than the queue
+// allows: each gets an answer (GOOD or TASK SET FULL) and nothing hangs.
+func TestImmediateFlood(t *testing.T) {
+	g := newGateBackend(t)
+	ts := startServer(t, g, func(s *iscsi.Server, _ *iscsi.Target) { s.QueueDepth = 4; s.Workers = 2 })
+	t.Cleanup(g.open)
+	c := dial(t, ts.addr)
+	c.login()
+	const n = 64
+	for i := range n {
+		cmd := pdu.SCSICommand{Immediate: true, Final: true, Read: true, ITT: 1000 + uint32(i), ExpectedDataTransferLength: 512,
+			CmdSN: c.cmdSN, ExpStatSN: c.expStatSN}
+		copy(cmd.CDB[:], read10(0, 1))
+		c.send(&cmd)
+	}
+	full := 0
+	for range n - 8 { // all but the queued ones are refused at once
+		r, ok := c.recv().(*pdu.SCSIResponse)
+		if !ok || r.Status != 0x28 {
+			t.Fatalf("expected TASK SET FULL, got %+v", r)
+		}
+		full++
+	}
+	g.open()
+	for range 8 {
+		if d, ok := c.recv().(*pdu.DataIn); !ok || !d.HasStatus || d.Status != 0 {
+			t.Fatal("queued READ did not complete")
+		}
+	}
+	if res := c.scsiCmd(inquiry(36), true, 36, nil); res.status != 0 {
+		t.Fatalf("INQUIRY afterwards: %#x", res.status)
+	}
+}
