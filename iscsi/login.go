@@ -85,7 +85,10 @@ type loginError struct {
 	msg    string
 }
 
+// Error implements error.
 func (e *loginError) Error() string { return fmt.Sprintf("login: %v: %s", e.status, e.msg) }
+
+// Unwrap makes every login error match errLoginFailed.
 func (e *loginError) Unwrap() error { return errLoginFailed }
 
 // handle processes one Login Request and fills rsp. When it returns a

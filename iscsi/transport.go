@@ -34,8 +34,8 @@ type Params struct {
 	MaxBurstLength      uint32 // largest Data-In sequence and R2T
 	FirstBurstLength    uint32 // unsolicited data limit (immediate + Data-Out)
 	MaxOutstandingR2T   uint32 // R2Ts outstanding per task
-	ImmediateData       bool
-	InitialR2T          bool
+	ImmediateData       bool   // immediate data may ride with SCSI Commands
+	InitialR2T          bool   // no unsolicited Data-Out: every burst waits for an R2T
 	// Discovery is true for a discovery session (no SCSI tasks).
 	Discovery bool
 }
@@ -75,6 +75,7 @@ const BHSLen = 48
 // steady stream of PDUs allocates nothing) and stay valid until the core
 // passes the Inbound to Recv again.
 type Inbound struct {
+	// Kind says which of the fields below are valid.
 	Kind InboundKind
 	// BHS is the header of an InPDU, digest checked.
 	BHS [BHSLen]byte
@@ -148,10 +149,10 @@ type Response struct {
 	DataLen int
 	Status  uint8  // SCSI status
 	Sense   []byte // sense data; empty for none
-	// Overflow and Underflow are the O and U flags (RFC 7143 §11.4.5),
-	// Residual the residual count.
+	// Overflow and Underflow are the O and U flags (RFC 7143 §11.4.5).
 	Overflow, Underflow bool
-	Residual            uint32
+	// Residual is the residual count, valid with Overflow or Underflow.
+	Residual uint32
 	// Sequence numbers for the status PDU, assigned by the core.
 	StatSN, ExpCmdSN, MaxCmdSN uint32
 }
