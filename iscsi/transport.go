@@ -171,9 +171,11 @@ type SeqNumbers interface {
 type TransportConn interface {
 	// Recv fills in with the next event: a PDU or the end of a data
 	// transfer. Data-Out PDUs never appear: the transport places them in
-	// the buffer of their task. A malformed PDU, a digest error or an
-	// oversized data segment returns an error (ERL 0: the connection
-	// ends); the transport may have sent a Reject first.
+	// the buffer of their task. A Data-Out that breaks its sequence
+	// (DataSN, offset, TTT) fails only its task: InDataDone with Err.
+	// A header that cannot be trusted (digest error, oversized data
+	// segment, AHS where none belongs) returns an error and the
+	// connection ends (ERL 0); the transport may send a Reject first.
 	Recv(ctx context.Context, in *Inbound) error
 
 	// Send sends one control PDU (Login/Text/NOP-In/TMF/Logout
@@ -183,8 +185,10 @@ type TransportConn interface {
 	// retained after Send returns.
 	Send(bhs *[BHSLen]byte, data []byte) error
 
-	// SetParams switches to the negotiated parameters; the core calls it
-	// after sending the last Login Response (full feature phase).
+	// SetParams switches to the negotiated parameters. The core calls it
+	// just before it sends the Login Response that enters the full feature
+	// phase, so that the first full-feature PDU the initiator sends is
+	// read with them; Login Responses themselves never carry digests.
 	SetParams(p Params, seq SeqNumbers) error
 
 	// GetData starts fetching a write task's data into t.Buf until its
@@ -199,13 +203,16 @@ type TransportConn interface {
 	// PutData sends rsp.DataLen bytes of t.Buf to the initiator followed
 	// by the status (TCP: Data-In PDUs, with the status collapsed into the
 	// last one when there is no sense data; iSER: RDMA WRITE chained with
-	// the SCSI Response SEND). t.Buf must stay untouched until PutData
-	// returns; after that the core may Release the task.
+	// the SCSI Response SEND). rsp is not retained. The core calls Release
+	// right after PutData returns: a transport whose sends complete later
+	// (iSER) keeps t.Buf out of its pool until their completions are
+	// reaped.
 	PutData(t *Task, rsp *Response) error
 
-	// Release returns the task's buffer and transport state. After
-	// Release, the transport discards any Data-Out still arriving for the
-	// task (it no longer writes to t.Buf).
+	// Release ends the core's use of t.Buf and t.Priv; the transport
+	// recycles them once nothing of its own (a Data-Out being placed, a
+	// send in flight) still touches them. Data-Out still arriving for the
+	// task is discarded.
 	Release(t *Task)
 
 	// RemoteAddr and LocalAddr are the connection's endpoints.
