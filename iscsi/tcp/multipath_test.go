@@ -2,11 +2,15 @@ package tcp_test
 
 import (
 	"bytes"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/goiser/goiser/iscsi"
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/tcp"
 )
 
 // TestTwoSessionsWriteRead writes 1..256 blocks on one session and reads
@@ -177,4 +181,85 @@ func TestImmediateFlood(t *testing.T) {
 	if res := c.scsiCmd(inquiry(36), true, 36, nil); res.status != 0 {
 		t.Fatalf("INQUIRY afterwards: %#x", res.status)
 	}
+}
+
+// TestSendTargetsPortals serves one target on two portals, one of them a
+// wildcard address: SendTargets lists both, the wildcard one with the
+// address the connection arrived on.
+func TestSendTargetsPortals(t *testing.T) {
+	ts := startServer(t, nil)
+	wild, err := tcp.Listen("0.0.0.0:0", tcp.Config{})
+	if err != nil {
+		t.Skipf("cannot listen on a wildcard address here: %v", err)
+	}
+	go func() { _ = ts.srv.Serve(wild) }()
+	_, port, _ := net.SplitHostPort(wild.Addr().String())
+	c := dial(t, "127.0.0.1:"+port)
+	rsp := c.loginReq(pdu.StageSecurity, pdu.StageFullFeature, true,
+		"InitiatorName="+testInitiator, "SessionType=Discovery", "AuthMethod=None")
+	if rsp.Status != pdu.LoginSuccess {
+		t.Fatalf("discovery login: %v", rsp.Status)
+	}
+	c.send(&pdu.TextRequest{Immediate: true, Final: true, ITT: 5, TTT: pdu.ReservedTag, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN,
+		Data: textKeys("SendTargets=" + testTarget)})
+	tr, ok := c.recv().(*pdu.TextResponse)
+	if !ok {
+		t.Fatal("no Text Response")
+	}
+	text := string(tr.Data)
+	for _, want := range []string{"TargetAddress=" + ts.addr + ",1\x00", "TargetAddress=127.0.0.1:" + port + ",1\x00"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("SendTargets answer %q lacks %q", text, want)
+		}
+	}
+	c.logout()
+}
+
+// TestSendTargetsLong fetches a SendTargets answer longer than the
+// initiator's MaxRecvDataSegmentLength in pieces (C bit and TTT, RFC 7143
+// §11.11).
+func TestSendTargetsLong(t *testing.T) {
+	const extra = 40
+	ts := startServer(t, nil, func(s *iscsi.Server, tg *iscsi.Target) {
+		for i := range extra {
+			s.Targets = append(s.Targets, &iscsi.Target{Name: fmt.Sprintf("%s-with-a-rather-long-name-%03d", testTarget, i), LUNs: tg.LUNs})
+		}
+	})
+	c := dial(t, ts.addr)
+	rsp := c.loginReq(pdu.StageSecurity, pdu.StageOperational, true,
+		"InitiatorName="+testInitiator, "SessionType=Discovery", "AuthMethod=None")
+	if rsp.Status != pdu.LoginSuccess {
+		t.Fatalf("discovery login: %v", rsp.Status)
+	}
+	if rsp = c.loginReq(pdu.StageOperational, pdu.StageFullFeature, true, "MaxRecvDataSegmentLength=512"); rsp.Status != pdu.LoginSuccess {
+		t.Fatalf("discovery login: %v", rsp.Status)
+	}
+	var all []byte
+	ttt := uint32(pdu.ReservedTag)
+	data := textKeys("SendTargets=All")
+	for pieces := 0; ; pieces++ {
+		if pieces > 100 {
+			t.Fatal("SendTargets answer never ended")
+		}
+		c.send(&pdu.TextRequest{Immediate: true, Final: true, ITT: 5, TTT: ttt, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN, Data: data})
+		tr, ok := c.recv().(*pdu.TextResponse)
+		if !ok || len(tr.Data) > 512 {
+			t.Fatalf("bad Text Response piece %d", pieces)
+		}
+		all = append(all, tr.Data...)
+		if tr.Final {
+			if pieces == 0 {
+				t.Fatal("a long answer came in one piece")
+			}
+			break
+		}
+		if !tr.Continue || tr.TTT == pdu.ReservedTag {
+			t.Fatalf("piece %d: C %v TTT %#x", pieces, tr.Continue, tr.TTT)
+		}
+		ttt, data = tr.TTT, nil
+	}
+	if n := strings.Count(string(all), "TargetName="); n != extra+1 {
+		t.Fatalf("%d targets in the answer, want %d", n, extra+1)
+	}
+	c.logout()
 }
