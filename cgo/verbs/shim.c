@@ -222,7 +222,7 @@ int goiser_cq_poll(goiser_cq *c, int n)
 		n = c->cap;
 	got = ibv_poll_cq(c->cq, n, c->wc);
 	if (got < 0)
-		return got;
+		return got == -1 ? -(errno ? errno : EIO) : got;
 	for (i = 0; i < got; i++) {
 		struct ibv_wc *w = &c->wc[i];
 		goiser_wc *o = &c->out[i];

@@ -176,18 +176,10 @@ func (l *loop) close() {
 	}
 	l.closed = true
 	for _, c := range []interface{ Close() error }{l.a, l.b, l.mr, l.cq, l.pd, l.dev} {
-		if c != nil && !isNilIface(c) {
+		if c != nil {
 			c.Close()
 		}
 	}
-}
-
-func isNilIface(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case driver.QP:
-		return v == nil
-	}
-	return false
 }
 
 func (l *loop) sge(off, n int) []driver.SGE {

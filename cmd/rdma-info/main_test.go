@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -58,5 +59,19 @@ func TestFormats(t *testing.T) {
 	}
 	if g.IP().String() != "10.99.0.1" {
 		t.Errorf("GID IP form = %s", g.IP())
+	}
+}
+
+func TestVerbsWithoutDevices(t *testing.T) {
+	if _, err := os.Stat("/sys/class/infiniband"); err == nil {
+		t.Skip("this host has RDMA devices; hack/rxe runs rdma-info against rxe0")
+	}
+	var out, errb bytes.Buffer
+	err := run(nil, &out, &errb)
+	if err != nil && !errors.Is(err, rdma.ErrNotSupported) && !errors.Is(err, rdma.ErrNoDevice) {
+		t.Fatalf("run on a host without RDMA: %v", err)
+	}
+	if err == nil && out.String() != "No IB devices found\n" {
+		t.Fatalf("output %q", out.String())
 	}
 }
