@@ -90,28 +90,34 @@ case $cmd in
     exit $fail
     ;;
   summarize)
-    results=$1 list=$2 pass=0 fail=0
+    # One awk for the whole table: process start-up is slow in a TCG guest.
+    results=$1 list=$2
     touch "$results"
-    while read -r stage; do
-      [ -n "$stage" ] || continue
-      name=$(name_of "$stage")
-      b=$(awk -v n="$name" '$1 == n && $4 == "build"' "$results" | tail -n1)
-      r=$(awk -v n="$name" '$1 == n && $4 == "run"' "$results" | tail -n1)
-      if [ -n "$r" ] && [ "$(echo "$r" | cut -d' ' -f2)" = PASS ] && [ "$(echo "$b" | cut -d' ' -f2)" = PASS ]; then
-        pass=$((pass + 1))
-        printf 'rxe:   PASS %-24s %6ss (build %ss)\n' "$name" "$(echo "$r" | cut -d' ' -f3)" "$(echo "$b" | cut -d' ' -f3)"
-      else
-        fail=$((fail + 1))
-        if [ -z "$b" ]; then why="not built"
-        elif [ "$(echo "$b" | cut -d' ' -f2)" = FAIL ]; then why="build: $(echo "$b" | cut -d' ' -f5-)"
-        elif [ -z "$r" ]; then why="did not run (the guest stopped before it)"
-        else why="run: $(echo "$r" | cut -d' ' -f5-)"; fi
-        printf 'rxe:   FAIL %-24s %s\n' "$name" "$why"
-      fi
-    done <"$list"
-    [ $((pass + fail)) -gt 0 ] || { echo "rxe: no stages found"; fail=1; }
-    echo "rxe: $pass passed, $fail failed"
-    [ $fail -eq 0 ]
+    awk '
+      FNR == NR { # the results file: keep the last line per stage and phase
+        key = $1 SUBSEP $4; st[key] = $2; secs[key] = $3
+        why[key] = ""; for (i = 5; i <= NF; i++) why[key] = why[key] (i > 5 ? " " : "") $i
+        next
+      }
+      NF {
+        n = split($0, parts, "/"); name = parts[n]; sub(/\.sh$/, "", name)
+        b = name SUBSEP "build"; r = name SUBSEP "run"
+        hb = (b in st); hr = (r in st) # test membership first: a reference creates the key
+        if (hb && hr && st[b] == "PASS" && st[r] == "PASS") {
+          pass++; printf "rxe:   PASS %-24s %6ss (build %ss)\n", name, secs[r], secs[b]; next
+        }
+        fail++
+        if (!hb) w = "not built"
+        else if (st[b] == "FAIL") w = "build: " why[b]
+        else if (!hr) w = "did not run (the guest stopped before it)"
+        else w = "run: " why[r]
+        printf "rxe:   FAIL %-24s %s\n", name, w
+      }
+      END {
+        if (pass + fail == 0) { print "rxe: no stages found"; fail = 1 }
+        printf "rxe: %d passed, %d failed\n", pass, fail
+        exit fail > 0
+      }' "$results" "$list"
     ;;
   *)
     sed -n '2,30p' "$0" >&2
