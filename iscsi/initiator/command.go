@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/goiser/goiser/iscsi/pdu"
 	"github.com/goiser/goiser/scsi"
@@ -201,8 +202,10 @@ func (c Call) sendData(ttt, off, n uint32) error {
 
 // Wait answers the target's R2Ts with Data-Out and returns the command's
 // result. When ctx ends first, Wait returns ctx's error and the command is
-// abandoned: the session stops writing into its read buffer, and the
-// task's slot is freed when (if ever) the target answers.
+// abandoned: the session stops writing into its read buffer, sends an
+// ABORT TASK for it in the background (so that a write the target still
+// waits data for does not hold its slot forever), and frees the task's
+// slot when the target answers either.
 func (c Call) Wait(ctx context.Context) (Result, error) {
 	s, t := c.s, c.t
 	if t == nil {
@@ -222,7 +225,7 @@ func (c Call) Wait(ctx context.Context) (Result, error) {
 			if ctx.Err() != nil {
 				// Cancelled: send nothing more for this command.
 				if err := s.wait(ctx, t); err != nil {
-					return Result{}, fmt.Errorf("initiator: command ITT %#x: %w", c.itt, err)
+					return Result{}, c.abandoned(err)
 				}
 				done = true
 				continue
@@ -233,7 +236,7 @@ func (c Call) Wait(ctx context.Context) (Result, error) {
 			done = true
 		case <-ctx.Done():
 			if err := s.wait(ctx, t); err != nil {
-				return Result{}, fmt.Errorf("initiator: command ITT %#x: %w", c.itt, err)
+				return Result{}, c.abandoned(err)
 			}
 			done = true
 		}
@@ -254,4 +257,17 @@ func (c Call) Wait(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("initiator: command ITT %#x: %w", c.itt, err)
 	}
 	return r, nil
+}
+
+// abandoned starts a best-effort ABORT TASK for a command whose caller
+// gave up, and returns the error for the caller.
+func (c Call) abandoned(err error) error {
+	s := c.s
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := s.TaskManagement(ctx, pdu.TMFAbortTask, uint64(lunNumber(c.lun)), c)
+		s.log.Debug("abort abandoned task", "itt", c.itt, "response", resp, "err", err)
+	}()
+	return fmt.Errorf("initiator: command ITT %#x: %w", c.itt, err)
 }

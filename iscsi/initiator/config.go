@@ -110,8 +110,9 @@ type Config struct {
 	// and MaxOutstandingR2T (default 1) are offered as given.
 	FirstBurstLength, MaxBurstLength, MaxOutstandingR2T uint32
 
-	// MaxTasks bounds the commands in flight at once (queue depth);
-	// further calls wait for a free slot. Zero means 128.
+	// MaxTasks bounds the SCSI commands in flight at once (queue depth);
+	// further calls wait for a free slot. A few more slots are kept for
+	// NOP-Out, task management, Text and Logout. Zero means 128.
 	MaxTasks int
 	// LoginTimeout bounds connecting and logging in when the context has
 	// no earlier deadline. Zero means 15 s.
@@ -163,8 +164,8 @@ func (c Config) withDefaults(discovery bool) (Config, error) {
 	if c.MaxTasks <= 0 {
 		c.MaxTasks = DefaultMaxTasks
 	}
-	if c.MaxTasks > 0xfffe {
-		return c, fmt.Errorf("initiator: config: MaxTasks %d above 65534", c.MaxTasks)
+	if c.MaxTasks > 0xfff0 {
+		return c, fmt.Errorf("initiator: config: MaxTasks %d above 65520", c.MaxTasks)
 	}
 	if c.LoginTimeout <= 0 {
 		c.LoginTimeout = DefaultLoginTimeout

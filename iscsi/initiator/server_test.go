@@ -415,8 +415,26 @@ func TestServerCancelInFlight(t *testing.T) {
 		t.Fatalf("wait: %v, want DeadlineExceeded", err)
 	}
 	checkAlive(t, ctx, s)
-	if resp, err := s.AbortTask(ctx, c); err != nil || resp != pdu.TMFComplete {
+	// The session aborts the abandoned task by itself; a second abort
+	// finds it gone or aborts it, depending on which comes first.
+	if resp, err := s.AbortTask(ctx, c); err != nil || resp != pdu.TMFComplete && resp != pdu.TMFTaskNotExist {
 		t.Fatalf("abort abandoned task: %v %v", resp, err)
+	}
+	// With a single task slot, an abandoned write the target waits data
+	// for must not block the session: the background ABORT TASK frees it.
+	one := dial(t, ctx, srv.addr, initiator.Config{ImmediateData: initiator.No, MaxTasks: 1})
+	_ = one.TestUnitReady(ctx, 0)
+	c1, err := one.Start(ctx, 0, cdb[:], make([]byte, 8*512), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait: %v, want DeadlineExceeded", err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if err := one.Read16(rctx, 0, 0, 512, make([]byte, 4096)); err != nil {
+		t.Fatalf("read after abandoning the only slot's task: %v", err)
 	}
 	// All four slots must be usable again (the abandoned one included).
 	var wg sync.WaitGroup

@@ -123,8 +123,12 @@ type Session struct {
 	params Params
 	log    *slog.Logger
 	tasks  []task
-	// free holds the indexes of free task slots.
-	free chan uint16
+	// free holds the indexes of free SCSI task slots (the first
+	// cfg.MaxTasks), ctlFree those of the slots reserved for NOP-Out,
+	// TMF, Text and Logout, so that a full queue of commands can still
+	// be aborted or logged out.
+	free    chan uint16
+	ctlFree chan uint16
 
 	// seqMu orders command sending: CmdSN assignment and the write of the
 	// command PDU happen under it, so commands leave in CmdSN order.
@@ -177,15 +181,16 @@ func NewSession(c *Conn, cfg Config) (*Session, error) {
 
 func newSession(c *Conn, cfg Config) *Session {
 	s := &Session{
-		cfg:    cfg,
-		params: c.params,
-		log:    cfg.Logger.With("target", cfg.TargetName, "tsih", c.params.TSIH),
-		tasks:  make([]task, cfg.MaxTasks),
-		free:   make(chan uint16, cfg.MaxTasks),
-		window: make(chan struct{}, 1),
-		closed: make(chan struct{}),
-		cmdSN:  c.cmdSN,
-		rdata:  make([]byte, 0, 8192),
+		cfg:     cfg,
+		params:  c.params,
+		log:     cfg.Logger.With("target", cfg.TargetName, "tsih", c.params.TSIH),
+		tasks:   make([]task, cfg.MaxTasks+ctlSlots),
+		free:    make(chan uint16, cfg.MaxTasks),
+		ctlFree: make(chan uint16, ctlSlots),
+		window:  make(chan struct{}, 1),
+		closed:  make(chan struct{}),
+		cmdSN:   c.cmdSN,
+		rdata:   make([]byte, 0, 8192),
 	}
 	s.maxCmdSN.Store(c.maxCmdSN)
 	s.c = c
@@ -197,7 +202,7 @@ func newSession(c *Conn, cfg Config) *Session {
 		t.idx = uint16(i)
 		t.done = make(chan struct{}, 1)
 		t.r2t = make(chan r2tReq, nr2t)
-		s.free <- uint16(i)
+		s.freeList(t) <- uint16(i)
 	}
 	go s.readLoop()
 	return s
@@ -285,7 +290,18 @@ func (s *Session) releaseLocked(t *task) {
 	for len(t.r2t) > 0 {
 		<-t.r2t
 	}
-	s.free <- t.idx
+	s.freeList(t) <- t.idx
+}
+
+// ctlSlots is the number of task slots reserved for non-SCSI requests.
+const ctlSlots = 4
+
+// freeList returns the free list t belongs to.
+func (s *Session) freeList(t *task) chan uint16 {
+	if int(t.idx) < s.cfg.MaxTasks {
+		return s.free
+	}
+	return s.ctlFree
 }
 
 // release returns a completed task to the free list.
@@ -305,8 +321,12 @@ func (s *Session) acquire(ctx context.Context, kind taskKind) (*task, error) {
 		return nil, s.endedErr()
 	default:
 	}
+	free := s.free
+	if kind != kindSCSI {
+		free = s.ctlFree
+	}
 	select {
-	case i := <-s.free:
+	case i := <-free:
 		t := &s.tasks[i]
 		t.mu.Lock()
 		t.itt = uint32(t.gen)<<16 | uint32(t.idx)
