@@ -67,6 +67,7 @@ perf() {
     { echo "$o" | tail -5 >&2; die "no result from iscsi-perf against $u"; }
 }
 
+load1=$(cut -d' ' -f1 /proc/loadavg)
 printf 'round\trow\ttarget\tiops\n' >"$raw"
 read -r -a order <<<"$targets"
 for r in $(seq 1 "$rounds"); do
@@ -116,14 +117,15 @@ $(table)
   iscsi-perf only reads, so there are no write rows.
 - Each number is the median of $rounds rounds of $seconds s. Within a round, every
   row runs on both targets back to back; the order alternates per round.
-- Targets: goiserd (\`bin/goiserd\`, file backend) and Debian's tgt
+- Targets: goiserd (\`${GOISERD:-bin/goiserd}\` built from commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), file backend) and Debian's tgt
   $(dpkg-query -W -f '${Version}' tgt 2>/dev/null || echo '?') (\`tgtd\`, rdwr backing store), each with a 1 GiB LUN backed
   by a sparse file on /dev/shm (tmpfs): same storage on both sides.
 - iscsi-perf prints IOPS only; the latency column is derived (Little's law:
   queue depth / IOPS), a mean, not a percentile.
 - Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r),
   $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; client, both targets and anything else
-  running share these CPUs, so absolute numbers swing with load; the ratio is what counts.
+  running share these CPUs, so absolute numbers swing with load (load average
+  $load1 when the run started); the ratio is what counts.
 
 Raw rounds (IOPS):
 

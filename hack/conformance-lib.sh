@@ -59,7 +59,9 @@ stop_all() {
 # start_goiser DIR PORT [SIZE [FILE]]: starts bin/goiserd from a config file
 # written to DIR with one LUN 0 of SIZE (default 1G) under $GOISER_IQN: in
 # memory, or backed by FILE (created with that size) when FILE is given.
-# Sets GOISER_PID and GOISER_URL. Logs go to DIR/goiserd.log.
+# GOISER_EXTRA_LUNS, when set, is appended to the LUN list (JSON objects,
+# starting with a comma). Sets GOISER_PID, GOISER_URL (LUN 0) and
+# GOISER_BASE (the URL without the LUN). Logs go to DIR/goiserd.log.
 start_goiser() {
   local dir=$1 port=$2 size=${3:-1G} file=${4:-} bin=${GOISERD:-bin/goiserd} lun
   [ -x "$bin" ] || die "$bin is missing: run make build first"
@@ -71,7 +73,7 @@ start_goiser() {
   "targets": [
     {
       "name": "$GOISER_IQN",
-      "luns": [$lun]
+      "luns": [$lun${GOISER_EXTRA_LUNS:-}]
     }
   ]
 }
@@ -83,7 +85,8 @@ EOF
     tail -20 "$dir/goiserd.log" >&2
     die "goiserd did not start listening on 127.0.0.1:$port (log: $dir/goiserd.log)"
   fi
-  GOISER_URL="iscsi://127.0.0.1:$port/$GOISER_IQN/0"
+  GOISER_BASE="iscsi://127.0.0.1:$port/$GOISER_IQN"
+  GOISER_URL="$GOISER_BASE/0"
 }
 
 # start_tgt DIR PORT [SIZE]: starts Debian's tgtd in the foreground on a private

@@ -6,7 +6,13 @@
 #                       [--timeout SECONDS] [--floor N] [--url URL]
 #
 #   --target goiser  (default) starts bin/goiserd on a free port from a
-#                    temporary config (1 GiB in-memory LUN 0) and stops it.
+#                    temporary config and stops it. LUN 0 (1 GiB in memory)
+#                    serves every suite except those that test a feature a
+#                    plain disk does not have: PreventAllow and StartStopUnit
+#                    run on LUN 1 (removable), ReadOnly on LUN 2 (read-only),
+#                    CompareAndWrite, WriteSame10 and WriteSame16 on LUN 3
+#                    (4096-byte physical blocks, so that their tests for
+#                    unaligned and mis-sized requests run instead of skipping).
 #   --target tgt     starts Debian's tgtd on a private control port and a free
 #                    port (1 GiB LUN 1, rdwr on a /dev/shm file); the reference.
 #   --url URL        test an already running target instead (no start/stop).
@@ -60,10 +66,24 @@ out=$(cd "$out" && pwd)
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
+# lun_of SUITE: the LUN of the goiser config that SUITE runs on (see above).
+lun_of() {
+  case $1 in
+    PreventAllow|StartStopUnit) echo 1 ;;
+    ReadOnly) echo 2 ;;
+    CompareAndWrite|WriteSame10|WriteSame16) echo 3 ;;
+    *) echo 0 ;;
+  esac
+}
+export GOISER_EXTRA_LUNS=',
+        {"lun": 1, "backend": "mem", "size": "1G", "removable": true},
+        {"lun": 2, "backend": "mem", "size": "1G", "read_only": true},
+        {"lun": 3, "backend": "mem", "size": "1G", "physical_block_size": 4096}'
+base=
 start_target() {
   local port; port=$(free_port)
   case $target in
-    goiser) start_goiser "$out" "$port" 1G; url=$GOISER_URL; tpid=$GOISER_PID ;;
+    goiser) start_goiser "$out" "$port" 1G; url=$GOISER_URL; base=$GOISER_BASE; tpid=$GOISER_PID ;;
     tgt) start_tgt "$out" "$port" 1G; url=$TGT_URL; tpid=$TGT_PID ;;
   esac
 }
@@ -80,13 +100,15 @@ problems=()
 for s in $suites; do
   awk -F. -v s="$s" '$1 == "ALL" && $2 == s && NF == 3 { print $3 }' "$out/list.txt" >"$out/logs/$s.expected"
   note=
+  u=$url
+  [ -z "$base" ] || u=$base/$(lun_of "$s")
   # In the background and waited for, so that INT/TERM reach our trap at
   # once; the suite's own process (timeout puts itself in a new process
   # group) is in PIDS_TO_STOP while it runs.
   timeout -k 5 "$suite_timeout" iscsi-test-cu --dataloss \
     -i iqn.2026-11.dev.goiser:conformance-initiator-1 \
     -I iqn.2026-11.dev.goiser:conformance-initiator-2 \
-    -t "ALL.$s" "$url" "$url" </dev/null >"$out/logs/$s.log" 2>&1 &
+    -t "ALL.$s" "$u" "$u" </dev/null >"$out/logs/$s.log" 2>&1 &
   suite_pid=$!
   PIDS_TO_STOP=("$suite_pid:6" "${PIDS_TO_STOP[@]}")
   rc=0; wait "$suite_pid" || rc=$?
@@ -118,8 +140,8 @@ echo
 # Known failures: "Suite.Test reason..." a line; # comments.
 touch "$out/known.txt"
 [ -f "$known" ] && awk '!/^[ \t]*(#|$)/ { print $1 }' "$known" >"$out/known.txt"
-new_fail=$(awk -F'\t' 'NR == FNR { k[$1] = 1; next } $3 == "failed" && !(($1 "." $2) in k) { print $1 "." $2 "\t" $4 }' "$out/known.txt" "$out/results.tsv")
-now_pass=$(awk -F'\t' 'NR == FNR { k[$1] = 1; next } $3 != "failed" && (($1 "." $2) in k) { print $1 "." $2 " (" $3 ")" }' "$out/known.txt" "$out/results.tsv")
+new_fail=$(awk -F'\t' 'FILENAME == ARGV[1] { k[$1] = 1; next } $3 == "failed" && !(($1 "." $2) in k) { print $1 "." $2 "\t" $4 }' "$out/known.txt" "$out/results.tsv")
+now_pass=$(awk -F'\t' 'FILENAME == ARGV[1] { k[$1] = 1; next } $3 != "failed" && (($1 "." $2) in k) { print $1 "." $2 " (" $3 ")" }' "$out/known.txt" "$out/results.tsv")
 read -r passed failed skipped < <(awk -F'\t' '{ n[$3]++ } END { print n["passed"] + 0, n["failed"] + 0, n["skipped"] + 0 }' "$out/results.tsv")
 
 # results.json: the same rows plus the totals.

@@ -44,6 +44,11 @@ func openTargets(cfg *Config, log *slog.Logger) ([]*openedTarget, error) {
 				BlockSize:    lc.BlockSize,
 				SerialNumber: lc.Serial,
 				ReadOnly:     lc.ReadOnly,
+				Removable:    lc.Removable,
+				WriteThrough: lc.WriteThrough,
+
+				PhysicalBlockSize:  lc.PhysicalBlockSize,
+				NoThinProvisioning: lc.ThinProvisioning != nil && !*lc.ThinProvisioning,
 			})
 		}
 		t, err := scsi.NewTarget(sc)

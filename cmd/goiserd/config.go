@@ -107,6 +107,20 @@ type LUNConfig struct {
 	// Serial is the unit serial number (VPD page 0x80); default derived
 	// from the LUN number.
 	Serial string `json:"serial"`
+	// PhysicalBlockSize is the physical block size reported in READ
+	// CAPACITY(16), a power-of-two multiple of block_size; default
+	// block_size.
+	PhysicalBlockSize int `json:"physical_block_size"`
+	// Removable makes the LUN a removable medium (START STOP UNIT ejects
+	// and loads it; PREVENT ALLOW MEDIUM REMOVAL applies).
+	Removable bool `json:"removable"`
+	// ThinProvisioning offers UNMAP and WRITE SAME with UNMAP (hole
+	// punching for files) when the backend can deallocate; default true.
+	ThinProvisioning *bool `json:"thin_provisioning"`
+	// WriteThrough reports no volatile write cache (WCE=0): every write is
+	// flushed to stable storage before it completes. Default false: a
+	// write-back cache that initiators flush with SYNCHRONIZE CACHE or FUA.
+	WriteThrough bool `json:"write_through"`
 	// bytes is Size in bytes (0 for a file backend without size), set by validate.
 	bytes int64
 }
@@ -460,6 +474,11 @@ func (l *LUNConfig) validate() error {
 	}
 	if l.BlockSize != 512 && l.BlockSize != 4096 {
 		return fmt.Errorf("block_size: %d is not 512 or 4096", l.BlockSize)
+	}
+	if p := l.PhysicalBlockSize; p != 0 {
+		if p < l.BlockSize || p%l.BlockSize != 0 || (p/l.BlockSize)&(p/l.BlockSize-1) != 0 || p/l.BlockSize > 1<<15 {
+			return fmt.Errorf("physical_block_size: %d is not a power-of-two multiple of the block size %d", p, l.BlockSize)
+		}
 	}
 	n, err := l.Size.Bytes()
 	if err != nil {

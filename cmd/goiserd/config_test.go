@@ -95,7 +95,9 @@ const goodConfig = `{
       "luns": [
         {"lun": 0, "backend": "mem", "size": "1G"},
         {"lun": 1, "backend": "file", "path": "/var/lib/goiser/disk.img", "size": "10G", "direct": true},
-        {"lun": 7, "backend": "null", "size": 1073741824, "block_size": 4096, "read_only": true}
+        {"lun": 7, "backend": "null", "size": 1073741824, "block_size": 4096, "read_only": true},
+        {"lun": 8, "backend": "mem", "size": "1M", "physical_block_size": 4096, "removable": true,
+         "thin_provisioning": false, "write_through": true}
       ]
     },
     {"name": "iqn.2026-11.dev.goiser:disk2", "luns": [{"backend": "mem", "size": "64M"}]}
@@ -129,6 +131,9 @@ func TestParseConfigGood(t *testing.T) {
 	}
 	if l := t0.LUNs[2]; l.LUN != 7 || l.BlockSize != 4096 || !l.ReadOnly || l.bytes != 1<<30 {
 		t.Errorf("lun 7 = %+v", l)
+	}
+	if l := t0.LUNs[3]; l.PhysicalBlockSize != 4096 || !l.Removable || l.ThinProvisioning == nil || *l.ThinProvisioning || !l.WriteThrough {
+		t.Errorf("lun 8 = %+v", l)
 	}
 	if l := cfg.Targets[1].LUNs[0]; l.LUN != 0 || l.bytes != 64<<20 {
 		t.Errorf("target 1 lun = %+v", l)
@@ -185,6 +190,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no backend", cfg(target(`{"size": "1M"}`)), "targets[0].luns[0].backend: required"},
 		{"file without path", cfg(target(`{"backend": "file", "size": "1M"}`)), "targets[0].luns[0].path: required for a file backend"},
 		{"mem with path", cfg(target(`{"backend": "mem", "size": "1M", "path": "/x"}`)), "targets[0].luns[0].path: only a file backend"},
+		{"physical block size", cfg(target(`{"backend": "mem", "size": "1M", "physical_block_size": 1536}`)), "targets[0].luns[0].physical_block_size: 1536 is not a power-of-two multiple of the block size 512"},
+		{"physical below logical", cfg(target(`{"backend": "mem", "size": "1M", "block_size": 4096, "physical_block_size": 512}`)), "targets[0].luns[0].physical_block_size: 512"},
 		{"bad block size", cfg(target(`{"backend": "mem", "size": "1M", "block_size": 1024}`)), "targets[0].luns[0].block_size: 1024 is not 512 or 4096"},
 		{"chap without secret", cfg(`{"name": "iqn.2026-11.dev.goiser:x", "chap": {"user": "u"}, "luns": [` + lun + `]}`), "targets[0].chap: user and secret are both required"},
 		{"mutual half", cfg(`{"name": "iqn.2026-11.dev.goiser:x", "chap": {"user": "u", "secret": "s", "mutual_user": "m"}, "luns": [` + lun + `]}`), "targets[0].chap: mutual_user and mutual_secret go together"},
@@ -240,7 +247,7 @@ func TestFlagsDefault(t *testing.T) {
 
 func TestFlagsLUNs(t *testing.T) {
 	o, err := parseFlags([]string{"-listen", "127.0.0.1:3999", "-target", "iqn.2026-11.dev.goiser:t",
-		"-lun", "mem:64M", "-lun", "file:/tmp/x.img,size=1G,direct,ro", "-lun", "null:1G,lun=9,bs=4096",
+		"-lun", "mem:64M", "-lun", "file:/tmp/x.img,size=1G,direct,ro", "-lun", "null:1G,lun=9,bs=4096,pbs=8192,removable,nounmap,writethrough",
 		"-lun", "mem:1M", "-chap", "alice:secret1", "-mutual-chap", "tgt:secret2", "-log-level", "debug"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -253,9 +260,13 @@ func TestFlagsLUNs(t *testing.T) {
 	want := []LUNConfig{
 		{LUN: 0, Backend: "mem", Size: "64M", BlockSize: 512, bytes: 64 << 20},
 		{LUN: 1, Backend: "file", Path: "/tmp/x.img", Size: "1G", Direct: true, ReadOnly: true, BlockSize: 512, bytes: 1 << 30},
-		{LUN: 9, Backend: "null", Size: "1G", BlockSize: 4096, bytes: 1 << 30},
+		{LUN: 9, Backend: "null", Size: "1G", BlockSize: 4096, PhysicalBlockSize: 8192, Removable: true, WriteThrough: true, bytes: 1 << 30},
 		{LUN: 10, Backend: "mem", Size: "1M", BlockSize: 512, bytes: 1 << 20},
 	}
+	if p := tc.LUNs[2].ThinProvisioning; p == nil || *p {
+		t.Errorf("nounmap: thin_provisioning = %v", p)
+	}
+	tc.LUNs[2].ThinProvisioning = nil
 	for i, w := range want {
 		if tc.LUNs[i] != w {
 			t.Errorf("lun %d = %+v, want %+v", i, tc.LUNs[i], w)

@@ -32,10 +32,12 @@ Flags for the common case (one target):
   -listen ADDR     listen address host:port (default ` + defaultPortal + `)
   -target IQN      target name (default ` + defaultIQN + `)
   -lun SPEC        a LUN, repeatable; numbered 0, 1, ... in order unless lun=N is given:
-                     mem:SIZE[,bs=4096][,lun=N]          in memory, lost on exit
-                     file:PATH[,size=SIZE][,direct][,ro][,bs=4096][,lun=N]
-                                                         a file or block device; size creates/extends it
-                     null:SIZE[,lun=N]                   reads zeros, discards writes
+                     mem:SIZE[,OPTION...]                 in memory, lost on exit
+                     file:PATH[,size=SIZE][,direct][,OPTION...]
+                                                          a file or block device; size creates/extends it
+                     null:SIZE[,OPTION...]                reads zeros, discards writes
+                   OPTION: lun=N, ro, bs=4096 (block size), pbs=4096 (physical block size),
+                   removable, nounmap (no thin provisioning), writethrough (WCE=0), serial=S
                    SIZE is bytes or K/M/G/T (binary), e.g. 1G (default: one mem:1G LUN)
   -chap USER:SECRET         require CHAP from initiators
   -mutual-chap USER:SECRET  answer the initiator's CHAP challenge (mutual CHAP)
@@ -187,6 +189,15 @@ func parseLUNSpec(spec string, num uint64) (LUNConfig, error) {
 			l.LUN, err = strconv.ParseUint(val, 10, 64)
 		case key == "serial" && hasVal:
 			l.Serial = val
+		case key == "pbs" && hasVal:
+			l.PhysicalBlockSize, err = strconv.Atoi(val)
+		case key == "removable" && !hasVal:
+			l.Removable = true
+		case key == "nounmap" && !hasVal:
+			no := false
+			l.ThinProvisioning = &no
+		case key == "writethrough" && !hasVal:
+			l.WriteThrough = true
 		default:
 			return LUNConfig{}, fmt.Errorf("unknown option %q for a %s LUN", opt, kind)
 		}

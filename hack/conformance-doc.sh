@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Writes docs/conformance.md from the results of the last two conformance
+# runs, so the numbers in the docs are the ones measured:
+#
+#   hack/conformance.sh                  # goiser -> bin/conformance/goiser
+#   hack/conformance.sh --target tgt     # tgt    -> bin/conformance/tgt
+#   hack/conformance-doc.sh [OUT]        # -> docs/conformance.md (or OUT)
+#
+# The reasons for skips we do not claim come from hack/conformance-skips.txt
+# ("Suite.Test reason" a line; a "Suite.*" line covers a whole suite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ours=bin/conformance/goiser/results.tsv theirs=bin/conformance/tgt/results.tsv
+out=${1:-docs/conformance.md}
+for f in "$ours" "$theirs"; do
+  [ -s "$f" ] || { echo "conformance-doc: $f is missing: run hack/conformance.sh (and --target tgt) first" >&2; exit 2; }
+done
+count() { awk -F'\t' -v s="$2" '$3 == s { n++ } END { print n + 0 }' "$1"; }
+date_of() { awk -F'"' '/"date"/ { print $4; exit }' "$(dirname "$1")/results.json"; }
+
+{
+cat <<EOF
+# Conformance: libiscsi's iscsi-test-cu
+
+\`make conformance\` runs libiscsi's conformance suite (Debian package
+\`libiscsi-bin\`, \`iscsi-test-cu\` 1.19) against \`goiserd\` on 127.0.0.1 and fails on
+any failure that is not listed in \`hack/conformance-known-failures.txt\`, on a
+suite that hangs past its timeout, on a daemon crash, or when fewer than 180
+tests pass.
+
+\`\`\`sh
+make conformance                          # build goiserd, run every suite against it
+hack/conformance.sh --target tgt          # the same suites against Debian's tgt (reference)
+hack/conformance.sh --suite 'Read|Write'  # only the suites whose name matches
+hack/conformance.sh --url iscsi://127.0.0.1:3260/iqn.2026-11.dev.goiser:default/0  # a running target
+hack/conformance-doc.sh                   # rewrite this page from the last two runs
+\`\`\`
+
+How it runs: each \`ALL.<Suite>\` of \`iscsi-test-cu -l\` runs on its own, as
+\`timeout -k 5 120 iscsi-test-cu --dataloss -i <iqn-1> -I <iqn-2> -t ALL.<Suite> URL URL\`
+(two initiator names for the reservation tests, the URL twice so
+MultipathIO has a second path). The script starts the target on a free port
+and stops it afterwards:
+
+- goiserd, from a temporary config with four 1 GiB in-memory LUNs. LUN 0 is a
+  plain disk and serves every suite except those that test what a plain disk
+  does not have: PreventAllow and StartStopUnit run on LUN 1
+  (\`"removable": true\`), ReadOnly on LUN 2 (\`"read_only": true\`), and
+  CompareAndWrite, WriteSame10 and WriteSame16 on LUN 3
+  (\`"physical_block_size": 4096\`, without which their unaligned and
+  mis-sized request tests skip with "LBPPB < 2").
+- tgt (\`tgtd -f\` on a private control port), one 1 GiB LUN 1 on a /dev/shm
+  file (\`rdwr\`), open to all initiators, for every suite.
+
+CUnit's verbose output is parsed per test (\`hack/conformance-parse.awk\`):
+libiscsi reports a skipped test as a CUnit pass that printed \`[SKIPPED]\`; a
+test that never reports (crash, hang) is a failure. Results go to
+\`bin/conformance/<target>/results.tsv\` and \`results.json\`, raw logs to
+\`logs/\`.
+
+## Latest numbers
+
+| target | passed | failed | skipped | total | run |
+| --- | ---: | ---: | ---: | ---: | --- |
+| goiser | $(count "$ours" passed) | $(count "$ours" failed) | $(count "$ours" skipped) | $(wc -l <"$ours") | $(date_of "$ours") |
+| tgt 1.0.85 (Debian 12) | $(count "$theirs" passed) | $(count "$theirs" failed) | $(count "$theirs" skipped) | $(wc -l <"$theirs") | $(date_of "$theirs") |
+
+Per suite (passed/failed/skipped):
+
+| suite | goiser | tgt |
+| --- | --- | --- |
+EOF
+awk -F'\t' '
+  FILENAME == ARGV[1] { o[$1, $3]++; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }; next }
+  { t[$1, $3]++ }
+  END { for (i = 1; i <= n; i++) { s = order[i]
+    printf "| %s | %d/%d/%d | %d/%d/%d |\n", s, o[s, "passed"], o[s, "failed"], o[s, "skipped"], t[s, "passed"], t[s, "failed"], t[s, "skipped"] } }' "$ours" "$theirs"
+
+cat <<EOF
+
+## Tests goiser skips, and why
+
+Every skip is a feature goiser does not claim:
+
+| test | libiscsi says | why |
+| --- | --- | --- |
+EOF
+awk -F'\t' '
+  FILENAME == ARGV[1] { if ($0 ~ /^[ \t]*(#|$)/) next; k = $0; sub(/[ \t].*/, "", k); r = $0; sub(/^[^ \t]+[ \t]+/, "", r); why[k] = r; next }
+  $3 == "skipped" { m = $4; sub(/ \|.*/, "", m); sub(/^\[SKIPPED\] */, "", m)
+    if (why[$1 "." $2] == "" && why[$1 ".*"] != "") { # one row per suite
+      if (!($1 in suite)) { suite[$1] = ++ns; sname[ns] = $1; smsg[ns] = m }
+      scount[$1]++; next }
+    w = why[$1 "." $2]; if (w == "") w = "(no reason recorded in hack/conformance-skips.txt)"
+    printf "| %s.%s | %s | %s |\n", $1, $2, m, w }
+  END { for (i = 1; i <= ns; i++) printf "| %s.* (%d tests) | %s | %s |\n", sname[i], scount[sname[i]], smsg[i], why[sname[i] ".*"] }' hack/conformance-skips.txt "$ours"
+
+cat <<EOF
+
+## Known failures
+
+goiser: $(if awk '!/^[ \t]*(#|$)/ { f = 1 } END { exit !f }' hack/conformance-known-failures.txt; then echo; awk '!/^[ \t]*(#|$)/ { k = $1; $1 = ""; printf "- %s:%s\n", k, $0 }' hack/conformance-known-failures.txt; else echo "none (\`hack/conformance-known-failures.txt\` is empty)."; fi)
+
+tgt, for reference (\`hack/conformance-known-failures-tgt.txt\`):
+
+$(awk '!/^[ \t]*(#|$)/ { k = $1; $1 = ""; printf "- %s:%s\n", k, $0 }' hack/conformance-known-failures-tgt.txt)
+EOF
+} >"$out"
+echo "conformance-doc: wrote $out"
