@@ -318,7 +318,11 @@ func (l *login) next() error {
 	case stepSecurityEnd:
 		return l.afterSecurity()
 	case stepOperational:
-		if l.transit && l.nsg == pdu.StageFullFeature && l.out.Len() == 0 && l.settled() {
+		if l.transit && l.nsg == pdu.StageFullFeature && l.out.Len() == 0 {
+			if pending := l.unanswered(); len(pending) > 0 {
+				// RFC 7143 §6.2: the responder answers every key offered.
+				return fmt.Errorf("target moved to full feature phase without answering %v", pending)
+			}
 			if l.tsih == 0 {
 				return errors.New("final login response carries TSIH 0")
 			}
@@ -408,13 +412,14 @@ func (l *login) receive() error {
 	return errors.New("login response continued for more than 64 PDUs")
 }
 
-// settled reports whether every key we offered has been answered
+// unanswered returns the keys we offered that the target has not answered
 // (RDMAExtensions is never sent on TCP; see exchange).
-func (l *login) settled() bool {
+func (l *login) unanswered() []string {
+	var keys []string
 	for _, k := range l.neg.Pending() {
 		if k != text.KeyRDMAExtensions {
-			return false
+			keys = append(keys, k)
 		}
 	}
-	return true
+	return keys
 }

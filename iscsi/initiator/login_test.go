@@ -1,0 +1,244 @@
+package initiator
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/text"
+)
+
+// scriptedTarget answers Login Requests on one end of a pipe with the
+// responses its script returns, one per request.
+type scriptedTarget struct {
+	c    *Conn
+	reqs []pdu.LoginRequest // requests received, with their keys in Data
+}
+
+// step reads one Login Request and sends rsp (ISID and ITT copied from the
+// request, StatSN counting up).
+func (st *scriptedTarget) step(t *testing.T, rsp pdu.LoginResponse) {
+	t.Helper()
+	st.stepFunc(t, func() pdu.LoginResponse { return rsp })
+}
+
+// stepFunc is step with the response built after the request is read.
+func (st *scriptedTarget) stepFunc(t *testing.T, build func() pdu.LoginResponse) {
+	t.Helper()
+	var p PDU
+	if err := st.c.ReadPDU(&p); err != nil {
+		t.Errorf("target: read: %v", err)
+		return
+	}
+	var req pdu.LoginRequest
+	if err := req.UnmarshalBinary(p.BHS[:]); err != nil {
+		t.Errorf("target: bad login request: %v", err)
+		return
+	}
+	req.Data = append([]byte(nil), p.Data...)
+	st.reqs = append(st.reqs, req)
+	rsp := build()
+	rsp.ISID, rsp.ITT = req.ISID, req.ITT
+	rsp.StatSN = uint32(len(st.reqs))
+	rsp.ExpCmdSN, rsp.MaxCmdSN = req.CmdSN, req.CmdSN+8
+	var out PDU
+	if _, err := rsp.AppendBinary(out.BHS[:0]); err != nil {
+		t.Errorf("target: encode: %v", err)
+		return
+	}
+	out.Data = rsp.Data
+	if err := st.c.WritePDU(&out); err != nil {
+		t.Errorf("target: write: %v", err)
+	}
+}
+
+// answer builds the target's answer to every key of the last request:
+// the first choice of a list, the value offered otherwise, with overrides
+// given as key=value strings (key=- leaves the key unanswered).
+func (st *scriptedTarget) answer(over ...string) []byte {
+	var in text.Pairs
+	_ = text.Parse(st.reqs[len(st.reqs)-1].Data, &in)
+	o := map[string]string{}
+	for _, kv := range over {
+		k, v, _ := strings.Cut(kv, "=")
+		o[k] = v
+	}
+	var b []byte
+	for _, p := range in.All() {
+		v := p.Value
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			v = v[:i]
+		}
+		ov, over := o[p.Key]
+		if over {
+			v = ov
+			delete(o, p.Key)
+		}
+		// Our MaxRecvDataSegmentLength is a declaration, not an answer.
+		if v == "-" || p.Key == "MaxRecvDataSegmentLength" && !over {
+			continue
+		}
+		b, _ = text.AppendPair(b, p.Key, v)
+	}
+	for k, v := range o { // extra keys of the target's own
+		b, _ = text.AppendPair(b, k, v)
+	}
+	return b
+}
+
+// keys encodes key=value pairs.
+func keys(kv ...string) []byte {
+	var b []byte
+	for _, s := range kv {
+		k, v, _ := strings.Cut(s, "=")
+		b, _ = text.AppendPair(b, k, v)
+	}
+	return b
+}
+
+// runLogin logs in over a pipe against script, which drives st.
+func runLogin(t *testing.T, cfg Config, script func(st *scriptedTarget)) (*Conn, *scriptedTarget, error) {
+	t.Helper()
+	x, y := net.Pipe()
+	t.Cleanup(func() { x.Close(); y.Close() })
+	cfg.InitiatorName = "iqn.2026-11.org.goiser:i"
+	cfg.TargetName = "iqn.2026-11.org.goiser:t"
+	cfg.LoginTimeout = 5 * time.Second
+	cfg.DialContext = func(context.Context, string, string) (net.Conn, error) { return x, nil }
+	st := &scriptedTarget{c: NewConn(y)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		script(st)
+	}()
+	c, err := DialConn(context.Background(), "pipe", cfg)
+	if err != nil {
+		y.Close()
+	}
+	<-done
+	return c, st, err
+}
+
+var (
+	secToOp = pdu.LoginResponse{Transit: true, CSG: pdu.StageSecurity, NSG: pdu.StageOperational}
+	opToFFP = pdu.LoginResponse{Transit: true, CSG: pdu.StageOperational, NSG: pdu.StageFullFeature, TSIH: 9}
+)
+
+func with(r pdu.LoginResponse, data []byte) pdu.LoginResponse { r.Data = data; return r }
+
+func TestLoginContinuedResponse(t *testing.T) {
+	c, st, err := runLogin(t, Config{}, func(st *scriptedTarget) {
+		st.step(t, with(secToOp, keys("AuthMethod=None")))
+		// The operational answer comes in two PDUs (C bit).
+		var full []byte
+		st.stepFunc(t, func() pdu.LoginResponse {
+			full = st.answer("MaxRecvDataSegmentLength=4096", "MaxBurstLength=65536", "X-vendor-key=1")
+			// The operational answer comes in two PDUs (C bit).
+			first := with(opToFFP, full[:20])
+			first.Continue, first.Transit, first.NSG, first.TSIH = true, false, 0, 0
+			return first
+		})
+		st.step(t, with(opToFFP, full[20:]))
+		// Our answer to X-vendor-key (NotUnderstood) forces one more round.
+		st.step(t, opToFFP)
+	})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	p := c.Params()
+	if p.TSIH != 9 || p.TargetMaxRecvDataSegmentLength != 4096 || p.MaxBurstLength != 65536 {
+		t.Fatalf("params %+v", p)
+	}
+	// The request after a C=1 response is empty with T=0 (RFC 7143 §11.12.2).
+	if r := st.reqs[2]; r.Transit || len(r.Data) != 0 {
+		t.Fatalf("continuation request T=%v data %q", r.Transit, r.Data)
+	}
+	if got := string(st.reqs[3].Data); !strings.Contains(got, "X-vendor-key=NotUnderstood") {
+		t.Fatalf("no NotUnderstood for the target's unknown key: %q", got)
+	}
+}
+
+func TestLoginFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		script func(t *testing.T, st *scriptedTarget)
+		want   string
+	}{
+		{
+			name: "redirect",
+			script: func(t *testing.T, st *scriptedTarget) {
+				r := pdu.LoginResponse{Status: pdu.LoginTargetMovedTemp, Data: keys("TargetAddress=10.0.0.1:3260,1")}
+				st.step(t, r)
+			},
+			want: "target moved temporarily",
+		},
+		{
+			name: "tsih-zero",
+			script: func(t *testing.T, st *scriptedTarget) {
+				st.step(t, with(secToOp, keys("AuthMethod=None")))
+				r := opToFFP
+				r.TSIH = 0
+				st.stepFunc(t, func() pdu.LoginResponse { return with(r, st.answer()) })
+			},
+			want: "TSIH 0",
+		},
+		{
+			name: "digest-not-offered",
+			script: func(t *testing.T, st *scriptedTarget) {
+				st.step(t, with(secToOp, keys("AuthMethod=None")))
+				st.stepFunc(t, func() pdu.LoginResponse { return with(opToFFP, st.answer("HeaderDigest=CRC32C")) })
+			},
+			want: "HeaderDigest",
+		},
+		{
+			name: "required-digest-refused",
+			cfg:  Config{HeaderDigest: DigestRequireCRC32C},
+			script: func(t *testing.T, st *scriptedTarget) {
+				st.step(t, with(secToOp, keys("AuthMethod=None")))
+				st.stepFunc(t, func() pdu.LoginResponse { return with(opToFFP, st.answer("HeaderDigest=None")) })
+			},
+			want: "refused CRC32C",
+		},
+		{
+			name: "unanswered-offer",
+			script: func(t *testing.T, st *scriptedTarget) {
+				st.step(t, with(secToOp, keys("AuthMethod=None")))
+				st.stepFunc(t, func() pdu.LoginResponse { return with(opToFFP, st.answer("MaxBurstLength=-")) })
+			},
+			want: "without answering [MaxBurstLength]",
+		},
+		{
+			name: "skip-operational",
+			script: func(t *testing.T, st *scriptedTarget) {
+				r := secToOp
+				r.NSG = pdu.StageFullFeature
+				st.step(t, with(r, keys("AuthMethod=None")))
+			},
+			want: "without operational negotiation",
+		},
+		{
+			name: "chap-refused",
+			cfg:  Config{CHAP: &CHAP{User: "u", Secret: "secretsecret1"}},
+			script: func(t *testing.T, st *scriptedTarget) {
+				st.step(t, pdu.LoginResponse{CSG: pdu.StageSecurity, Data: keys("AuthMethod=None")})
+			},
+			want: "AuthMethod",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runLogin(t, tc.cfg, func(st *scriptedTarget) { tc.script(t, st) })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("login: %v, want an error mentioning %q", err, tc.want)
+			}
+			var le *LoginError
+			if tc.name == "redirect" && (!errors.As(err, &le) || le.Status.Class() != pdu.ClassRedirection) {
+				t.Fatalf("redirect: %v is not a LoginError of class 1", err)
+			}
+		})
+	}
+}
