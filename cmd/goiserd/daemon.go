@@ -44,8 +44,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	served := false
 	defer func() {
-		if err := closeTargets(targets, log); err == nil {
+		if err := closeTargets(targets, log); err == nil && served {
 			log.Info("backends flushed and closed")
 		}
 	}()
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := newServer(cfg, targets, log)
+	served = true
 	errc := make(chan error, len(transports))
 	for _, t := range transports {
 		go func() { errc <- srv.Serve(t) }()

@@ -353,3 +353,62 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestAccessControl serves two targets from a config file, one behind
+// CHAP and one behind an initiator access list, and checks with iscsi-inq
+// and iscsi-ls that only the right initiators get in.
+func TestAccessControl(t *testing.T) {
+	requireTools(t, "iscsi-ls", "iscsi-inq")
+	bin := buildDaemon(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	const (
+		chapIQN = "iqn.2026-11.dev.goiser:chap"
+		aclIQN  = "iqn.2026-11.dev.goiser:acl"
+		allowed = "iqn.2026-11.dev.goiser:allowed-initiator"
+		other   = "iqn.2026-11.dev.goiser:other-initiator"
+	)
+	conf := filepath.Join(t.TempDir(), "goiserd.json")
+	body := fmt.Sprintf(`{
+  "portals": [%q],
+  "targets": [
+    {"name": %q, "chap": {"user": "alice", "secret": "alice-secret-1"}, "luns": [{"backend": "mem", "size": "8M"}]},
+    {"name": %q, "initiators": [%q], "luns": [{"backend": "null", "size": "8M"}]}
+  ]
+}`, addr, chapIQN, aclIQN, allowed)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, bin, addr, "-config", conf)
+
+	inq := func(url string, args ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "iscsi-inq", append(args, url)...).CombinedOutput()
+		if err == nil && !strings.Contains(string(out), "Vendor:GOISER") {
+			return fmt.Errorf("unexpected output:\n%s", out)
+		}
+		return err
+	}
+	if err := inq("iscsi://alice%alice-secret-1@" + addr + "/" + chapIQN + "/0"); err != nil {
+		t.Errorf("CHAP with the right secret: %v", err)
+	}
+	if err := inq("iscsi://alice%wrong-secret-1@" + addr + "/" + chapIQN + "/0"); err == nil {
+		t.Error("CHAP with a wrong secret logged in")
+	}
+	if err := inq("iscsi://" + addr + "/" + chapIQN + "/0"); err == nil {
+		t.Error("a target with CHAP let an initiator in without it")
+	}
+	if err := inq("iscsi://"+addr+"/"+aclIQN+"/0", "-i", allowed); err != nil {
+		t.Errorf("initiator on the access list: %v", err)
+	}
+	if err := inq("iscsi://"+addr+"/"+aclIQN+"/0", "-i", other); err == nil {
+		t.Error("an initiator not on the access list logged in")
+	}
+	if out := runTool(t, "iscsi-ls", "-i", allowed, "iscsi://"+addr); !strings.Contains(out, aclIQN) {
+		t.Errorf("discovery by an allowed initiator does not list %s:\n%s", aclIQN, out)
+	}
+	if out := runTool(t, "iscsi-ls", "-i", other, "iscsi://"+addr); strings.Contains(out, aclIQN) || !strings.Contains(out, chapIQN) {
+		t.Errorf("discovery by an initiator not on the access list must show %s but not %s:\n%s", chapIQN, aclIQN, out)
+	}
+	d.stop(t)
+}
