@@ -46,6 +46,10 @@ type conn struct {
 	abortCh chan struct{} // closed by abort
 	abortOn sync.Once
 	ended   chan struct{} // closed when serve returns
+	// extCh carries other sessions' resets to this owner; othersDone
+	// reports that other sessions finished aborting for one of our TMFs.
+	extCh      chan *thirdParty
+	othersDone chan *pendingTMF
 
 	// Owner-goroutine state.
 	sess      *session
@@ -91,21 +95,23 @@ func (c *conn) publish() {
 func newConn(s *Server, tc TransportConn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
-		srv:     s,
-		tc:      tc,
-		log:     s.logger().With("peer", tc.RemoteAddr().String()),
-		ctx:     ctx,
-		cancel:  cancel,
-		inCh:    make(chan *Inbound, inboundSlots),
-		inFree:  make(chan *Inbound, inboundSlots),
-		readErr: make(chan error, 1),
-		doneCh:  make(chan *Task, s.queueDepth()+inboundSlots),
-		workCh:  make(chan *Task, s.queueDepth()+inboundSlots),
-		shutCh:  make(chan struct{}),
-		abortCh: make(chan struct{}),
-		ended:   make(chan struct{}),
-		tasks:   make(map[uint32]*Task),
-		encBuf:  make([]byte, 0, BHSLen),
+		srv:        s,
+		tc:         tc,
+		log:        s.logger().With("peer", tc.RemoteAddr().String()),
+		ctx:        ctx,
+		cancel:     cancel,
+		inCh:       make(chan *Inbound, inboundSlots),
+		inFree:     make(chan *Inbound, inboundSlots),
+		readErr:    make(chan error, 1),
+		doneCh:     make(chan *Task, s.queueDepth()+inboundSlots),
+		workCh:     make(chan *Task, s.queueDepth()+inboundSlots),
+		shutCh:     make(chan struct{}),
+		abortCh:    make(chan struct{}),
+		ended:      make(chan struct{}),
+		extCh:      make(chan *thirdParty),
+		othersDone: make(chan *pendingTMF),
+		tasks:      make(map[uint32]*Task),
+		encBuf:     make([]byte, 0, BHSLen),
 	}
 }
 

@@ -60,6 +60,15 @@ func (c *conn) fullFeature() error {
 		case <-logoutDeadline:
 			// The initiator did not log out: finish what runs and go.
 			return c.drain()
+		case tp := <-c.extCh:
+			if err := c.thirdPartyAbort(tp); err != nil {
+				return err
+			}
+		case pt := <-c.othersDone:
+			pt.others = false
+			if err := c.tmfProgressErr(); err != nil {
+				return err
+			}
 		case <-c.abortCh:
 			return errConnDone
 		}
@@ -402,6 +411,7 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
 	if t.write {
+		cmd.ExpectedDataOutLen = int(t.EDTL)
 		want := len(t.Buf)
 		if n, ok := c.luns.DataOutLen(cmd.LUN, cmd.CDB); ok {
 			want = min(want, n)
@@ -467,6 +477,12 @@ func (c *conn) worker() {
 // it) and releases it.
 func (c *conn) complete(t *Task) error {
 	t.state = taskDone
+	if t.aborted && t.thirdParty && c.ctx.Err() == nil {
+		if err := c.failTask(t, scsi.StatusTaskAborted, nil); err != nil {
+			return err
+		}
+		return c.tmfProgressErr()
+	}
 	if t.aborted || c.ctx.Err() != nil {
 		c.releaseTask(t)
 		return c.tmfProgressErr()

@@ -124,3 +124,16 @@ func (s *Server) dropTarget(t *Target, except *conn) {
 		}
 	}
 }
+
+// otherConns returns the connections of the other sessions logged in to t.
+func (s *Server) otherConns(t *Target, except *conn) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*conn
+	for _, sess := range s.byTSIH {
+		if sess.target == t && sess.conn != except {
+			out = append(out, sess.conn)
+		}
+	}
+	return out
+}

@@ -58,7 +58,10 @@ type Task struct {
 	write   bool // W bit
 	imm     int  // immediate data bytes in Buf
 	want    int  // Data-Out bytes to fetch (write)
-	aborted bool // a TMF aborted it: no response is sent
+	aborted bool // a TMF aborted it: no response is sent...
+	// thirdParty: ...unless another session's TMF aborted it: then it
+	// ends with TASK ABORTED status.
+	thirdParty bool
 	// overflow: the initiator sent more data than EDTL (never expected).
 	cmd scsi.Command
 	cdb [32]byte
@@ -72,6 +75,6 @@ func (t *Task) reset() {
 	t.cmdSN = 0
 	t.read, t.write = false, false
 	t.imm, t.want = 0, 0
-	t.aborted = false
+	t.aborted, t.thirdParty = false, false
 	t.cmd.Reset()
 }

@@ -487,3 +487,45 @@ func TestSessionIsolation(t *testing.T) {
 	}
 	good.logout()
 }
+
+// TestLUNResetOtherSession resets a LUN from one session while another
+// session has a READ executing on it: the READ ends with TASK ABORTED, and
+// the reset's response comes only after that (SAM-5 7.6, RFC 7143
+// §4.2.3.4).
+func TestLUNResetOtherSession(t *testing.T) {
+	g := newGateBackend(t)
+	ts := startServer(t, g)
+	t.Cleanup(g.open)
+	a := dial(t, ts.addr)
+	a.login()
+	b := dial(t, ts.addr)
+	b.isid[5] = 1
+	b.login()
+	r := pdu.SCSICommand{Final: true, Read: true, ITT: 70, ExpectedDataTransferLength: 512, CmdSN: b.cmdSN, ExpStatSN: b.expStatSN}
+	copy(r.CDB[:], read10(0, 1))
+	b.cmdSN++
+	b.send(&r)
+	<-g.entered
+	a.send(&pdu.TaskMgmtRequest{Immediate: true, Function: pdu.TMFLogicalUnitReset, ITT: 71, ReferencedTaskTag: pdu.ReservedTag,
+		CmdSN: a.cmdSN, ExpStatSN: a.expStatSN})
+	if p, err := a.tryRecv(100 * time.Millisecond); err == nil {
+		t.Fatalf("got %v before the other session's READ ended", p.Opcode())
+	}
+	g.open()
+	if rsp, ok := b.recv().(*pdu.SCSIResponse); !ok || rsp.ITT != 70 || rsp.Status != 0x40 {
+		t.Fatalf("other session's READ: %+v, want TASK ABORTED", rsp)
+	}
+	if rsp, ok := a.recv().(*pdu.TaskMgmtResponse); !ok || rsp.Response != pdu.TMFComplete {
+		t.Fatalf("LU reset: %+v", rsp)
+	}
+	// Both reset at once: neither waits for the other forever.
+	for _, c := range []*client{a, b} {
+		c.send(&pdu.TaskMgmtRequest{Immediate: true, Function: pdu.TMFLogicalUnitReset, ITT: 80, ReferencedTaskTag: pdu.ReservedTag,
+			CmdSN: c.cmdSN, ExpStatSN: c.expStatSN})
+	}
+	for _, c := range []*client{a, b} {
+		if rsp, ok := c.recv().(*pdu.TaskMgmtResponse); !ok || rsp.Response != pdu.TMFComplete {
+			t.Fatalf("simultaneous LU reset: %+v", rsp)
+		}
+	}
+}
