@@ -18,8 +18,9 @@
 #   --url URL        test an already running target instead (no start/stop).
 #   --suite REGEX    only the ALL.<Suite> suites whose name matches (egrep).
 #   --timeout S      per-suite limit (default 120 s); a suite that hits it fails.
-#   --floor N        fewer passed tests than N fails the run (default: 180 for
-#                    goiser, 150 for tgt; 0 when --suite is given).
+#   --floor N        fewer passed tests than N fails the run (default: 210 for
+#                    goiser, just under today's count so that tests turning
+#                    into skips are caught; 150 for tgt; 0 when --suite is given).
 #
 # Every ALL.<Suite> runs separately with --dataloss, two initiator names (-i,
 # -I) and the LUN URL given twice (MultipathIO needs a second path), under
@@ -52,7 +53,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $target in
-  goiser) known=hack/conformance-known-failures.txt; default_floor=180 ;;
+  goiser) known=hack/conformance-known-failures.txt; default_floor=210 ;;
   tgt) known=hack/conformance-known-failures-tgt.txt; default_floor=150 ;;
   *) die "--target must be goiser or tgt, not $target" ;;
 esac
