@@ -529,3 +529,53 @@ func TestLUNResetOtherSession(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownNoLogout shuts down while an initiator ignores the logout
+// request: after LoginTimeout the connection is closed and Shutdown
+// returns; a Shutdown whose context ends first closes everything at once.
+func TestShutdownNoLogout(t *testing.T) {
+	ts := startServer(t, nil, func(s *iscsi.Server, _ *iscsi.Target) { s.LoginTimeout = 100 * time.Millisecond })
+	c := dial(t, ts.addr)
+	c.login()
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if a, ok := c.recv().(*pdu.AsyncMessage); !ok || a.Event != pdu.AsyncLogoutRequested {
+		t.Fatal("no logout request")
+	}
+	c.expectClosed()
+
+	ts2 := startServer(t, nil, func(s *iscsi.Server, _ *iscsi.Target) { s.LoginTimeout = time.Hour })
+	c2 := dial(t, ts2.addr)
+	c2.login()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if err := ts2.srv.Shutdown(ctx2); err == nil {
+		t.Fatal("Shutdown returned nil although the initiator never logged out")
+	}
+	c2.expectClosed()
+}
+
+// TestLogoutReasons checks the Logout Response codes of RFC 7143 §11.15.1.
+func TestLogoutReasons(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	c.login()
+	for _, tc := range []struct {
+		reason pdu.LogoutReason
+		cid    uint16
+		want   pdu.LogoutResponseCode
+	}{
+		{pdu.LogoutRemoveForRecovery, 0, pdu.LogoutRecoveryUnsupported},
+		{pdu.LogoutCloseConnection, 7, pdu.LogoutCIDNotFound},
+		{pdu.LogoutCloseConnection, 0, pdu.LogoutSuccess},
+	} {
+		c.send(&pdu.LogoutRequest{Immediate: true, Reason: tc.reason, CID: tc.cid, ITT: 33, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN})
+		if r, ok := c.recv().(*pdu.LogoutResponse); !ok || r.Response != tc.want {
+			t.Fatalf("logout %v CID %d: %+v, want %v", tc.reason, tc.cid, r, tc.want)
+		}
+	}
+	c.expectClosed()
+}
