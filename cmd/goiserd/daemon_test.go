@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goiser/goiser/iscsi/initiator"
 )
 
 // buildDaemon compiles goiserd into a temporary directory.
@@ -411,4 +413,85 @@ func TestAccessControl(t *testing.T) {
 		t.Errorf("discovery by an initiator not on the access list must show %s but not %s:\n%s", chapIQN, aclIQN, out)
 	}
 	d.stop(t)
+}
+
+// stuckSession logs in to the daemon at addr and then never reads again, so
+// it ignores the target's request to log out at shutdown.
+func stuckSession(t *testing.T, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := initiator.DialConn(ctx, addr, initiator.Config{
+		InitiatorName: "iqn.2026-11.dev.goiser:stuck-initiator",
+		TargetName:    defaultIQN,
+	})
+	if err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+}
+
+// waitOutput waits (bounded) until the daemon's output contains s.
+func (d *daemon) waitOutput(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.Output(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output after 20 s:\n%s", s, d.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestShutdownTimeout: a session that ignores the request to log out is
+// closed when shutdown_timeout ends, and the daemon still exits cleanly.
+func TestShutdownTimeout(t *testing.T) {
+	bin := buildDaemon(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	conf := filepath.Join(t.TempDir(), "goiserd.json")
+	body := fmt.Sprintf(`{"portals": [%q], "shutdown_timeout": "500ms",
+  "targets": [{"name": %q, "luns": [{"backend": "mem", "size": "1M"}]}]}`, addr, defaultIQN)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, bin, addr, "-config", conf)
+	stuckSession(t, addr)
+	d.stop(t) // fails unless the exit status is 0
+	if out := d.Output(); !strings.Contains(out, "graceful shutdown timed out") || !strings.Contains(out, "backends flushed and closed") {
+		t.Fatalf("no timed-out shutdown in the log:\n%s", out)
+	}
+}
+
+// TestSecondSignal: while a graceful shutdown waits for a session, a second
+// signal makes the daemon exit at once with status 1.
+func TestSecondSignal(t *testing.T) {
+	bin := buildDaemon(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	conf := filepath.Join(t.TempDir(), "goiserd.json")
+	body := fmt.Sprintf(`{"portals": [%q], "shutdown_timeout": "10m",
+  "targets": [{"name": %q, "luns": [{"backend": "mem", "size": "1M"}]}]}`, addr, defaultIQN)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, bin, addr, "-config", conf)
+	stuckSession(t, addr)
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(t, `msg="shutting down"`)
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("goiserd still runs 30 s after a second signal\n%s", d.Output())
+	}
+	var xe *exec.ExitError
+	if !errors.As(d.err, &xe) || xe.ExitCode() != 1 {
+		t.Fatalf("exit after a second signal: %v, want status 1\n%s", d.err, d.Output())
+	}
+	if out := d.Output(); !strings.Contains(out, "second signal") {
+		t.Fatalf("no message about the second signal:\n%s", out)
+	}
 }
