@@ -2,11 +2,14 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goiser/goiser/iscsi"
 )
 
 func TestParseSize(t *testing.T) {
@@ -314,5 +317,39 @@ func TestFlagsErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to contain %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestNegotiationMapping(t *testing.T) {
+	cfg, err := parseConfig([]byte(`{"negotiation": {"max_recv_data_segment_length": 65536, "max_burst_length": 1048576,
+  "first_burst_length": 8192, "max_outstanding_r2t": 4, "immediate_data": false, "initial_r2t": true,
+  "digests": false, "default_time2wait": 0, "default_time2retain": 20, "nop_in_interval": "0s"},
+  "targets": [{"name": "iqn.2026-11.dev.goiser:x", "alias": "x", "initiators": ["iqn.2026-11.dev.goiser:i"],
+    "chap": {"user": "u", "secret": "s1", "mutual_user": "m", "mutual_secret": "s2"},
+    "luns": [{"backend": "null", "size": "1M"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := negotiation(cfg.Negotiation)
+	if n.MaxRecvDataSegmentLength != 65536 || n.MaxBurstLength != 1<<20 || n.FirstBurstLength != 8192 || n.MaxOutstandingR2T != 4 ||
+		!n.NoImmediateData || !n.InitialR2T || !n.NoDigests || n.DefaultTime2Wait != 0 || n.DefaultTime2Retain != 20 {
+		t.Errorf("negotiation = %+v", n)
+	}
+	if z := negotiation(Negotiation{}); z != (iscsi.Negotiation{}) {
+		t.Errorf("empty overrides must keep the core's defaults (zero values), got %+v", z)
+	}
+	targets, err := openTargets(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeTargets(targets, slog.New(slog.DiscardHandler))
+	srv := newServer(cfg, targets, slog.New(slog.DiscardHandler))
+	if srv.NOPInterval >= 0 {
+		t.Errorf(`nop_in_interval "0s" must disable pings (negative NOPInterval), got %v`, srv.NOPInterval)
+	}
+	it := srv.Targets[0]
+	if it.Name != "iqn.2026-11.dev.goiser:x" || it.Alias != "x" || len(it.Initiators) != 1 || it.LUNs == nil ||
+		it.CHAP == nil || it.CHAP.User != "u" || it.CHAP.MutualSecret != "s2" {
+		t.Errorf("target = %+v, chap %+v", it, it.CHAP)
 	}
 }
