@@ -79,8 +79,6 @@ rxe_kernel() {
   ver=$(apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2; exit }')
   dir=$RXE_CACHE/kernel/$RXE_KVER
   mkdir -p "$RXE_CACHE/kernel"
-  exec {RXE_LOCKFD}>"$RXE_CACHE/kernel/.lock"
-  flock -w 900 "$RXE_LOCKFD" || rxe_die "cannot lock $RXE_CACHE/kernel/.lock"
   if [ ! -e "$dir/.complete" ] || { [ -n "$ver" ] && [ "$(cat "$dir/.complete")" != "$ver" ]; }; then
     rxe_log "fetching $pkg $ver into $dir"
     rm -rf "$dir" "$dir.tmp"
@@ -106,8 +104,7 @@ rxe_kernel() {
       [ "${old%/}" = "$dir" ] || rm -rf "${old%/}"
     done
   fi
-  flock -u "$RXE_LOCKFD"
-  exec {RXE_LOCKFD}>&-
+  RXE_KDIR=$dir
   RXE_KROOT=$dir/root
   RXE_VMLINUZ=$RXE_KROOT/boot/vmlinuz-$RXE_KVER
   RXE_MODDIR=$RXE_KROOT/lib/modules/$RXE_KVER
@@ -153,11 +150,11 @@ rxe_module_order() {
 rxe_initramfs() {
   local key stage out mods m
   mods=$(rxe_module_order "$RXE_MODDIR" $RXE_INITRD_MODULES) || rxe_die "cannot order initramfs modules"
-  key=$( { cat "$RXE_HERE/initramfs-init.sh"; sha256sum /bin/busybox; echo "$RXE_KVER $(cat "$RXE_MODDIR/../../../../.complete" 2>/dev/null)"; echo "$mods"; } |
+  key=$( { cat "$RXE_HERE/initramfs-init.sh"; sha256sum /bin/busybox; echo "$RXE_KVER $(cat "$RXE_KDIR/.complete")"; echo "$mods"; } |
     sha256sum | cut -c1-16)
   out=$RXE_CACHE/initramfs/$RXE_KVER-$key.cpio.gz
   RXE_INITRD=$out
-  [ -s "$out" ] && return 0
+  [ -s "$out" ] && { touch "$out"; return 0; }
   rxe_log "building initramfs $out"
   mkdir -p "$RXE_CACHE/initramfs"
   stage=$(mktemp -d "$RXE_CACHE/initramfs/.stage.XXXXXX")
@@ -177,8 +174,8 @@ rxe_initramfs() {
     rxe_die "cpio of the initramfs failed"
   mv "$out.tmp" "$out"
   rm -rf "$stage"
-  # Drop initramfs images of other keys.
-  find "$RXE_CACHE/initramfs" -maxdepth 1 -name '*.cpio.gz' ! -path "$out" -delete
+  # Drop initramfs images of other keys that no run used for a day.
+  find "$RXE_CACHE/initramfs" -maxdepth 1 -name '*.cpio.gz' ! -path "$out" -mtime +1 -delete
 }
 
 # rxe_accel prints QEMU's accelerator arguments: KVM when the CPU shows
@@ -312,8 +309,14 @@ rxe_prepare() {
   local t0
   t0=$(rxe_now)
   rxe_check_host
+  # One run at a time fills the cache; concurrent runs wait here.
+  mkdir -p "$RXE_CACHE"
+  exec {RXE_LOCKFD}>"$RXE_CACHE/.lock"
+  flock -w 900 "$RXE_LOCKFD" || rxe_die "cannot lock $RXE_CACHE/.lock"
   rxe_kernel
   rxe_initramfs
+  flock -u "$RXE_LOCKFD"
+  exec {RXE_LOCKFD}>&-
   rxe_job_new
   rxe_build_guest_tools
   rxe_log "host ready in $(rxe_elapsed "$t0")s (kernel $RXE_KVER, accel: $(rxe_accel | cut -d' ' -f2), work dir $RXE_WORK)"
