@@ -59,7 +59,7 @@ echo "rxe-guest: rxe ready after $(cut -d' ' -f1 /proc/uptime)s"
 
 cd "$RXE_REPO" || poweroff_now
 if [ "$RXE_INTERACTIVE" = 1 ]; then
-  [ -n "$RXE_ROWS" ] && stty -F /dev/ttyS0 rows "$RXE_ROWS" cols "$RXE_COLS" 2>/dev/null
+  [ -n "$RXE_ROWS" ] && [ -n "$RXE_COLS" ] && stty -F /dev/ttyS0 rows "$RXE_ROWS" cols "$RXE_COLS" 2>/dev/null
   echo "rxe-guest: shell with $RXE_DEV on $RXE_NETDEV ($RXE_ADDR); exit or Ctrl-D powers off (Ctrl-A x kills QEMU)"
   setsid -c -w bash -i <>/dev/ttyS0 >&0 2>&0
   rc=$?

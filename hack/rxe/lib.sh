@@ -89,7 +89,7 @@ rxe_kernel() {
       apt-get update -qq >&2 || rxe_die "apt-get update failed"
       (cd "$tmp/deb" && apt-get download -q "$pkg" >&2) || rxe_die "apt-get download $pkg failed"
     fi
-    deb=$(ls "$tmp"/deb/*.deb 2>/dev/null | head -n1)
+    deb=$(find "$tmp/deb" -name '*.deb' | head -n1)
     [ -n "$deb" ] || rxe_die "apt-get download $pkg produced no .deb"
     [ -n "$ver" ] || ver=$(dpkg-deb -f "$deb" Version)
     dpkg-deb -x "$deb" "$tmp/root" || rxe_die "dpkg-deb -x $deb failed"
@@ -149,6 +149,7 @@ rxe_module_order() {
 # list). Sets RXE_INITRD.
 rxe_initramfs() {
   local key stage out mods m
+  # shellcheck disable=SC2086 # a list of module names
   mods=$(rxe_module_order "$RXE_MODDIR" $RXE_INITRD_MODULES) || rxe_die "cannot order initramfs modules"
   key=$( { cat "$RXE_HERE/initramfs-init.sh"; sha256sum /bin/busybox; echo "$RXE_KVER $(cat "$RXE_KDIR/.complete")"; echo "$mods"; } |
     sha256sum | cut -c1-16)
@@ -249,10 +250,11 @@ rxe_job_write() {
 # terminal when INTERACTIVE=1). Returns QEMU's status (124: host timeout).
 rxe_boot() {
   local host_timeout=$1 interactive=$2 accel status
-  accel=$(rxe_accel)
+  read -r -a accel <<<"$(rxe_accel)"
+  # shellcheck disable=SC2054 # commas separate QEMU sub-options, not elements
   local args=(
     -nographic -no-reboot -nodefaults -no-user-config
-    $accel
+    "${accel[@]}"
     -smp "$RXE_CPUS" -m "$RXE_MEM"
     -kernel "$RXE_VMLINUZ" -initrd "$RXE_INITRD"
     -append "console=ttyS0,115200 panic=-1 oops=panic loglevel=${RXE_LOGLEVEL:-3} mitigations=off tsc=reliable edd=off"
@@ -263,6 +265,7 @@ rxe_boot() {
   # qboot starts a -kernel much faster than SeaBIOS and prints nothing.
   [ -r /usr/share/qemu/qboot.rom ] && [ "${RXE_BIOS:-qboot}" = qboot ] && args+=(-bios /usr/share/qemu/qboot.rom)
   if [ "$interactive" = 1 ]; then
+    # shellcheck disable=SC2054
     args+=(-chardev "stdio,id=con,mux=on,signal=off,logfile=$RXE_WORK/console.log"
       -serial chardev:con -mon chardev=con,mode=readline)
     # --foreground: QEMU must stay in the terminal's foreground process

@@ -21,7 +21,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-shell=0 timeout= keep=${RXE_KEEP:-0}
+shell=0 timeout='' keep=${RXE_KEEP:-0}
 while [ $# -gt 0 ]; do
   case $1 in
     --shell) shell=1 ;;

@@ -28,6 +28,7 @@ all=$(mktemp)
 summarized=0
 # Whatever stops this script early (rxe_die on a missing QEMU, a failed
 # kernel download, ...), the last line is the count and the status non-zero.
+# shellcheck disable=SC2317 # called by the EXIT trap
 on_exit() {
   local rc=$? n
   if [ $summarized = 0 ]; then
