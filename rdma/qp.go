@@ -268,9 +268,13 @@ func (qp *QueuePair) Disconnect() error {
 // queue pair.
 func (qp *QueuePair) Disconnected() <-chan struct{} { return qp.qp.Disconnected() }
 
-// Close destroys the queue pair (and its CM connection). Outstanding work
-// requests are flushed first: their completions (WCWRFlushErr) must still
-// be polled before their buffers are released. Close is idempotent.
+// Close destroys the queue pair (and its CM connection). Close is idempotent.
+//
+// Close does not flush: on real devices a destroyed QP's outstanding work
+// requests may never complete (rxe reports nothing, mlx5 removes them from
+// the CQ). To release buffers safely, first Disconnect (or Modify to
+// QPError), poll until every outstanding WR has come back (success or
+// WCWRFlushErr), then Close.
 func (qp *QueuePair) Close() error {
 	qp.life.mu.Lock()
 	defer qp.life.mu.Unlock()

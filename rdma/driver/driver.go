@@ -116,9 +116,9 @@ type QP interface {
 	// Disconnected is closed when the peer disconnected or the connection
 	// failed. It is nil for a QP not connected through the CM.
 	Disconnected() <-chan struct{}
-	// Close destroys the QP (and its CM id). Outstanding WRs are flushed
-	// first: the owner must have reaped their completions before it frees
-	// their buffers.
+	// Close destroys the QP (and its CM id). It does not flush: the owner
+	// moves the QP to Error (Disconnect or Modify), reaps every outstanding
+	// WR's completion, and only then closes it and frees the buffers.
 	Close() error
 }
 

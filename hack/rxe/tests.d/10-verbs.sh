@@ -24,11 +24,8 @@ grep -q 'state:.*PORT_ACTIVE' /tmp/rdma-info.out || { echo "rdma-info: port not 
 grep -q "netdevs:.*${RXE_NETDEV:-}" /tmp/rdma-info.out || { echo "rdma-info: netdev ${RXE_NETDEV:-} missing"; exit 1; }
 grep -q "GID\[.*, $RXE_ADDR\$" /tmp/rdma-info.out || { echo "rdma-info: no GID with IP form $RXE_ADDR"; exit 1; }
 export ISER_TEST_DEVICE=$RXE_DEV ISER_TEST_ADDR=$RXE_ADDR ISER_TEST_GID_INDEX=${RXE_GID_INDEX:-1}
-# Cases rxe is known to fail for a reason of its own, not ours (regex for
-# -test.skip; empty to run everything):
-#   RecvTooSmall: Linux 6.1 rxe completes a SEND larger than the posted
-#   receive with LOC_QP_OP_ERR instead of the LOC_LEN_ERR verbs specifies.
-skip=${RXE_VERBS_SKIP-'^TestConformance$/^RecvTooSmall$'}
+# Cases to skip as known device deviations (regex for -test.skip; none today).
+skip=${RXE_VERBS_SKIP-}
 "$RXE_BIN/verbs.test" -test.v -test.timeout 180s -test.count 1 ${skip:+-test.skip "$skip"} | tee /tmp/verbs.out
 [ -z "$skip" ] || echo "verbs: skipped as known rxe deviations: $skip" >>"$RXE_NOTES"
 echo "== benchmarks"
