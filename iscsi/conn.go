@@ -263,7 +263,13 @@ func (c *conn) sendLoginError(ls *loginState, rsp *pdu.LoginResponse, st pdu.Log
 // the negotiated parameters, before the final Login Response goes out.
 func (c *conn) enterFullFeature(ls *loginState, rsp *pdu.LoginResponse) error {
 	c.params = ls.params()
-	sess, err := c.srv.addSession(ls, c)
+	var sess *session
+	var err error
+	if ls.reinstate != nil {
+		sess, err = c.srv.replaceConn(ls.reinstate, c)
+	} else {
+		sess, err = c.srv.addSession(ls, c)
+	}
 	if err != nil {
 		return err
 	}
@@ -328,6 +334,6 @@ func (c *conn) teardown() {
 	}
 	close(c.workCh)
 	if c.sess != nil {
-		c.srv.removeSession(c.sess)
+		c.srv.removeSession(c.sess, c)
 	}
 }

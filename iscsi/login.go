@@ -70,8 +70,9 @@ type loginState struct {
 	chap     chapStep
 	chapAuth *auth.Target // the CHAP exchange, once AuthMethod=CHAP
 
-	mrdslDeclared bool // our MaxRecvDataSegmentLength went out
-	done          bool // transit to full feature phase accepted
+	reinstate     *session // the session whose connection this login replaces
+	mrdslDeclared bool     // our MaxRecvDataSegmentLength went out
+	done          bool     // transit to full feature phase accepted
 }
 
 // loginFail returns a login error with status st.
@@ -272,10 +273,17 @@ func (ls *loginState) leading(req *pdu.LoginRequest) error {
 		}
 	}
 	if ls.tsih != 0 {
-		if !ls.srv.sessionExists(ls.tsih) {
-			return loginFail(pdu.LoginSessionNotExist, "no session with TSIH %d", ls.tsih)
+		sess := ls.srv.sessionByTSIH(ls.tsih)
+		if sess == nil || sess.isid != ls.isid || foldName(sess.initiator) != foldName(ls.initiator) ||
+			sess.target != ls.target || sess.discovery != ls.discovery {
+			return loginFail(pdu.LoginSessionNotExist, "no session with TSIH %d for this initiator and ISID", ls.tsih)
 		}
-		return loginFail(pdu.LoginTooManyConnections, "MaxConnections=1: session %d has its connection", ls.tsih)
+		if sess.cid != ls.cid {
+			return loginFail(pdu.LoginTooManyConnections, "MaxConnections=1: session %d has its connection", ls.tsih)
+		}
+		// Same ISID, TSIH and CID: connection reinstatement (RFC 7143
+		// §6.3.4). The old connection's tasks end with it (ERL 0).
+		ls.reinstate = sess
 	}
 	if req.CSG != pdu.StageSecurity && ls.needAuth() {
 		return loginFail(pdu.LoginAuthFailed, "target %q requires CHAP; login skipped the security stage", ls.target.Name)

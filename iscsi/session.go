@@ -20,7 +20,9 @@ type session struct {
 	target    *Target // nil for discovery
 	discovery bool
 	nexus     scsi.Nexus
-	conn      *conn
+	// conn is the session's connection; guarded by Server.mu (a
+	// connection reinstatement replaces it).
+	conn *conn
 }
 
 // addSession registers the session of a login that reaches the full
@@ -53,18 +55,20 @@ func (s *Server) addSession(ls *loginState, c *conn) (*session, error) {
 		return nil, fmt.Errorf("add session: %w", ErrServerClosed)
 	}
 	old := s.sessions[sess.key]
+	var oldConn *conn
 	if old != nil && !sess.discovery {
 		delete(s.sessions, old.key)
 		delete(s.byTSIH, old.tsih)
+		oldConn = old.conn
 	}
 	s.mu.Unlock()
-	if old != nil && !sess.discovery {
+	if oldConn != nil {
 		// Session reinstatement: the old session's tasks are aborted
 		// and its connection closed before the new one starts.
 		c.log.Info("iscsi: reinstating session", "old_tsih", old.tsih)
-		old.conn.abort()
+		oldConn.abort()
 		select {
-		case <-old.conn.ended:
+		case <-oldConn.ended:
 		case <-time.After(10 * time.Second):
 			return nil, fmt.Errorf("reinstate session %d: old connection did not end", old.tsih)
 		}
@@ -89,10 +93,15 @@ func (s *Server) addSession(ls *loginState, c *conn) (*session, error) {
 	return sess, nil
 }
 
-// removeSession unregisters a session whose connection ended and reports
-// the I_T nexus loss to the SCSI target.
-func (s *Server) removeSession(sess *session) {
+// removeSession unregisters the session of connection c when c ends, and
+// reports the I_T nexus loss to the SCSI target. A session whose
+// connection was replaced by a reinstatement is left alone.
+func (s *Server) removeSession(sess *session, c *conn) {
 	s.mu.Lock()
+	if sess.conn != c {
+		s.mu.Unlock()
+		return
+	}
 	if s.byTSIH[sess.tsih] == sess {
 		delete(s.byTSIH, sess.tsih)
 	}
@@ -105,12 +114,37 @@ func (s *Server) removeSession(sess *session) {
 	}
 }
 
-// sessionExists reports whether a session with this TSIH is live.
-func (s *Server) sessionExists(tsih uint16) bool {
+// sessionByTSIH returns the live session with this TSIH, or nil.
+func (s *Server) sessionByTSIH(tsih uint16) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.byTSIH[tsih]
-	return ok
+	return s.byTSIH[tsih]
+}
+
+// replaceConn gives sess a new connection (connection reinstatement, RFC
+// 7143 §6.3.4): the old one is closed, its tasks end without responses
+// (ERL 0), and the session, its TSIH and its I_T nexus carry on.
+func (s *Server) replaceConn(sess *session, c *conn) (*session, error) {
+	s.mu.Lock()
+	if s.inShut {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("reinstate connection: %w", ErrServerClosed)
+	}
+	if s.byTSIH[sess.tsih] != sess {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("reinstate connection: session %d ended meanwhile", sess.tsih)
+	}
+	old := sess.conn
+	sess.conn = c
+	s.mu.Unlock()
+	c.log.Info("iscsi: reinstating connection", "tsih", sess.tsih, "cid", sess.cid)
+	old.abort()
+	select {
+	case <-old.ended:
+	case <-time.After(10 * time.Second):
+		return nil, fmt.Errorf("reinstate connection of session %d: old connection did not end", sess.tsih)
+	}
+	return sess, nil
 }
 
 // dropTarget closes every connection of every session logged in to t,

@@ -118,6 +118,7 @@ type client struct {
 	expStatSN uint32
 	maxCmdSN  uint32
 	tsih      uint16
+	cid       uint16
 	keys      map[string]string // negotiated by login
 	mrdsl     int               // target's MaxRecvDataSegmentLength
 }
@@ -245,7 +246,7 @@ func parseText(b []byte) map[string]string {
 // loginReq sends one Login Request and returns the response.
 func (c *client) loginReq(csg, nsg pdu.Stage, transit bool, kv ...string) *pdu.LoginResponse {
 	c.t.Helper()
-	req := pdu.LoginRequest{Transit: transit, CSG: csg, NSG: nsg, ISID: c.isid, TSIH: c.tsih, ITT: c.itt, CmdSN: c.cmdSN,
+	req := pdu.LoginRequest{Transit: transit, CSG: csg, NSG: nsg, ISID: c.isid, TSIH: c.tsih, CID: c.cid, ITT: c.itt, CmdSN: c.cmdSN,
 		ExpStatSN: c.expStatSN, Data: textKeys(kv...)}
 	if !transit {
 		req.NSG = 0

@@ -191,14 +191,29 @@ func TestSessionReinstatement(t *testing.T) {
 	if c2.tsih == c1.tsih {
 		t.Fatalf("reinstated session kept TSIH %d", c1.tsih)
 	}
-	// A second connection to the live session: MaxConnections=1.
+	// A second connection (another CID) to the live session:
+	// MaxConnections=1.
 	c3 := dial(t, ts.addr)
-	c3.isid = c2.isid
-	c3.tsih = c2.tsih
+	c3.isid, c3.tsih, c3.cid = c2.isid, c2.tsih, 1
 	rsp := c3.loginReq(pdu.StageSecurity, pdu.StageOperational, true,
 		"InitiatorName="+testInitiator, "TargetName="+testTarget, "AuthMethod=None")
 	if rsp.Status != pdu.LoginTooManyConnections {
 		t.Fatalf("second connection: %v, want too many connections", rsp.Status)
+	}
+	// The same CID again: connection reinstatement (RFC 7143 §6.3.4). The
+	// session and its TSIH carry on over the new connection.
+	c5 := dial(t, ts.addr)
+	c5.isid, c5.tsih = c2.isid, c2.tsih
+	c5.login()
+	if c5.tsih != c2.tsih {
+		t.Fatalf("reinstated connection got TSIH %d, want %d", c5.tsih, c2.tsih)
+	}
+	c2.expectClosed()
+	if res := c5.scsiCmd(inquiry(36), true, 36, nil); res.status != 0 {
+		t.Fatalf("INQUIRY on the reinstated connection: %#x", res.status)
+	}
+	if n := ts.srv.Sessions(); n != 1 {
+		t.Fatalf("%d sessions after reinstatement, want 1", n)
 	}
 	// A connection to a session that does not exist.
 	c4 := dial(t, ts.addr)
@@ -208,5 +223,5 @@ func TestSessionReinstatement(t *testing.T) {
 	if rsp.Status != pdu.LoginSessionNotExist {
 		t.Fatalf("unknown TSIH: %v, want session does not exist", rsp.Status)
 	}
-	c2.logout()
+	c5.logout()
 }
