@@ -46,9 +46,33 @@
 // the TSIH and reinstates an older session of the same initiator and ISID.
 // Every failure sends the Login Response status of RFC 7143 §11.13.5.
 //
+// # Task management
+//
+// ABORT TASK and ABORT TASK SET abort the session's own tasks; LOGICAL
+// UNIT RESET, CLEAR TASK SET and the TARGET RESETs also reach the other
+// sessions of the target, whose affected tasks end with TASK ABORTED. The
+// TMF response is sent once every affected task is gone, and aborted tasks
+// of the requesting session get no response (RFC 7143 §4.2.3). Resets then
+// call scsi.Target.ResetLUN or Reset; a TARGET COLD RESET also ends every
+// session of the target. CLEAR ACA is not supported, TASK REASSIGN needs
+// ErrorRecoveryLevel 2.
+//
 // # Error recovery
 //
-// ErrorRecoveryLevel is 0: a digest error or a protocol error drops the
-// connection (after a Reject when the header can be trusted), a session has
-// one connection (MaxConnections=1), and SNACK is rejected.
+// ErrorRecoveryLevel is 0. A header that cannot be trusted (digest error,
+// oversized data segment) drops the connection; a malformed but readable
+// PDU, an unknown opcode or a SNACK gets a Reject and the connection goes
+// on; a broken Data-Out sequence fails its task with CHECK CONDITION. A
+// session has one connection (MaxConnections=1): logging in again with the
+// same ISID, TSIH and CID replaces it (connection reinstatement), the same
+// ISID with TSIH 0 replaces the whole session (session reinstatement).
+// Commands outside the CmdSN window are ignored; immediate commands beyond
+// the queue get TASK SET FULL.
+//
+// # Shutdown
+//
+// Server.Shutdown closes the transports, sends each full-feature session an
+// Async Message asking to log out, answers the commands already received,
+// and waits for the logouts (at most LoginTimeout per connection) or for
+// its context. Server.Close drops everything at once.
 package iscsi
