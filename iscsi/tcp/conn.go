@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
@@ -18,9 +17,6 @@ import (
 	"github.com/goiser/goiser/iscsi/pdu"
 )
 
-// castagnoli is the CRC32C table of RFC 7143 §13.1 digests. Immutable.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // loginMaxDSL bounds data segments before the full feature phase (the
 // login default of MaxRecvDataSegmentLength is 8192, RFC 7143 §13.12; we
 // accept a little more from initiators that declare larger values early).
@@ -30,10 +26,12 @@ const loginMaxDSL = 65536
 // negotiated MaxOutstandingR2T is clamped to it.
 const maxR2T = 8
 
-// Errors returned by Recv. The connection is finished after any of them.
+// Errors of the receive path. Returned by Recv they end the connection;
+// ErrProtocol also comes as the Err of an InDataDone for a Data-Out that
+// broke its sequence (only that task fails).
 var (
 	// ErrProtocol reports a PDU that breaks RFC 7143 (bad offsets,
-	// DataSN, oversized data segment, unexpected opcode...).
+	// DataSN, oversized data segment, unexpected AHS...).
 	ErrProtocol = errors.New("iscsi/tcp: protocol error")
 	// ErrDigest reports a header or data digest mismatch.
 	ErrDigest = errors.New("iscsi/tcp: digest error")
@@ -257,8 +255,8 @@ func (c *Conn) recvOne(in *iscsi.Inbound) (done bool, err error) {
 		if _, err := io.ReadFull(c.br, c.dig[:]); err != nil {
 			return false, fmt.Errorf("iscsi/tcp: read header digest from %s: %w", c.nc.RemoteAddr(), err)
 		}
-		sum := crc32.Update(0, castagnoli, in.BHS[:])
-		sum = crc32.Update(sum, castagnoli, in.AHS)
+		sum := pdu.UpdateCRC32C(0, in.BHS[:])
+		sum = pdu.UpdateCRC32C(sum, in.AHS)
 		if sum != binary.LittleEndian.Uint32(c.dig[:]) {
 			// The header cannot be trusted, not even its length: at
 			// ERL 0 the connection ends (RFC 7143 §7.8).
@@ -304,7 +302,7 @@ func (c *Conn) readData(dst []byte, n int, digest bool) (ok bool, err error) {
 		return false, fmt.Errorf("iscsi/tcp: read data from %s: %w", c.nc.RemoteAddr(), err)
 	}
 	if digest {
-		sum = crc32.Update(0, castagnoli, dst)
+		sum = pdu.UpdateCRC32C(0, dst)
 	}
 	rest := n - len(dst) + pdu.PadLen(n)
 	for rest > 0 {
@@ -313,7 +311,7 @@ func (c *Conn) readData(dst []byte, n int, digest bool) (ok bool, err error) {
 			return false, fmt.Errorf("iscsi/tcp: read data from %s: %w", c.nc.RemoteAddr(), err)
 		}
 		if digest {
-			sum = crc32.Update(sum, castagnoli, c.scratch[:k])
+			sum = pdu.UpdateCRC32C(sum, c.scratch[:k])
 		}
 		rest -= k
 	}
@@ -645,7 +643,7 @@ func (c *Conn) appendPDULocked(bhs *[pdu.BHSLen]byte, data []byte) {
 	start := len(c.whdr)
 	c.whdr = append(c.whdr, bhs[:]...)
 	if hd {
-		c.whdr = binary.LittleEndian.AppendUint32(c.whdr, crc32.Update(0, castagnoli, bhs[:]))
+		c.whdr = binary.LittleEndian.AppendUint32(c.whdr, pdu.UpdateCRC32C(0, bhs[:]))
 	}
 	c.iov = append(c.iov, c.whdr[start:len(c.whdr):len(c.whdr)])
 	if len(data) == 0 {
@@ -656,8 +654,8 @@ func (c *Conn) appendPDULocked(bhs *[pdu.BHSLen]byte, data []byte) {
 	pad := pdu.PadLen(len(data))
 	c.whdr = append(c.whdr, c.zero[:pad]...)
 	if dd {
-		sum := crc32.Update(0, castagnoli, data)
-		sum = crc32.Update(sum, castagnoli, c.zero[:pad])
+		sum := pdu.UpdateCRC32C(0, data)
+		sum = pdu.UpdateCRC32C(sum, c.zero[:pad])
 		c.whdr = binary.LittleEndian.AppendUint32(c.whdr, sum)
 	}
 	if len(c.whdr) > start {
