@@ -68,6 +68,12 @@ perf() {
 }
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
+# Which code the goiserd binary is: its VCS stamp (go build in a checkout),
+# else the checkout's HEAD now.
+gbin=${GOISERD:-bin/goiserd}
+rev=$(go version -m "$gbin" 2>/dev/null | awk '$2 == "vcs.revision" { r = substr($3, 1, 7) } $2 == "vcs.modified" { m = $3 }
+  END { if (r != "") print "commit " r (m == "true" ? " plus uncommitted changes" : "") }')
+[ -n "$rev" ] || rev="the checkout at $(git rev-parse --short HEAD 2>/dev/null || echo '?') (no VCS stamp in the binary)"
 printf 'round\trow\ttarget\tiops\n' >"$raw"
 read -r -a order <<<"$targets"
 for r in $(seq 1 "$rounds"); do
@@ -117,7 +123,7 @@ $(table)
   iscsi-perf only reads, so there are no write rows.
 - Each number is the median of $rounds rounds of $seconds s. Within a round, every
   row runs on both targets back to back; the order alternates per round.
-- Targets: goiserd (\`${GOISERD:-bin/goiserd}\` built from commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), file backend) and Debian's tgt
+- Targets: goiserd (\`$gbin\` built from $rev, file backend) and Debian's tgt
   $(dpkg-query -W -f '${Version}' tgt 2>/dev/null || echo '?') (\`tgtd\`, rdwr backing store), each with a 1 GiB LUN backed
   by a sparse file on /dev/shm (tmpfs): same storage on both sides.
 - iscsi-perf prints IOPS only; the latency column is derived (Little's law:
