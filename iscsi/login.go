@@ -303,6 +303,10 @@ func (ls *loginState) leading(req *pdu.LoginRequest) error {
 	local.DefaultTime2Retain = uint16(min(o.DefaultTime2Retain, 3600))
 	local.ErrorRecoveryLevel = 0
 	local.TargetPortalGroupTag = ls.tpgt()
+	// iSER (RFC 7145 §6.3-6.4): what we receive is bounded like
+	// MaxRecvDataSegmentLength; what we send, only by the initiator.
+	local.TargetRecvDataSegmentLength = o.MaxRecvDataSegmentLength
+	local.InitiatorRecvDataSegmentLength = 16777215
 	if ls.target != nil {
 		local.TargetName = ls.target.Name
 		local.TargetAlias = ls.target.Alias
@@ -323,15 +327,19 @@ func (ls *loginState) leading(req *pdu.LoginRequest) error {
 func (ls *loginState) params() Params {
 	p := ls.neg.Params()
 	first := p.FirstBurstLength
-	ours := p.MaxRecvDataSegmentLength
+	ours, theirs := p.MaxRecvDataSegmentLength, p.PeerMaxRecvDataSegmentLength
 	if ls.mrdslDeclared {
 		ours = ls.opts.MaxRecvDataSegmentLength
 	}
+	if p.RDMAExtensions {
+		ours, theirs = p.TargetRecvDataSegmentLength, p.InitiatorRecvDataSegmentLength
+	}
 	return Params{
+		RDMAExtensions:      p.RDMAExtensions,
 		HeaderDigest:        p.HeaderDigest,
 		DataDigest:          p.DataDigest,
 		TargetMaxRecvDSL:    ours,
-		InitiatorMaxRecvDSL: p.PeerMaxRecvDataSegmentLength,
+		InitiatorMaxRecvDSL: theirs,
 		MaxBurstLength:      p.MaxBurstLength,
 		FirstBurstLength:    first,
 		MaxOutstandingR2T:   uint32(p.MaxOutstandingR2T),

@@ -306,3 +306,31 @@ func TestFoldNameAndLUN(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestLoginISER negotiates the RFC 7145 keys on an iSER connection:
+// RDMAExtensions=Yes, the two RecvDataSegmentLengths, no digests.
+func TestLoginISER(t *testing.T) {
+	ls := newLogin(testServer(t, nil))
+	ls.iser = true
+	sec, op, ffp := pdu.StageSecurity, pdu.StageOperational, pdu.StageFullFeature
+	runSteps(t, ls, []step{
+		{csg: sec, nsg: op, transit: true, kv: []string{"InitiatorName=" + iName, "TargetName=" + tName, "AuthMethod=None"},
+			wantT: true, wantNSG: op},
+		{csg: op, nsg: ffp, transit: true, kv: []string{"RDMAExtensions=Yes", "InitiatorRecvDataSegmentLength=131072",
+			"TargetRecvDataSegmentLength=1048576", "HeaderDigest=CRC32C,None"},
+			wantT: true, wantNSG: ffp, wantDone: true,
+			wantKeys: map[string]string{"RDMAExtensions": "Yes", "InitiatorRecvDataSegmentLength": "131072",
+				"TargetRecvDataSegmentLength": "262144", "HeaderDigest": "None"}},
+	})
+	p := ls.params()
+	if !p.RDMAExtensions || p.HeaderDigest || p.TargetMaxRecvDSL != 262144 || p.InitiatorMaxRecvDSL != 131072 {
+		t.Fatalf("params %+v", p)
+	}
+	// Without RDMAExtensions=Yes an iSER login cannot complete.
+	ls = newLogin(testServer(t, nil))
+	ls.iser = true
+	runSteps(t, ls, []step{
+		{csg: sec, nsg: ffp, transit: true, kv: []string{"InitiatorName=" + iName, "TargetName=" + tName, "AuthMethod=None"},
+			wantErr: pdu.LoginInitiatorError},
+	})
+}

@@ -23,8 +23,12 @@ type Transport interface {
 // SetParams when the connection enters the full feature phase (RFC 7143
 // §13). Lengths are in bytes.
 type Params struct {
-	HeaderDigest bool // CRC32C on headers (HeaderDigest=CRC32C)
-	DataDigest   bool // CRC32C on data segments (DataDigest=CRC32C)
+	// RDMAExtensions is true on an iSER connection (RFC 7145 §6.2); the
+	// two data segment lengths then come from TargetRecvDataSegmentLength
+	// and InitiatorRecvDataSegmentLength, and digests are off.
+	RDMAExtensions bool
+	HeaderDigest   bool // CRC32C on headers (HeaderDigest=CRC32C)
+	DataDigest     bool // CRC32C on data segments (DataDigest=CRC32C)
 	// MaxRecvDataSegmentLength the target declared: the largest data
 	// segment the transport accepts; a longer one is a protocol error.
 	TargetMaxRecvDSL uint32
