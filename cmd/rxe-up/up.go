@@ -32,16 +32,17 @@ const (
 	pollInterval = 50 * time.Millisecond
 )
 
-// DefaultModules are loaded before anything else: the rxe driver, the
-// user-space verbs and RDMA CM interfaces, and the dummy netdev driver.
-var DefaultModules = []string{"rdma_rxe", "ib_uverbs", "rdma_ucm", "dummy"}
+// DefaultModules returns the modules loaded before anything else: the rxe
+// driver, the user-space verbs and RDMA CM interfaces, and the dummy netdev
+// driver.
+func DefaultModules() []string { return []string{"rdma_rxe", "ib_uverbs", "rdma_ucm", "dummy"} }
 
 // Config says which device to bring up. Zero fields take the defaults above.
 type Config struct {
 	Name         string       // rdma link name; default DefaultName
 	Netdev       string       // dummy interface; default DefaultNetdev
 	Addr         string       // CIDR address of Netdev; default DefaultAddr
-	Modules      []string     // modules to load first; default DefaultModules
+	Modules      []string     // modules to load first; nil: DefaultModules()
 	ExtraModules []string     // loaded after Modules (ib_iser, ib_isert, ...)
 	Modprobe     string       // modprobe binary; default "modprobe" from PATH
 	Sysfs        string       // RDMA class directory; default DefaultSysfs
@@ -60,7 +61,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Addr = DefaultAddr
 	}
 	if c.Modules == nil {
-		c.Modules = DefaultModules
+		c.Modules = DefaultModules()
 	}
 	if c.Modprobe == "" {
 		c.Modprobe = "modprobe"

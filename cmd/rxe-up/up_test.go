@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Name != DefaultName || c.Netdev != DefaultNetdev || c.Addr != DefaultAddr ||
-		!reflect.DeepEqual(c.Modules, DefaultModules) || c.Modprobe != "modprobe" || c.Sysfs != DefaultSysfs || c.Logger == nil {
+		!reflect.DeepEqual(c.Modules, DefaultModules()) || c.Modprobe != "modprobe" || c.Sysfs != DefaultSysfs || c.Logger == nil {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	for _, bad := range []Config{
