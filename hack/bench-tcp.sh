@@ -68,12 +68,8 @@ perf() {
 }
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
-# Which code the goiserd binary is: its VCS stamp (go build in a checkout),
-# else the checkout's HEAD now.
 gbin=${GOISERD:-bin/goiserd}
-rev=$(go version -m "$gbin" 2>/dev/null | awk '$2 == "vcs.revision" { r = substr($3, 1, 7) } $2 == "vcs.modified" { m = $3 }
-  END { if (r != "") print "commit " r (m == "true" ? " plus uncommitted changes" : "") }')
-[ -n "$rev" ] || rev="the checkout at $(git rev-parse --short HEAD 2>/dev/null || echo '?') (no VCS stamp in the binary)"
+rev=$(build_of "$gbin")
 printf 'round\trow\ttarget\tiops\n' >"$raw"
 read -r -a order <<<"$targets"
 for r in $(seq 1 "$rounds"); do

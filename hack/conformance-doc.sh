@@ -16,7 +16,7 @@ for f in "$ours" "$theirs"; do
   [ -s "$f" ] || { echo "conformance-doc: $f is missing: run hack/conformance.sh (and --target tgt) first" >&2; exit 2; }
 done
 count() { awk -F'\t' -v s="$2" '$3 == s { n++ } END { print n + 0 }' "$1"; }
-date_of() { awk -F'"' '/"date"/ { print $4; exit }' "$(dirname "$1")/results.json"; }
+json_field() { awk -F'"' -v k="$2" '$2 == k { print $4; exit }' "$(dirname "$1")/results.json"; }
 
 {
 cat <<EOF
@@ -61,10 +61,10 @@ test that never reports (crash, hang) is a failure. Results go to
 
 ## Latest numbers
 
-| target | passed | failed | skipped | total | run |
-| --- | ---: | ---: | ---: | ---: | --- |
-| goiser | $(count "$ours" passed) | $(count "$ours" failed) | $(count "$ours" skipped) | $(wc -l <"$ours") | $(date_of "$ours") |
-| tgt 1.0.85 (Debian 12) | $(count "$theirs" passed) | $(count "$theirs" failed) | $(count "$theirs" skipped) | $(wc -l <"$theirs") | $(date_of "$theirs") |
+| target | passed | failed | skipped | total | build | run |
+| --- | ---: | ---: | ---: | ---: | --- | --- |
+| goiser | $(count "$ours" passed) | $(count "$ours" failed) | $(count "$ours" skipped) | $(wc -l <"$ours") | $(json_field "$ours" build) | $(json_field "$ours" date) |
+| tgt (Debian 12) | $(count "$theirs" passed) | $(count "$theirs" failed) | $(count "$theirs" skipped) | $(wc -l <"$theirs") | $(json_field "$theirs" build) | $(json_field "$theirs" date) |
 
 Per suite (passed/failed/skipped):
 

@@ -89,6 +89,15 @@ EOF
   GOISER_URL="$GOISER_BASE/0"
 }
 
+# build_of BINARY: which code a Go binary was built from: its VCS stamp (go
+# build in a checkout), else $GOISER_BUILD, else "unknown".
+build_of() {
+  local r
+  r=$(go version -m "$1" 2>/dev/null | awk '$2 == "vcs.revision" { r = substr($3, 1, 7) } $2 == "vcs.modified" { m = $3 }
+    END { if (r != "") print "commit " r (m == "true" ? " plus uncommitted changes" : "") }')
+  echo "${r:-${GOISER_BUILD:-unknown}}"
+}
+
 # start_tgt DIR PORT [SIZE]: starts Debian's tgtd in the foreground on a private
 # control port with a portal on 127.0.0.1:PORT, and one LUN 1 (tgt's LUN 0 is
 # its controller) of SIZE (default 1G) backed by a file on /dev/shm with the

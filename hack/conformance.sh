@@ -146,10 +146,14 @@ now_pass=$(awk -F'\t' 'FILENAME == ARGV[1] { k[$1] = 1; next } $3 != "failed" &&
 read -r passed failed skipped < <(awk -F'\t' '{ n[$3]++ } END { print n["passed"] + 0, n["failed"] + 0, n["skipped"] + 0 }' "$out/results.tsv")
 
 # results.json: the same rows plus the totals.
-awk -F'\t' -v target="$target" -v url="$url" -v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+case $target in
+  goiser) build=$(build_of "${GOISERD:-bin/goiserd}") ;;
+  tgt) build="tgt $(dpkg-query -W -f '${Version}' tgt 2>/dev/null || echo '?')" ;;
+esac
+awk -F'\t' -v target="$target" -v url="$url" -v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v build="$build" \
   -v p="$passed" -v f="$failed" -v s="$skipped" '
   function q(x) { gsub(/\\/, "\\\\", x); gsub(/"/, "\\\"", x); gsub(/[\001-\037]/, " ", x); return "\"" x "\"" }
-  BEGIN { printf "{\n  \"target\": %s,\n  \"url\": %s,\n  \"date\": %s,\n  \"passed\": %d,\n  \"failed\": %d,\n  \"skipped\": %d,\n  \"tests\": [", q(target), q(url), q(date), p, f, s }
+  BEGIN { printf "{\n  \"target\": %s,\n  \"build\": %s,\n  \"url\": %s,\n  \"date\": %s,\n  \"passed\": %d,\n  \"failed\": %d,\n  \"skipped\": %d,\n  \"tests\": [", q(target), q(build), q(url), q(date), p, f, s }
   { printf "%s\n    {\"suite\": %s, \"test\": %s, \"status\": %s, \"messages\": %s}", (NR > 1 ? "," : ""), q($1), q($2), q($3), q($4) }
   END { print "\n  ]\n}" }' "$out/results.tsv" >"$out/results.json"
 
