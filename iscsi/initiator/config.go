@@ -117,6 +117,9 @@ type Config struct {
 	// LoginTimeout bounds connecting and logging in when the context has
 	// no earlier deadline. Zero means 15 s.
 	LoginTimeout time.Duration
+	// WriteTimeout bounds every write to the connection: a target that
+	// stops reading for this long ends the session. Zero means 30 s.
+	WriteTimeout time.Duration
 	// Logger receives session events. Nil discards them.
 	Logger *slog.Logger
 	// DialContext opens the byte stream. Nil uses net.Dialer.
@@ -130,6 +133,7 @@ const (
 	DefaultMaxBurstLength           = 262144
 	DefaultMaxTasks                 = 128
 	DefaultLoginTimeout             = 15 * time.Second
+	DefaultWriteTimeout             = 30 * time.Second
 )
 
 // withDefaults validates c and returns a copy with defaults filled in.
@@ -169,6 +173,9 @@ func (c Config) withDefaults(discovery bool) (Config, error) {
 	}
 	if c.LoginTimeout <= 0 {
 		c.LoginTimeout = DefaultLoginTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -80,6 +80,9 @@ type Conn struct {
 	// maxRecv is the largest data segment ReadPDU accepts (our
 	// MaxRecvDataSegmentLength); 0 means the 24-bit maximum.
 	maxRecv uint32
+	// writeTimeout bounds every write (a peer that stops reading must not
+	// block us forever); 0 means none.
+	writeTimeout time.Duration
 
 	// Negotiated state, set by login; see Params.
 	params Params
@@ -114,6 +117,11 @@ func (c *Conn) SetDigests(header, data bool) { c.headerDigest, c.dataDigest = he
 // beyond the 24-bit field. Call it only while no other goroutine uses the
 // Conn.
 func (c *Conn) SetMaxRecvDataSegmentLength(n uint32) { c.maxRecv = n }
+
+// SetWriteTimeout bounds every later write: one that cannot finish within
+// d fails (and leaves the stream unusable). 0 removes the bound. Call it
+// only while no other goroutine uses the Conn.
+func (c *Conn) SetWriteTimeout(d time.Duration) { c.writeTimeout = d }
 
 // Params returns the parameters negotiated at login (zero before).
 func (c *Conn) Params() Params { return c.params }
@@ -175,6 +183,9 @@ func (c *Conn) WritePDURaw(p *PDU, corrupt Corrupt) error {
 func (c *Conn) WriteBytes(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.writeTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
 	if _, err := c.w.Write(b); err != nil {
 		return fmt.Errorf("write bytes: %w", err)
 	}
@@ -189,6 +200,9 @@ func (c *Conn) WriteBytes(b []byte) error {
 func (c *Conn) write(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.writeTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
 	if err := c.writeLocked(bhs, ahs, data, corrupt); err != nil {
 		return fmt.Errorf("write %v: %w", pdu.BHS(bhs[:]).Opcode(), err)
 	}

@@ -3,6 +3,7 @@ package initiator
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ func fakeSession(tb testing.TB) (*Session, net.Conn) {
 	tb.Helper()
 	x, y := net.Pipe()
 	c := NewConn(x)
+	c.SetWriteTimeout(5 * time.Second)
 	c.params = Params{
 		MaxRecvDataSegmentLength: 8192, TargetMaxRecvDataSegmentLength: 8192,
 		FirstBurstLength: 65536, MaxBurstLength: 262144, MaxOutstandingR2T: 1,
@@ -56,7 +58,10 @@ func FuzzSessionReader(f *testing.F) {
 	r2t := hdr(pdu.OpR2T, 0x80, 0, 0)
 	binary.BigEndian.PutUint32(r2t[44:48], 512)
 	f.Add(r2t)
-	f.Add(append(hdr(pdu.OpReject, 0x80, reservedTag, 48), hdr(pdu.OpSCSICommand, 0x80, 0, 0)...))
+	rej := hdr(pdu.OpReject, 0x80, reservedTag, 48)
+	binary.BigEndian.PutUint32(rej[20:24], 0)
+	rej[2] = byte(pdu.RejectProtocolError)
+	f.Add(append(rej, hdr(pdu.OpSCSICommand, 0x80, 0, 0)...))
 	nop := hdr(pdu.OpNOPIn, 0x80, reservedTag, 4)
 	binary.BigEndian.PutUint32(nop[20:24], 7)
 	f.Add(append(nop, 1, 2, 3, 4))
@@ -98,4 +103,71 @@ func FuzzSessionReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// readCmd reads the next PDU the session sent (draining data).
+func readCmd(t *testing.T, target net.Conn) *PDU {
+	t.Helper()
+	c := NewConn(target)
+	var p PDU
+	_ = target.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ReadPDU(&p); err != nil {
+		t.Fatalf("target: read: %v", err)
+	}
+	return &p
+}
+
+func TestSessionRejectAndStrayData(t *testing.T) {
+	s, target := fakeSession(t)
+	defer s.Close()
+	defer target.Close() // first: Close then need not wait for a Logout
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		cmd := readCmd(t, target)
+		// A Data-In for a task that does not exist is skipped (data and
+		// all), then the command is rejected.
+		stray := hdr(pdu.OpDataIn, 0x00, 0x4242, 8)
+		binary.BigEndian.PutUint32(stray[24:28], 0) // StatSN only with S
+		rej := hdr(pdu.OpReject, 0x80, reservedTag, BHSLen)
+		rej[2] = byte(pdu.RejectInvalidPDUField)
+		binary.BigEndian.PutUint32(rej[20:24], 0)
+		wire := append(append(stray, make([]byte, 8)...), append(rej, cmd.BHS[:]...)...)
+		_, _ = target.Write(wire)
+	}()
+	var cdb [6]byte
+	c, err := s.Start(ctx, 0, cdb[:], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Wait(ctx)
+	var re *RejectError
+	if !errors.As(err, &re) || re.Reason != pdu.RejectInvalidPDUField || re.Opcode != pdu.OpSCSICommand {
+		t.Fatalf("wait: %v, want a RejectError for the SCSI Command", err)
+	}
+	if re.Error() == "" || s.Err() != nil {
+		t.Fatalf("session ended after a Reject: %v", s.Err())
+	}
+}
+
+func TestSessionSense(t *testing.T) {
+	s, target := fakeSession(t)
+	defer s.Close()
+	defer target.Close() // first: Close then need not wait for a Logout
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		cmd := readCmd(t, target)
+		sense := []byte{0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0}
+		data := append([]byte{0, byte(len(sense))}, sense...)
+		rsp := hdr(pdu.OpSCSIResponse, 0x80, cmd.ITT(), len(data))
+		rsp[3] = 0x02 // CHECK CONDITION
+		binary.BigEndian.PutUint32(rsp[20:24], 0)
+		_, _ = target.Write(append(rsp, append(data, 0, 0)...)) // padded to 4
+	}()
+	err := s.TestUnitReady(ctx, 0)
+	var se *SCSIError
+	if !errors.As(err, &se) || se.Key != 0x05 || se.ASC != 0x2400 || len(se.Sense) != 18 || se.Error() == "" {
+		t.Fatalf("test unit ready: %v, want ILLEGAL REQUEST / INVALID FIELD IN CDB", err)
+	}
 }

@@ -112,6 +112,7 @@ func dialLogin(ctx context.Context, addr string, cfg Config, discovery bool) (*C
 		_ = tc.SetNoDelay(true)
 	}
 	c := NewConn(nc)
+	c.SetWriteTimeout(cfg.WriteTimeout)
 	// Login PDUs carry at most 8192 bytes of data (RFC 7143 §13.12).
 	c.SetMaxRecvDataSegmentLength(8192)
 	l := &login{c: c, cfg: cfg, discovery: discovery, log: cfg.Logger.With("target", cfg.TargetName, "addr", addr)}

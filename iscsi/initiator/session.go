@@ -888,9 +888,13 @@ func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		if s.Err() == nil && !s.loggedOut.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			// A write blocked by a target that stopped reading ignores
+			// ctx: closing the connection unblocks it.
+			stop := context.AfterFunc(ctx, func() { _ = s.c.Close() })
 			if err := s.Logout(ctx); err != nil {
 				s.log.Debug("logout on close", "err", err)
 			}
+			stop()
 			cancel()
 		}
 		s.fail(ErrClosed)
