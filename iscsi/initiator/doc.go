@@ -36,4 +36,26 @@
 // Conn is also the transport seam: the Session only exchanges whole
 // headers and data segments with it, so another transport (iSER) can take
 // its place without touching the session logic.
+//
+// The initiator is strict about what a target sends, so that tests of a
+// target fail on its mistakes: PDUs are decoded with iscsi/pdu's strict
+// types; StatSN must have no gaps; Data-In must arrive in DataSN and
+// offset order; R2Ts must be numbered and within MaxBurstLength; a GOOD
+// read must match its residual; a target must answer every key offered.
+//
+// Errors: a command that reached the target returns its status in Result
+// (Result.Err, *SCSIError with decoded sense); a login refusal is a
+// *LoginError carrying the status class and detail; a Reject is a
+// *RejectError; a command ended by a task management function fails with
+// ErrAborted; calls on an ended session fail with its cause (ErrClosed
+// after Close or Logout). Every blocking call takes a context; a write in
+// progress is bounded by Config.WriteTimeout instead, and a context that
+// ends while a command is in flight abandons it (ABORT TASK is sent in the
+// background).
+//
+// Tests: go test ./iscsi/initiator runs end-to-end tests against the
+// goiser target in process and, as root with Debian's tgt installed,
+// against a private tgtd. Known target bugs skip with "server bug:";
+// GOISER_STRICT=1 makes them fail. go test -bench . -benchmem shows 0
+// allocs/op for 4 KiB and 128 KiB READ and WRITE.
 package initiator
