@@ -3,9 +3,10 @@
 # loudly, never pass or skip, when
 #   1. QEMU is missing (no boot at all),
 #   2. a stage is a deliberately broken test (one real boot, with 00-sanity),
-#   3. the guest cannot bring rxe up (rxe-up fails; one real boot).
+#   3. the guest cannot bring rxe up (rxe-up fails; one real boot),
+#   4. a stage hangs past the guest watchdog (one real boot, ~40 s).
 # Each case runs hack/rxe/test.sh and checks its exit status and its last
-# line. About a minute on a 2-core TCG host. (make test-rxe itself checks the
+# line. About 1.5 minutes on a quiet 2-core TCG host. (make test-rxe itself checks the
 # stage runner in the same boot as the real stages: tests.d/00-harness.sh.)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +38,8 @@ expect "a deliberately broken stage" '^rxe: 2 passed, 1 failed$' 'FAIL 20-fail .
   RXE_EXTRA_STAGES="$here/selftest.d" RXE_STAGES='^(00-sanity|10-pass|20-fail)$'
 expect "rxe-up fails in the guest" '^rxe: 0 passed, 1 failed$' 'rxe-up could not bring the Soft-RoCE device up' \
   RXE_STAGES='^00-sanity$' RXE_UP_ARGS='-addr not-an-address'
+expect "the guest watchdog fires" '^rxe: 0 passed, 1 failed$' 'guest watchdog: no result after 30s' \
+  RXE_EXTRA_STAGES="$here/selftest.d" RXE_STAGES='^40-hang$' RXE_STAGE_TIMEOUT=600 RXE_TIMEOUT=30
 
 echo "selftest: $pass passed, $fail failed in $(($(date +%s) - t0))s"
 [ $fail -eq 0 ]
