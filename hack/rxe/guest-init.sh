@@ -39,7 +39,8 @@ hostname rxe-guest 2>/dev/null
 mkdir -p /dev/pts /dev/shm /root /var/tmp /var/run
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null
-mount -t configfs configfs /sys/kernel/config 2>/dev/null
+# configfs is a module here (LIO is configured through it).
+modprobe -q configfs && mount -t configfs configfs /sys/kernel/config 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 ulimit -l unlimited 2>/dev/null # registered memory is pinned memory
