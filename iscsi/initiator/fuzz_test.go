@@ -171,3 +171,63 @@ func TestSessionSense(t *testing.T) {
 		t.Fatalf("test unit ready: %v, want ILLEGAL REQUEST / INVALID FIELD IN CDB", err)
 	}
 }
+
+// TestTaskTransitions drives a task slot through the taskState table.
+func TestTaskTransitions(t *testing.T) {
+	s, target := fakeSession(t)
+	defer s.Close()
+	defer target.Close()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	complete := func(tk *task) { tk.mu.Lock(); s.completeLocked(tk); tk.mu.Unlock() }
+	type step struct {
+		event string
+		want  taskState
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"completed-then-released", []step{{"complete", taskDone}, {"release", taskFree}}},
+		{"abandoned-then-completed", []step{{"abandon", taskAbandoned}, {"complete", taskFree}}},
+		{"send-failed", []step{{"sendFailed", taskFree}}},
+		{"completed-before-abandon", []step{{"complete", taskDone}, {"abandon", taskDone}, {"release", taskFree}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			free := len(s.free)
+			tk, err := s.acquire(context.Background(), kindSCSI)
+			if err != nil || tk.state != taskInFlight {
+				t.Fatalf("acquire: %v, state %v", err, tk.state)
+			}
+			for _, st := range tc.steps {
+				switch st.event {
+				case "complete":
+					complete(tk)
+				case "release":
+					if tk.state == taskDone && len(tk.done) > 0 {
+						<-tk.done
+					}
+					s.release(tk)
+				case "abandon":
+					// A completed task is not abandoned: wait returns its
+					// completion even with a cancelled context.
+					err := s.wait(cancelled, tk)
+					if (err == nil) != (st.want == taskDone) {
+						t.Fatalf("wait with a cancelled context: %v", err)
+					}
+				case "sendFailed":
+					_ = s.sendFailed(tk, errors.New("write failed"), false)
+				}
+				tk.mu.Lock()
+				got := tk.state
+				tk.mu.Unlock()
+				if got != st.want {
+					t.Fatalf("after %s: state %v, want %v", st.event, got, st.want)
+				}
+			}
+			if len(s.free) != free {
+				t.Fatalf("free list has %d slots, want %d back", len(s.free), free)
+			}
+		})
+	}
+}

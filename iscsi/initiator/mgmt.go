@@ -90,7 +90,7 @@ func (s *Session) abortLocal(fn pdu.TMFunction, l pdu.LUN, itt uint32) {
 	for i := range s.tasks {
 		t := &s.tasks[i]
 		t.mu.Lock()
-		hit := t.inFlight && t.kind == kindSCSI
+		hit := t.state.active() && t.kind == kindSCSI
 		switch fn {
 		case pdu.TMFAbortTask:
 			hit = hit && t.itt == itt

@@ -36,10 +36,45 @@ type r2tReq struct {
 // senseMax is the largest sense data a Result holds (SPC-4 §4.5.1).
 const senseMax = 252
 
+// taskState is where a task slot is in its life. Transitions, all under
+// task.mu:
+//
+//	free      -> inFlight   acquire (caller)
+//	inFlight  -> done       completeLocked (reader, or TMF/session end)
+//	inFlight  -> abandoned  wait, when the caller's context ends
+//	abandoned -> free       completeLocked (the reader frees the slot)
+//	done      -> free       release (caller, after reading the results)
+//	inFlight  -> free       sendFailed (nothing reached the target)
+type taskState uint8
+
+const (
+	taskFree      taskState = iota // in a free list
+	taskInFlight                   // sent (or being sent); the reader may complete it
+	taskAbandoned                  // in flight, caller gone: buffers detached
+	taskDone                       // completed; the caller owns the results
+)
+
+// String returns the name of the state.
+func (st taskState) String() string {
+	switch st {
+	case taskFree:
+		return "free"
+	case taskInFlight:
+		return "in-flight"
+	case taskAbandoned:
+		return "abandoned"
+	case taskDone:
+		return "done"
+	}
+	return fmt.Sprintf("taskState(%d)", uint8(st))
+}
+
+// active reports whether the target may still answer the task.
+func (st taskState) active() bool { return st == taskInFlight || st == taskAbandoned }
+
 // task is one slot of the session's task table; its index is the low 16
-// bits of the ITT, a generation counter the high 16. A task goes free ->
-// in flight (caller) -> completed (reader signals done) -> free (caller
-// releases; or the reader, when the caller has abandoned it).
+// bits of the ITT, a generation counter the high 16. See taskState for
+// its life.
 type task struct {
 	idx uint16
 	// done receives one value when the task completes. Capacity 1.
@@ -49,15 +84,14 @@ type task struct {
 
 	// mu guards the fields below while the task is in flight: the reader
 	// fills results under it; the caller reads them after <-done.
-	mu        sync.Mutex
-	itt       uint32
-	gen       uint16
-	kind      taskKind
-	inFlight  bool
-	abandoned bool // the caller gave up (ctx); the reader frees the slot
-	lun       pdu.LUN
-	cmdSN     uint32
-	dataIn    []byte // caller's buffer; nil once abandoned
+	mu     sync.Mutex
+	itt    uint32
+	gen    uint16
+	kind   taskKind
+	state  taskState
+	lun    pdu.LUN
+	cmdSN  uint32
+	dataIn []byte // caller's buffer; nil once abandoned
 	// Results.
 	status   uint8
 	response uint8
@@ -249,7 +283,7 @@ func (s *Session) readLoop() {
 		for i := range s.tasks {
 			t := &s.tasks[i]
 			t.mu.Lock()
-			if t.inFlight {
+			if t.state.active() {
 				t.err = s.failErr
 				s.completeLocked(t)
 			}
@@ -272,19 +306,19 @@ func (s *Session) readLoop() {
 // completeLocked ends t's flight: it wakes the caller, or frees the slot
 // when the caller abandoned it. t.mu must be held.
 func (s *Session) completeLocked(t *task) {
-	t.inFlight = false
-	if t.abandoned {
+	if t.state == taskAbandoned {
 		s.releaseLocked(t)
 		return
 	}
+	t.state = taskDone
 	t.done <- struct{}{}
 }
 
-// releaseLocked returns t to the free list. t.mu must be held and t not in
-// flight.
+// releaseLocked returns t to the free list. t.mu must be held and the
+// target must be done with t.
 func (s *Session) releaseLocked(t *task) {
 	t.gen++
-	t.abandoned = false
+	t.state = taskFree
 	t.dataIn = nil
 	t.err = nil
 	for len(t.r2t) > 0 {
@@ -331,7 +365,7 @@ func (s *Session) acquire(ctx context.Context, kind taskKind) (*task, error) {
 		t.mu.Lock()
 		t.itt = uint32(t.gen)<<16 | uint32(t.idx)
 		t.kind = kind
-		t.inFlight = true
+		t.state = taskInFlight
 		t.status, t.response, t.flags, t.residual = 0, 0, 0, 0
 		t.inLen, t.senseLen, t.statusSet, t.more = 0, 0, false, false
 		t.nextDataSN, t.nextOffset, t.nextR2TSN, t.readEDTL = 0, 0, 0, 0
@@ -359,11 +393,10 @@ func (s *Session) endedErr() error {
 // the session ends.
 func (s *Session) sendFailed(t *task, err error, wrote bool) error {
 	t.mu.Lock()
-	if t.inFlight {
-		t.inFlight = false
+	if t.state == taskInFlight {
 		s.releaseLocked(t)
 		t.mu.Unlock()
-	} else {
+	} else { // done: the session ended meanwhile and completed it
 		t.mu.Unlock()
 		<-t.done
 		s.release(t)
@@ -383,12 +416,12 @@ func (s *Session) wait(ctx context.Context, t *task) error {
 	case <-ctx.Done():
 	}
 	t.mu.Lock()
-	if !t.inFlight {
+	if t.state == taskDone {
 		t.mu.Unlock()
 		<-t.done
 		return nil
 	}
-	t.abandoned = true
+	t.state = taskAbandoned
 	t.dataIn = nil
 	t.mu.Unlock()
 	return ctx.Err()
@@ -514,7 +547,7 @@ func (s *Session) lookup(itt uint32, kind taskKind) *task {
 	}
 	t := &s.tasks[i]
 	t.mu.Lock()
-	if !t.inFlight || t.itt != itt || t.kind != kind {
+	if !t.state.active() || t.itt != itt || t.kind != kind {
 		t.mu.Unlock()
 		return nil
 	}
@@ -739,7 +772,7 @@ func (s *Session) r2t() error {
 			r.ITT, r.R2TSN, t.nextR2TSN, r.DesiredDataTransferLength, s.params.MaxBurstLength)
 	}
 	t.nextR2TSN++
-	if t.abandoned {
+	if t.state == taskAbandoned {
 		return nil
 	}
 	select {
