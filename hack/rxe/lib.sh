@@ -274,8 +274,14 @@ rxe_boot() {
     status=$?
   else
     args+=(-chardev "stdio,id=con,signal=off,logfile=$RXE_WORK/console.log" -serial chardev:con -monitor none)
-    timeout -k 10 "$host_timeout" "$RXE_QEMU" "${args[@]}" </dev/null
+    # timeout runs QEMU in a process group of its own, which the terminal's
+    # Ctrl-C does not reach: stop it ourselves if we are interrupted.
+    timeout -k 10 "$host_timeout" "$RXE_QEMU" "${args[@]}" </dev/null &
+    RXE_QEMU_PID=$!
+    trap 'rxe_log "interrupted: stopping QEMU"; kill -TERM "$RXE_QEMU_PID" 2>/dev/null; wait "$RXE_QEMU_PID"; exit 130' INT TERM HUP
+    wait "$RXE_QEMU_PID"
     status=$?
+    trap - INT TERM HUP
   fi
   return $status
 }

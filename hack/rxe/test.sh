@@ -65,8 +65,10 @@ if [ ! -s "$RXE_OUT/stages.built" ]; then
 fi
 rxe_log "booting the guest for $(grep -c . "$RXE_OUT/stages.built") stage(s)"
 rxe_job_write "${RXE_TIMEOUT:-600}" 0 "$RXE_HERE/stages.sh" run "$results" "$RXE_OUT/stages.built"
-rxe_boot $((${RXE_TIMEOUT:-600} + 120)) 0 | tr -d '\r'
-qs=${PIPESTATUS[0]}
+# Not a pipeline: rxe_boot must run in this shell so that its INT/TERM trap
+# stops QEMU when this script is interrupted.
+rxe_boot $((${RXE_TIMEOUT:-600} + 120)) 0 > >(tr -d '\r')
+qs=$?
 guest_ok=1
 if grc=$(rxe_job_status "$qs"); then
   rxe_log "guest done in $(rxe_elapsed "$tg")s; its stage runner exited with status $grc"
