@@ -254,10 +254,6 @@ func (l *login) exchange() error {
 	case stepOperational:
 		csg, nsg, transit = pdu.StageOperational, pdu.StageFullFeature, true
 		l.neg.Offer(pdu.StageOperational, &l.out)
-		// RDMAExtensions=No is the default on TCP and common initiators
-		// never send it; tgt (1.0.85) answers it but then drops its
-		// negotiated digests. Leave it out.
-		l.out.Del(text.KeyRDMAExtensions)
 	}
 	data, err := l.out.AppendBinary(nil)
 	if err != nil {
@@ -413,14 +409,7 @@ func (l *login) receive() error {
 	return errors.New("login response continued for more than 64 PDUs")
 }
 
-// unanswered returns the keys we offered that the target has not answered
-// (RDMAExtensions is never sent on TCP; see exchange).
+// unanswered returns the keys we offered that the target has not answered.
 func (l *login) unanswered() []string {
-	var keys []string
-	for _, k := range l.neg.Pending() {
-		if k != text.KeyRDMAExtensions {
-			keys = append(keys, k)
-		}
-	}
-	return keys
+	return l.neg.Pending()
 }

@@ -440,6 +440,12 @@ func (n *Negotiator) Offer(stage pdu.Stage, out *Pairs) {
 			key == KeyIFMarker || key == KeyOFMarker {
 			continue
 		}
+		// RDMAExtensions=No is the TCP default and common initiators never
+		// send it; some targets (tgt 1.0.85) answer it and then drop the
+		// digests they negotiated. Offer it only on iSER.
+		if key == KeyRDMAExtensions && !n.cfg.ISER {
+			continue
+		}
 		if key == KeyFirstBurstLength && !local.FirstBurstRelevant() {
 			continue
 		}

@@ -469,3 +469,26 @@ func TestLookupTable(t *testing.T) {
 		t.Error("String")
 	}
 }
+
+// An initiator offers RDMAExtensions only on iSER: on TCP the key is the
+// default (No), common initiators never send it, and some targets misbehave
+// when they see it.
+func TestInitiatorOffersRDMAExtensionsOnlyOnISER(t *testing.T) {
+	for _, iser := range []bool{false, true} {
+		local := DefaultParams()
+		local.InitiatorName, local.TargetName = "iqn.i", "iqn.t"
+		n, err := NewNegotiator(Config{Role: RoleInitiator, Local: local, ISER: iser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out Pairs
+		n.Offer(pdu.StageOperational, &out)
+		v, ok := out.Get(KeyRDMAExtensions)
+		switch {
+		case !iser && ok:
+			t.Errorf("TCP offer has RDMAExtensions=%s: %s", v, out.String())
+		case iser && (!ok || v != "Yes"):
+			t.Errorf("iSER offer lacks RDMAExtensions=Yes: %s", out.String())
+		}
+	}
+}
