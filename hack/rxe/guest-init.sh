@@ -36,7 +36,8 @@ export RXE_OUT RXE_BIN RXE_REPO RXE_KVER
 # Go tools and test binaries must not write into the read-only host cache.
 export GOCACHE=/tmp/go-cache GOTMPDIR=/tmp GOFLAGS=-buildvcs=false
 hostname rxe-guest 2>/dev/null
-mkdir -p /dev/pts /dev/shm /root /var/tmp /var/run
+mkdir -p /dev/pts /dev/shm /root /var/tmp /run/lock
+chmod 1777 /run/lock # open-iscsi, tgt and friends lock files there
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null
 # configfs is a module here (LIO is configured through it).

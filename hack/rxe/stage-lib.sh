@@ -11,6 +11,12 @@
 #   rxe_note TEXT...         add a line under the stage's PASS/FAIL line
 #   rxe_bg_wait PID [S]      wait for a background job at most S seconds
 #                            (default 60), kill it after; its exit status
+#   rxe_iscsid_start         load iscsi_tcp, ib_iser and sd_mod (no udev in
+#                            the guest) and start open-iscsi's iscsid in a
+#                            session of its own; waits until iscsiadm
+#                            reaches it (log: /tmp/iscsid.log)
+#   rxe_iscsid_stop          stop it with "iscsiadm -k 0" (never SIGTERM: it
+#                            signals its whole process group) and wait
 
 rxe_fresh_port() {
   local f=$RXE_OUT/.ports p
@@ -45,4 +51,31 @@ rxe_bg_wait() {
     kill -9 "$pid" 2>/dev/null
   fi
   wait "$pid"
+}
+
+rxe_iscsid_start() {
+  local i rc
+  modprobe -a iscsi_tcp ib_iser sd_mod || return 1
+  setsid iscsid -f </dev/null >/tmp/iscsid.log 2>&1 &
+  for ((i = 0; i < 100; i++)); do
+    iscsiadm -m session >/dev/null 2>&1
+    rc=$?
+    # 0: sessions listed; 21: no sessions. 20 means iscsid is not reachable yet.
+    if [ $rc -eq 0 ] || [ $rc -eq 21 ]; then return 0; fi
+    sleep 0.1
+  done
+  echo "rxe_iscsid_start: iscsid not reachable after 10s:" >&2
+  cat /tmp/iscsid.log >&2
+  return 1
+}
+
+rxe_iscsid_stop() {
+  local i
+  iscsiadm -k 0 >/dev/null 2>&1
+  for ((i = 0; i < 100; i++)); do
+    pgrep -x iscsid >/dev/null || return 0
+    sleep 0.1
+  done
+  echo "rxe_iscsid_stop: iscsid still running after 10s" >&2
+  return 1
 }
