@@ -48,6 +48,15 @@ mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay 
 mkdir -p /newroot/tmp /newroot/run
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp || fail "mount /tmp"
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run || fail "mount /run"
+# A repository that lives under /tmp or /run (a CI clone, say) would be hidden
+# by those fresh mounts: give it back, as a writable overlay of the host's copy.
+case "$RXE_REPO" in
+/tmp/* | /run/*)
+  mkdir -p /rw/repo/upper /rw/repo/work "/newroot$RXE_REPO" || fail "mkdir for the repository overlay"
+  mount -t overlay -o "lowerdir=/lower$RXE_REPO,upperdir=/rw/repo/upper,workdir=/rw/repo/work" overlay "/newroot$RXE_REPO" ||
+    fail "mount the repository $RXE_REPO"
+  ;;
+esac
 mkdir -p "/newroot/lib/modules/$RXE_KVER" "/newroot$RXE_OUT" || fail "mkdir in the new root"
 mount -o bind "/newroot$RXE_MODDIR" "/newroot/lib/modules/$RXE_KVER" || fail "bind $RXE_MODDIR"
 mount --move /share "/newroot$RXE_OUT" || fail "move the share to $RXE_OUT"
