@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 BIN       := bin
 
 .PHONY: all build run deps test test-unit lint conformance test-rxe rxe-shell \
-        bench bench-tcp bench-go clean
+        rxe-selftest fuzz bench bench-tcp bench-go clean
 
 all: build
 
@@ -42,6 +42,14 @@ test-rxe: deps
 
 rxe-shell: deps
 	@hack/rxe/shell.sh
+
+# Checks that the guest harness fails loudly (no QEMU, broken stage, rxe-up
+# failure, watchdog); boots several guests, so it is not part of make test.
+rxe-selftest: deps
+	@hack/rxe/selftest.sh
+
+fuzz: deps
+	@hack/fuzz.sh
 
 bench: bench-go bench-tcp
 
