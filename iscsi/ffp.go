@@ -410,6 +410,13 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 		c.log.Warn("iscsi: transfer too large", "itt", fmt.Sprintf("%#x", t.ITT), "edtl", t.EDTL, "max", len(t.Buf))
 		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
+	if reason := c.badImmediateData(t, pdu.BHS(in.BHS[:]).DataSegmentLength()); reason != "" {
+		// Unsolicited data beyond what was negotiated or announced
+		// cannot be placed; like a broken Data-Out sequence, it fails
+		// the task (ABORTED COMMAND, DATA PHASE ERROR), not the session.
+		c.log.Warn("iscsi: bad immediate data", "itt", fmt.Sprintf("%#x", t.ITT), "reason", reason)
+		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x0b, 0x4b, 0x00))
+	}
 	if t.write {
 		cmd.ExpectedDataOutLen = int(t.EDTL)
 		want := len(t.Buf)
@@ -433,6 +440,27 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 }
 
 // dataDone continues a write whose Data-Out has arrived.
+// badImmediateData checks a SCSI Command's data segment of dsl bytes
+// against the rules for immediate data (RFC 7143 §11.3.3, §13.11, §13.14):
+// only with ImmediateData=Yes, only on a write, at most FirstBurstLength
+// and at most the Expected Data Transfer Length. It returns why the data is
+// refused, or "".
+func (c *conn) badImmediateData(t *Task, dsl uint32) string {
+	switch {
+	case dsl == 0:
+		return ""
+	case !c.params.ImmediateData:
+		return fmt.Sprintf("%d bytes of immediate data with ImmediateData=No", dsl)
+	case !t.write:
+		return fmt.Sprintf("%d bytes of immediate data on a command without the W bit", dsl)
+	case dsl > c.params.FirstBurstLength:
+		return fmt.Sprintf("%d bytes of immediate data exceed FirstBurstLength %d", dsl, c.params.FirstBurstLength)
+	case dsl > t.EDTL:
+		return fmt.Sprintf("%d bytes of immediate data exceed the expected data transfer length %d", dsl, t.EDTL)
+	}
+	return ""
+}
+
 func (c *conn) dataDone(in *Inbound) error {
 	t := c.tasks[in.ITT]
 	if t == nil || t.Priv != in.Priv || t.state != taskWaitData {

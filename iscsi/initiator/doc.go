@@ -55,7 +55,7 @@
 //
 // Tests: go test ./iscsi/initiator runs end-to-end tests against the
 // goiser target in process and, as root with Debian's tgt installed,
-// against a private tgtd. Known target bugs skip with "server bug:";
-// GOISER_STRICT=1 makes them fail. go test -bench . -benchmem shows 0
+// against a private tgtd; a target bug fails with "server bug:". go test
+// -bench . -benchmem shows 0
 // allocs/op for 4 KiB and 128 KiB READ and WRITE.
 package initiator

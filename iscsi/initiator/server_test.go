@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -106,16 +105,10 @@ func startServerWith(t testing.TB, adjust func(*iscsi.Server)) *server {
 	return &server{addr: tr.Addr().String(), srv: srv}
 }
 
-// serverBug reports a known bug of our target. The test is skipped with
-// the message so the suite stays green while the bug is open; set
-// GOISER_STRICT=1 to make it fail instead (the target engineer's check).
+// serverBug fails the test with a bug of our target.
 func serverBug(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := "server bug: " + fmt.Sprintf(format, args...)
-	if os.Getenv("GOISER_STRICT") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (GOISER_STRICT=1 makes this fail)")
+	t.Fatal("server bug: " + fmt.Sprintf(format, args...))
 }
 
 // dial opens a session to the test target with cfg's options.
