@@ -59,8 +59,8 @@ stop_all() {
 # start_goiser DIR PORT [SIZE [FILE]]: starts bin/goiserd from a config file
 # written to DIR with one LUN 0 of SIZE (default 1G) under $GOISER_IQN: in
 # memory, or backed by FILE (created with that size) when FILE is given.
-# GOISER_EXTRA_LUNS, when set, is appended to the LUN list (JSON objects,
-# starting with a comma). Sets GOISER_PID, GOISER_URL (LUN 0) and
+# GOISER_LUNS, when set, replaces that LUN list (JSON objects separated by
+# commas). Sets GOISER_PID, GOISER_URL (LUN 0) and
 # GOISER_BASE (the URL without the LUN). Logs go to DIR/goiserd.log.
 start_goiser() {
   local dir=$1 port=$2 size=${3:-1G} file=${4:-} bin=${GOISERD:-bin/goiserd} lun
@@ -73,7 +73,7 @@ start_goiser() {
   "targets": [
     {
       "name": "$GOISER_IQN",
-      "luns": [$lun${GOISER_EXTRA_LUNS:-}]
+      "luns": [${GOISER_LUNS:-$lun}]
     }
   ]
 }

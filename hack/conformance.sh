@@ -4,6 +4,7 @@
 #
 #   hack/conformance.sh [--target goiser|tgt] [--suite REGEX] [--out DIR]
 #                       [--timeout SECONDS] [--floor N] [--url URL]
+#                       [--backend mem|file|direct]
 #
 #   --target goiser  (default) starts bin/goiserd on a free port from a
 #                    temporary config and stops it. LUN 0 (1 GiB in memory)
@@ -15,6 +16,9 @@
 #                    unaligned and mis-sized requests run instead of skipping).
 #   --target tgt     starts Debian's tgtd on a private control port and a free
 #                    port (1 GiB LUN 1, rdwr on a /dev/shm file); the reference.
+#   --backend B      goiser's LUNs: mem (default, in memory), file (sparse
+#                    files on /dev/shm) or direct (files opened with O_DIRECT
+#                    in $TMPDIR or /var/tmp).
 #   --url URL        test an already running target instead (no start/stop).
 #   --suite REGEX    only the ALL.<Suite> suites whose name matches (egrep).
 #   --timeout S      per-suite limit (default 120 s); a suite that hits it fails.
@@ -39,11 +43,12 @@ cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
 . hack/conformance-lib.sh
 
-target=goiser suite_re=. out= suite_timeout=${CONFORMANCE_SUITE_TIMEOUT:-120} floor= url=
+target=goiser backend=mem suite_re=. out= suite_timeout=${CONFORMANCE_SUITE_TIMEOUT:-120} floor= url=
 while [ $# -gt 0 ]; do
   case $1 in
     --target) target=$2; shift 2 ;;
     --suite) suite_re=$2; shift 2 ;;
+    --backend) backend=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --timeout) suite_timeout=$2; shift 2 ;;
     --floor) floor=$2; shift 2 ;;
@@ -61,7 +66,11 @@ if [ -z "$floor" ]; then
   if [ "$suite_re" = . ]; then floor=$default_floor; else floor=0; fi
 fi
 command -v iscsi-test-cu >/dev/null || die "iscsi-test-cu is missing: run make deps (Debian package libiscsi-bin)"
-out=${out:-bin/conformance/$target}
+[ "$backend" = mem ] || [ "$target" = goiser ] || die "--backend is for --target goiser"
+if [ -z "$out" ]; then
+  out=bin/conformance/$target
+  [ "$backend" = mem ] || out=$out-$backend
+fi
 rm -rf "$out"; mkdir -p "$out/logs"
 out=$(cd "$out" && pwd)
 trap stop_all EXIT
@@ -76,15 +85,35 @@ lun_of() {
     *) echo 0 ;;
   esac
 }
-export GOISER_EXTRA_LUNS=',
-        {"lun": 1, "backend": "mem", "size": "1G", "removable": true},
-        {"lun": 2, "backend": "mem", "size": "1G", "read_only": true},
-        {"lun": 3, "backend": "mem", "size": "1G", "physical_block_size": 4096}'
+# lun_json N EXTRA: LUN N of the goiser config with the --backend storage.
+lun_json() {
+  case $backend in
+    mem) echo "{\"lun\": $1, \"backend\": \"mem\", \"size\": \"1G\"$2}" ;;
+    file|direct)
+      local f="$backing_dir/lun$1.img" d=
+      [ "$backend" = direct ] && d=', "direct": true'
+      rm -f "$f"; truncate -s 1G "$f" # read-only LUNs are not created by goiserd
+      echo "{\"lun\": $1, \"backend\": \"file\", \"path\": \"$f\", \"size\": \"1G\"$d$2}" ;;
+  esac
+}
+if [ "$target" = goiser ]; then
+  case $backend in
+    mem) ;;
+    file) backing_dir=$(mktemp -d /dev/shm/goiser-conformance.XXXXXX); CLEANUP_PATHS+=("$backing_dir") ;;
+    # O_DIRECT needs a real file system (tmpfs refuses it).
+    direct) backing_dir=$(mktemp -d "${TMPDIR:-/var/tmp}/goiser-conformance.XXXXXX"); CLEANUP_PATHS+=("$backing_dir") ;;
+    *) die "--backend must be mem, file or direct, not $backend" ;;
+  esac
+fi
+goiser_luns() {
+  echo "$(lun_json 0 ''), $(lun_json 1 ', "removable": true'), $(lun_json 2 ', "read_only": true'),"
+  echo "        $(lun_json 3 ', "physical_block_size": 4096')"
+}
 base=
 start_target() {
   local port; port=$(free_port)
   case $target in
-    goiser) start_goiser "$out" "$port" 1G; url=$GOISER_URL; base=$GOISER_BASE; tpid=$GOISER_PID ;;
+    goiser) GOISER_LUNS=$(goiser_luns) start_goiser "$out" "$port"; url=$GOISER_URL; base=$GOISER_BASE; tpid=$GOISER_PID ;;
     tgt) start_tgt "$out" "$port" 1G; url=$TGT_URL; tpid=$TGT_PID ;;
   esac
 }
