@@ -388,3 +388,30 @@ func TestDirectFileAlignment(t *testing.T) {
 		t.Fatal("O_DIRECT read back differs")
 	}
 }
+
+// TestExampleConfig keeps the example of the package documentation valid:
+// doc.go quotes testdata/example.json verbatim.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("testdata", "example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Targets) != 1 || len(cfg.Targets[0].LUNs) != 3 {
+		t.Fatalf("example config = %+v", cfg)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var quoted strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
+		quoted.WriteString("//\t" + l + "\n")
+	}
+	if !strings.Contains(string(doc), quoted.String()) {
+		t.Fatal("doc.go does not quote testdata/example.json verbatim")
+	}
+}

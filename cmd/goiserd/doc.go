@@ -18,7 +18,8 @@
 // A config file (-config FILE, JSON) describes several targets, their LUNs,
 // who may log in, CHAP secrets and negotiation overrides. Unknown fields,
 // bad sizes and names, duplicate LUNs or targets are errors that name the
-// field (targets[0].luns[1].size) and, for JSON errors, the line:
+// field (targets[0].luns[1].size) and, for JSON errors, the line. This is
+// testdata/example.json:
 //
 //	{
 //	  "portals": ["127.0.0.1:3260"],
@@ -43,7 +44,11 @@
 // Sizes are byte counts or numbers with a binary suffix (K, M, G, T; "1G"
 // is 2^30 bytes). A file LUN with a size creates a missing file and extends
 // a shorter one; without a size the file must exist. "direct": true opens it
-// with O_DIRECT. An empty "initiators" list lets every initiator in.
+// with O_DIRECT. An empty "initiators" list lets every initiator in. Other
+// LUN fields: "serial", "physical_block_size", "removable",
+// "thin_provisioning" (default true: UNMAP punches holes in files) and
+// "write_through" (default false: a write-back cache that initiators flush
+// with SYNCHRONIZE CACHE or FUA).
 //
 // The daemon's life: parse flags, load and validate the config, open the
 // backends and build one scsi.Target per target, listen on every portal,
