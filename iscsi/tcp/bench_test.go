@@ -96,3 +96,15 @@ func BenchmarkTCPWrite4KR2T(b *testing.B) {
 func BenchmarkTCPRead128K(b *testing.B) {
 	benchIO(b, false, 128<<10, "MaxRecvDataSegmentLength=262144")
 }
+
+// BenchmarkTCPRead4KDigests is BenchmarkTCPRead4K with header and data
+// digests.
+func BenchmarkTCPRead4KDigests(b *testing.B) {
+	benchIO(b, false, 4096, "HeaderDigest=CRC32C", "DataDigest=CRC32C")
+}
+
+// BenchmarkTCPWrite4KR2TDigests is BenchmarkTCPWrite4KR2T with header and
+// data digests.
+func BenchmarkTCPWrite4KR2TDigests(b *testing.B) {
+	benchIO(b, true, 4096, "ImmediateData=No", "InitialR2T=Yes", "HeaderDigest=CRC32C", "DataDigest=CRC32C")
+}

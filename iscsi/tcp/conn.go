@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -117,20 +116,18 @@ type Conn struct {
 	pool *xferPool
 
 	// Reader state, owned by the goroutine calling Recv.
-	br      *bufio.Reader
-	scratch [4096]byte // sink for discarded data
-	dig     [4]byte
+	br  *bufio.Reader
+	rd  *pdu.Reader // reads br; digests and limit are set per PDU
+	ahs [pdu.MaxAHSLen]byte
 
 	params atomic.Pointer[iscsi.Params]
 	seq    atomic.Pointer[seqHolder]
 
-	// wmu guards writes to nc and the scratch below.
-	wmu  sync.Mutex
-	iov  net.Buffers
-	wv   net.Buffers // consumed by WriteTo
-	whdr []byte      // scratch for headers, digests and padding
-	hbuf [pdu.BHSLen]byte
-	zero [4]byte // padding source; never written
+	// wmu guards writes to nc and the fields below.
+	wmu   sync.Mutex
+	out   pdu.Batch // the PDUs of the next writev; empty between calls
+	hbuf  [pdu.BHSLen]byte
+	sense []byte // data segment of the SCSI Response being sent
 
 	// xmu guards xfers, nextTTT and every registered xfer.
 	xmu     sync.Mutex
@@ -151,14 +148,14 @@ func NewConn(nc net.Conn, cfg Config) *Conn {
 }
 
 func newConn(nc net.Conn, cfg Config, pool *xferPool) *Conn {
+	br := bufio.NewReaderSize(nc, 64<<10)
 	return &Conn{
 		nc:    nc,
 		cfg:   cfg,
 		pool:  pool,
-		br:    bufio.NewReaderSize(nc, 64<<10),
+		br:    br,
+		rd:    pdu.NewReader(br),
 		xfers: make(map[uint32]*xfer),
-		whdr:  make([]byte, 0, 512),
-		iov:   make(net.Buffers, 0, 16),
 	}
 }
 
@@ -228,51 +225,28 @@ func (c *Conn) Recv(ctx context.Context, in *iscsi.Inbound) error {
 // recvOne reads one PDU; done is false for a Data-Out that completed
 // nothing.
 func (c *Conn) recvOne(in *iscsi.Inbound) (done bool, err error) {
-	p := c.params.Load()
-	if _, err := io.ReadFull(c.br, in.BHS[:]); err != nil {
+	// Wait for the next PDU before loading the parameters: SetParams runs
+	// before the last Login Response is sent, so the first PDU of the
+	// full feature phase is read with them.
+	if _, err := c.br.Peek(1); err != nil {
 		return false, fmt.Errorf("iscsi/tcp: read header from %s: %w", c.nc.RemoteAddr(), err)
 	}
-	h := pdu.BHS(in.BHS[:])
-	if p == nil {
-		// The parameters may have been set while this header was in
-		// flight; the first full-feature PDU follows the last Login
-		// Response, which is sent after SetParams.
-		p = c.params.Load()
-	}
-	ahsLen := h.TotalAHSLength() * 4
-	if ahsLen > 0 && h.Opcode() != pdu.OpSCSICommand {
-		// Only the SCSI Command carries AHS (RFC 7143 §11.2.2); for
-		// anything else the length cannot be trusted.
-		c.reject(pdu.RejectProtocolError, &in.BHS)
-		return false, fmt.Errorf("%w: %v with %d bytes of AHS from %s", ErrProtocol, h.Opcode(), ahsLen, c.nc.RemoteAddr())
-	}
-	if ahsLen > 0 {
-		if _, err := io.ReadFull(c.br, in.GrowAHS(ahsLen)); err != nil {
-			return false, fmt.Errorf("iscsi/tcp: read AHS from %s: %w", c.nc.RemoteAddr(), err)
-		}
-	}
-	if p != nil && p.HeaderDigest {
-		if _, err := io.ReadFull(c.br, c.dig[:]); err != nil {
-			return false, fmt.Errorf("iscsi/tcp: read header digest from %s: %w", c.nc.RemoteAddr(), err)
-		}
-		sum := pdu.UpdateCRC32C(0, in.BHS[:])
-		sum = pdu.UpdateCRC32C(sum, in.AHS)
-		if sum != binary.LittleEndian.Uint32(c.dig[:]) {
-			// The header cannot be trusted, not even its length: at
-			// ERL 0 the connection ends (RFC 7143 §7.8).
-			return false, fmt.Errorf("%w: header digest from %s", ErrDigest, c.nc.RemoteAddr())
-		}
-	}
-	dsl := int(h.DataSegmentLength())
-	limit := loginMaxDSL
+	p := c.params.Load()
+	c.rd.HeaderDigest = p != nil && p.HeaderDigest
+	c.rd.DataDigest = p != nil && p.DataDigest
+	c.rd.MaxDataSegmentLength = loginMaxDSL
 	if p != nil {
-		limit = int(p.TargetMaxRecvDSL)
+		c.rd.MaxDataSegmentLength = p.TargetMaxRecvDSL
 	}
-	if dsl > limit {
-		c.reject(pdu.RejectProtocolError, &in.BHS)
-		return false, fmt.Errorf("%w: %v data segment of %d bytes from %s exceeds MaxRecvDataSegmentLength %d",
-			ErrProtocol, h.Opcode(), dsl, c.nc.RemoteAddr(), limit)
+	n, err := c.rd.ReadHeaderTo(&in.BHS, c.ahs[:])
+	if err != nil {
+		return false, c.readError(err, &in.BHS, "header")
 	}
+	if n > 0 {
+		copy(in.GrowAHS(n), c.ahs[:n])
+	}
+	h := pdu.BHS(in.BHS[:])
+	dsl := int(h.DataSegmentLength())
 	switch {
 	case p != nil && !p.Discovery && h.Opcode() == pdu.OpDataOut:
 		return c.recvDataOut(in, p, dsl)
@@ -280,48 +254,41 @@ func (c *Conn) recvOne(in *iscsi.Inbound) (done bool, err error) {
 		return true, c.recvCommand(in, p, dsl)
 	}
 	if dsl > 0 {
-		ok, err := c.readData(in.Grow(dsl), dsl, p != nil && p.DataDigest)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			c.reject(pdu.RejectDataDigestError, &in.BHS)
-			return false, fmt.Errorf("%w: data digest of %v from %s", ErrDigest, h.Opcode(), c.nc.RemoteAddr())
+		if _, err := c.rd.ReadSegment(in.Grow(dsl)); err != nil {
+			return false, c.readError(err, &in.BHS, "data segment")
 		}
 	}
 	in.Kind = iscsi.InPDU
 	return true, nil
 }
 
-// readData reads a data segment of n bytes plus padding and digest,
-// placing the first len(dst) bytes in dst and discarding the rest. ok is
-// false on a data digest mismatch.
-func (c *Conn) readData(dst []byte, n int, digest bool) (ok bool, err error) {
-	var sum uint32
-	if _, err := io.ReadFull(c.br, dst); err != nil {
-		return false, fmt.Errorf("iscsi/tcp: read data from %s: %w", c.nc.RemoteAddr(), err)
+// readError turns an error of the PDU reader into the error that ends the
+// connection (ErrorRecoveryLevel 0), after sending the Reject it calls for
+// (RFC 7143 §11.17.1) with the offending header: a data digest error, an
+// oversized data segment or an AHS on a PDU that carries none. A header
+// digest error gets no Reject: the header cannot be trusted (§7.8).
+func (c *Conn) readError(err error, bhs *[pdu.BHSLen]byte, what string) error {
+	reason, reject := pdu.RejectReasonFor(err)
+	if reject {
+		c.reject(reason, bhs)
 	}
-	if digest {
-		sum = pdu.UpdateCRC32C(0, dst)
+	var de *pdu.DigestError
+	switch {
+	case errors.As(err, &de):
+		return fmt.Errorf("%w: %s of ITT %#x from %s: %w", ErrDigest, what, pdu.BHS(bhs[:]).InitiatorTaskTag(), c.nc.RemoteAddr(), err)
+	case reject:
+		return fmt.Errorf("%w: %s of ITT %#x from %s: %w", ErrProtocol, what, pdu.BHS(bhs[:]).InitiatorTaskTag(), c.nc.RemoteAddr(), err)
 	}
-	rest := n - len(dst) + pdu.PadLen(n)
-	for rest > 0 {
-		k := min(rest, len(c.scratch))
-		if _, err := io.ReadFull(c.br, c.scratch[:k]); err != nil {
-			return false, fmt.Errorf("iscsi/tcp: read data from %s: %w", c.nc.RemoteAddr(), err)
-		}
-		if digest {
-			sum = pdu.UpdateCRC32C(sum, c.scratch[:k])
-		}
-		rest -= k
+	return fmt.Errorf("iscsi/tcp: read %s from %s: %w", what, c.nc.RemoteAddr(), err)
+}
+
+// skipData reads and drops the data segment of the PDU whose header is
+// bhs.
+func (c *Conn) skipData(bhs *[pdu.BHSLen]byte) error {
+	if _, err := c.rd.ReadSegment(nil); err != nil {
+		return c.readError(err, bhs, "data segment")
 	}
-	if !digest {
-		return true, nil
-	}
-	if _, err := io.ReadFull(c.br, c.dig[:]); err != nil {
-		return false, fmt.Errorf("iscsi/tcp: read data digest from %s: %w", c.nc.RemoteAddr(), err)
-	}
-	return sum == binary.LittleEndian.Uint32(c.dig[:]), nil
+	return nil
 }
 
 // recvCommand reads a SCSI Command (RFC 7143 §11.3): it gives the task its
@@ -352,19 +319,11 @@ func (c *Conn) recvCommand(in *iscsi.Inbound, p *iscsi.Params, dsl int) error {
 		if x != nil {
 			dst = x.buf[:place]
 		}
-		ok, err := c.readData(dst, dsl, p.DataDigest)
-		if err != nil {
+		if _, err := c.rd.ReadSegment(dst); err != nil {
 			if x != nil {
 				c.pool.put(x)
 			}
-			return err
-		}
-		if !ok {
-			if x != nil {
-				c.pool.put(x)
-			}
-			c.reject(pdu.RejectDataDigestError, b)
-			return fmt.Errorf("%w: immediate data of ITT %#x from %s", ErrDigest, itt, c.nc.RemoteAddr())
+			return c.readError(err, b, "immediate data")
 		}
 	}
 	if x == nil {
@@ -403,15 +362,7 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 		// The task is gone (aborted, or failed before its data came),
 		// or its data sequence broke: discard what is still in flight.
 		c.xmu.Unlock()
-		ok, err := c.readData(nil, dsl, p.DataDigest)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			c.reject(pdu.RejectDataDigestError, b)
-			return false, fmt.Errorf("%w: Data-Out for ITT %#x from %s", ErrDigest, itt, c.nc.RemoteAddr())
-		}
-		return false, nil
+		return false, c.skipData(b)
 	}
 	var r *r2tState
 	var bad string
@@ -457,13 +408,8 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 		// makes initiators reconnect and silently retry.)
 		x.failed = true
 		c.xmu.Unlock()
-		ok, err := c.readData(nil, dsl, p.DataDigest)
-		if err != nil {
+		if err := c.skipData(b); err != nil {
 			return false, err
-		}
-		if !ok {
-			c.reject(pdu.RejectDataDigestError, b)
-			return false, fmt.Errorf("%w: Data-Out for ITT %#x from %s", ErrDigest, itt, c.nc.RemoteAddr())
 		}
 		in.Kind = iscsi.InDataDone
 		in.ITT = itt
@@ -478,22 +424,19 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 	if off < len(x.buf) {
 		dst = x.buf[off:min(off+dsl, len(x.buf))]
 	}
-	ok, err := c.readData(dst, dsl, p.DataDigest)
+	_, err := c.rd.ReadSegment(dst)
 
 	c.xmu.Lock()
 	x.reading = false
-	if x.released {
-		c.pool.put(x)
-		c.xmu.Unlock()
-		return false, err
-	}
-	if err != nil || !ok {
+	if x.released || err != nil {
+		if x.released {
+			c.pool.put(x)
+		}
 		c.xmu.Unlock()
 		if err != nil {
-			return false, err
+			return false, c.readError(err, b, "Data-Out")
 		}
-		c.reject(pdu.RejectDataDigestError, b)
-		return false, fmt.Errorf("%w: Data-Out ITT %#x from %s", ErrDigest, itt, c.nc.RemoteAddr())
+		return false, nil
 	}
 	if r != nil && r.next == r.end {
 		// Sequence complete: drop the R2T, keeping the array packed.
@@ -558,14 +501,14 @@ func (c *Conn) sendR2Ts(x *xfer, rs []r2tState) error {
 		r2t := pdu.R2T{LUN: pdu.LUN(x.lun), ITT: x.itt, TTT: r.ttt, StatSN: statSN, ExpCmdSN: expCmdSN, MaxCmdSN: maxCmdSN,
 			R2TSN: r.sn, BufferOffset: uint32(r.next), DesiredDataTransferLength: uint32(r.end - r.next)}
 		h, err := c.encodeLocked(r2t.AppendBinary(c.hbuf[:0]))
+		if err == nil {
+			err = c.queueLocked(h, nil)
+		}
 		if err != nil {
 			return err
 		}
-		if err := c.writePDULocked(h, nil); err != nil {
-			return err
-		}
 	}
-	return nil
+	return c.flushLocked()
 }
 
 // GetData starts soliciting the data of a write task (see
@@ -619,76 +562,49 @@ func (c *Conn) Release(t *iscsi.Task) {
 func (c *Conn) Send(bhs *[pdu.BHSLen]byte, data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.writePDULocked(bhs, data)
-}
-
-// writePDULocked writes one PDU with digests as negotiated (never on a
-// Login Response). c.wmu must be held.
-func (c *Conn) writePDULocked(bhs *[pdu.BHSLen]byte, data []byte) error {
-	c.iov = c.iov[:0]
-	c.whdr = c.whdr[:0]
-	c.appendPDULocked(bhs, data)
+	if err := c.queueLocked(bhs, data); err != nil {
+		return err
+	}
 	return c.flushLocked()
 }
 
-// appendPDULocked queues one PDU in c.iov; c.whdr must have room (it is
-// grown before the first append of a batch, so earlier iov entries stay
-// valid).
-func (c *Conn) appendPDULocked(bhs *[pdu.BHSLen]byte, data []byte) {
+// queueLocked adds one PDU to c.out with digests as negotiated (never on a
+// Login Response); DataSegmentLength is set from data. On error c.out is
+// emptied. c.wmu must be held.
+func (c *Conn) queueLocked(bhs *[pdu.BHSLen]byte, data []byte) error {
 	p := c.params.Load()
-	digests := p != nil && pdu.Opcode(bhs[0]&0x3f) != pdu.OpLoginResp
-	hd := digests && p.HeaderDigest
-	dd := digests && p.DataDigest
-	pdu.BHS(bhs[:]).SetDataSegmentLength(uint32(len(data)))
-	start := len(c.whdr)
-	c.whdr = append(c.whdr, bhs[:]...)
-	if hd {
-		c.whdr = binary.LittleEndian.AppendUint32(c.whdr, pdu.UpdateCRC32C(0, bhs[:]))
+	op := pdu.BHS(bhs[:]).Opcode()
+	digests := p != nil && op != pdu.OpLoginResp
+	c.out.HeaderDigest = digests && p.HeaderDigest
+	c.out.DataDigest = digests && p.DataDigest
+	if err := c.out.AddBHS(bhs, data); err != nil {
+		c.out.Reset()
+		return fmt.Errorf("iscsi/tcp: send %v to %s: %w", op, c.nc.RemoteAddr(), err)
 	}
-	c.iov = append(c.iov, c.whdr[start:len(c.whdr):len(c.whdr)])
-	if len(data) == 0 {
-		return
-	}
-	c.iov = append(c.iov, data)
-	start = len(c.whdr)
-	pad := pdu.PadLen(len(data))
-	c.whdr = append(c.whdr, c.zero[:pad]...)
-	if dd {
-		sum := pdu.UpdateCRC32C(0, data)
-		sum = pdu.UpdateCRC32C(sum, c.zero[:pad])
-		c.whdr = binary.LittleEndian.AppendUint32(c.whdr, sum)
-	}
-	if len(c.whdr) > start {
-		c.iov = append(c.iov, c.whdr[start:len(c.whdr):len(c.whdr)])
-	}
+	return nil
 }
 
-// encodeLocked checks the result of encoding a BHS into c.hbuf.
-// c.wmu must be held.
+// encodeLocked checks the result of encoding a BHS into c.hbuf; on error
+// c.out is emptied. c.wmu must be held.
 func (c *Conn) encodeLocked(b []byte, err error) (*[pdu.BHSLen]byte, error) {
-	if err != nil {
-		return nil, fmt.Errorf("iscsi/tcp: encode header for %s: %w", c.nc.RemoteAddr(), err)
+	if err == nil && (len(b) != pdu.BHSLen || &b[0] != &c.hbuf[0]) {
+		err = fmt.Errorf("encoded header of %d bytes", len(b))
 	}
-	if len(b) != pdu.BHSLen || &b[0] != &c.hbuf[0] {
-		return nil, fmt.Errorf("iscsi/tcp: encoded header of %d bytes", len(b))
+	if err != nil {
+		c.out.Reset()
+		return nil, fmt.Errorf("iscsi/tcp: encode header for %s: %w", c.nc.RemoteAddr(), err)
 	}
 	return &c.hbuf, nil
 }
 
-// perPDUScratch is the most whdr bytes one PDU needs.
-const perPDUScratch = pdu.BHSLen + 4 + 3 + 4
-
-// flushLocked writes c.iov with one writev. c.wmu must be held.
+// flushLocked writes c.out with one writev and empties it. c.wmu must be
+// held.
 func (c *Conn) flushLocked() error {
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
+		c.out.Reset()
 		return fmt.Errorf("iscsi/tcp: set write deadline for %s: %w", c.nc.RemoteAddr(), err)
 	}
-	c.wv = c.iov
-	_, err := c.wv.WriteTo(c.nc)
-	c.wv = nil
-	clear(c.iov[:cap(c.iov)])
-	c.iov = c.iov[:0]
-	if err != nil {
+	if _, err := c.out.WriteTo(c.nc); err != nil {
 		return fmt.Errorf("iscsi/tcp: write to %s: %w", c.nc.RemoteAddr(), err)
 	}
 	return nil
@@ -706,8 +622,7 @@ func (c *Conn) reject(reason pdu.RejectReason, bad *[pdu.BHSLen]byte) {
 	binary.BigEndian.PutUint32(h[24:28], statSN)
 	binary.BigEndian.PutUint32(h[28:32], expCmdSN)
 	binary.BigEndian.PutUint32(h[32:36], maxCmdSN)
-	cp := *bad
-	if err := c.Send(&h, cp[:]); err != nil {
+	if err := c.Send(&h, bad[:]); err != nil {
 		c.cfg.Logger.Debug("iscsi/tcp: send reject", "peer", c.nc.RemoteAddr(), "err", err)
 	}
 }
@@ -724,17 +639,10 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 	n := min(rsp.DataLen, len(t.Buf))
 	seg := int(min(p.InitiatorMaxRecvDSL, p.MaxBurstLength))
 	burst := int(p.MaxBurstLength)
-	npdu := (n + seg - 1) / seg
 	collapse := n > 0 && len(rsp.Sense) == 0 && (rsp.Status == 0x00 || rsp.Status == 0x04)
 
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	need := (npdu+1)*perPDUScratch + 2 + len(rsp.Sense)
-	if cap(c.whdr) < need {
-		c.whdr = make([]byte, 0, need)
-	}
-	c.whdr = c.whdr[:0]
-	c.iov = c.iov[:0]
 	var dataSN uint32
 	for off := 0; off < n; {
 		l := min(seg, n-off, burst-off%burst)
@@ -751,10 +659,12 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 			}
 		}
 		h, err := c.encodeLocked(din.AppendBinary(c.hbuf[:0]))
+		if err == nil {
+			err = c.queueLocked(h, t.Buf[off:off+l])
+		}
 		if err != nil {
 			return err
 		}
-		c.appendPDULocked(h, t.Buf[off:off+l])
 		dataSN++
 		off += l
 	}
@@ -771,18 +681,19 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 		var data []byte
 		if len(rsp.Sense) > 0 {
 			// The data segment is SenseLength (2 bytes) + sense data
-			// (RFC 7143 §11.4.7.2); it lives in the scratch buffer.
-			start := len(c.whdr)
-			c.whdr = binary.BigEndian.AppendUint16(c.whdr, uint16(len(rsp.Sense)))
-			c.whdr = append(c.whdr, rsp.Sense...)
-			data = c.whdr[start:len(c.whdr):len(c.whdr)]
+			// (RFC 7143 §11.4.7.2).
+			c.sense = binary.BigEndian.AppendUint16(c.sense[:0], uint16(len(rsp.Sense)))
+			c.sense = append(c.sense, rsp.Sense...)
+			data = c.sense
 		}
 		sr.Data = data
 		h, err := c.encodeLocked(sr.AppendBinary(c.hbuf[:0]))
+		if err == nil {
+			err = c.queueLocked(h, data)
+		}
 		if err != nil {
 			return err
 		}
-		c.appendPDULocked(h, data)
 	}
 	return c.flushLocked()
 }

@@ -225,3 +225,38 @@ func TestSessionReinstatement(t *testing.T) {
 	}
 	c5.logout()
 }
+
+// TestEmptyDataOutWithDigests sends a Data-Out with an empty data segment
+// while data digests are on: it has no data digest on the wire (RFC 7143
+// §11.1), and the Data-Out PDUs after it must be read in sync.
+func TestEmptyDataOutWithDigests(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	c.login("HeaderDigest=CRC32C", "DataDigest=CRC32C", "ImmediateData=No", "InitialR2T=Yes")
+	if c.keys["DataDigest"] != "CRC32C" {
+		t.Fatalf("DataDigest=%s", c.keys["DataDigest"])
+	}
+	const size = 8192
+	data := pattern(size, 9)
+	itt := c.itt
+	c.itt++
+	cmd := pdu.SCSICommand{Final: true, Write: true, Attr: pdu.AttrSimple, ITT: itt,
+		ExpectedDataTransferLength: size, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN}
+	copy(cmd.CDB[:], write10(40, size/512))
+	c.cmdSN++
+	c.send(&cmd)
+	r2t, ok := c.recv().(*pdu.R2T)
+	if !ok || r2t.BufferOffset != 0 || r2t.DesiredDataTransferLength != size {
+		t.Fatalf("want an R2T for the whole write, got %+v", r2t)
+	}
+	c.send(&pdu.DataOut{ITT: itt, TTT: r2t.TTT, ExpStatSN: c.expStatSN}) // DataSN 0, no data
+	c.send(&pdu.DataOut{Final: true, ITT: itt, TTT: r2t.TTT, ExpStatSN: c.expStatSN, DataSN: 1, Data: data})
+	rsp, ok := c.recv().(*pdu.SCSIResponse)
+	if !ok || rsp.Status != 0 {
+		t.Fatalf("WRITE: %+v", rsp)
+	}
+	if res := c.scsiCmd(read10(40, size/512), true, size, nil); res.status != 0 || !bytes.Equal(res.data, data) {
+		t.Fatalf("READ back: status %#x, %d bytes", res.status, len(res.data))
+	}
+	c.logout()
+}
