@@ -76,7 +76,7 @@ for r in $(seq 1 "$rounds"); do
   for row in "${rows[@]}"; do
     IFS='|' read -r name flags qd bs <<<"$row"
     seq_targets=("${order[@]}")
-    if [ $((r % 2)) -eq 0 ]; then seq_targets=($(printf '%s\n' "${order[@]}" | tac)); fi
+    if [ $((r % 2)) -eq 0 ]; then mapfile -t seq_targets < <(printf "%s\n" "${order[@]}" | tac); fi
     for t in "${seq_targets[@]}"; do
       v=$(perf "${url[$t]}" "$flags")
       printf '%s\t%s\t%s\t%s\n' "$r" "$name" "$t" "$v" >>"$raw"

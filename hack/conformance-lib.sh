@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for hack/conformance.sh and hack/bench-tcp.sh: pick free
 # ports, start and stop goiserd and tgtd on 127.0.0.1, wait for listeners.
 # Sourced, not executed. Every process started here is recorded in PIDS_TO_STOP;
@@ -86,6 +87,7 @@ EOF
     die "goiserd did not start listening on 127.0.0.1:$port (log: $dir/goiserd.log)"
   fi
   GOISER_BASE="iscsi://127.0.0.1:$port/$GOISER_IQN"
+  # shellcheck disable=SC2034 # used by the scripts that source this file
   GOISER_URL="$GOISER_BASE/0"
 }
 
@@ -105,7 +107,7 @@ build_of() {
 start_tgt() {
   local dir=$1 port=$2 size=${3:-1G} cp img i
   command -v tgtd >/dev/null || die "tgtd is missing: run make deps"
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     cp=$((1000 + RANDOM % 30000)) # tgtd takes at most 32767
     [ -e "/var/run/tgtd/socket.$cp" ] || [ -e "/var/run/tgtd/socket.$cp.lock" ] || break
   done
@@ -118,11 +120,12 @@ start_tgt() {
   # (its backing file is scratch space on /dev/shm).
   PIDS_TO_STOP+=("$TGT_PID:1")
   wait_listen "$port" "$TGT_PID" 20 || die "tgtd did not start listening on 127.0.0.1:$port (log: $dir/tgtd.log)"
-  for i in $(seq 1 50); do [ -S "/var/run/tgtd/socket.$cp" ] && break; sleep 0.1; done
+  for _ in $(seq 1 50); do [ -S "/var/run/tgtd/socket.$cp" ] && break; sleep 0.1; done
   tgtadm -C "$cp" --lld iscsi --mode target --op new --tid 1 --targetname "$TGT_IQN" &&
   tgtadm -C "$cp" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 \
     --backing-store "$img" --bstype rdwr &&
   tgtadm -C "$cp" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL ||
     die "tgtadm could not configure tgtd (log: $dir/tgtd.log)"
+  # shellcheck disable=SC2034 # used by the scripts that source this file
   TGT_URL="iscsi://127.0.0.1:$port/$TGT_IQN/1"
 }

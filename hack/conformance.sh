@@ -43,7 +43,7 @@ cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
 . hack/conformance-lib.sh
 
-target=goiser backend=mem suite_re=. out= suite_timeout=${CONFORMANCE_SUITE_TIMEOUT:-120} floor= url=
+target=goiser backend=mem suite_re=. out='' suite_timeout=${CONFORMANCE_SUITE_TIMEOUT:-120} floor='' url=''
 while [ $# -gt 0 ]; do
   case $1 in
     --target) target=$2; shift 2 ;;

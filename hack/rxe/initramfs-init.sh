@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # Stage 1 of the Soft-RoCE guest: the /init of the busybox initramfs that
 # hack/rxe/lib.sh builds. It
 #   1. loads the virtio, 9p and overlay modules listed in /modules/order
