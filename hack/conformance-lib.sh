@@ -105,7 +105,7 @@ build_of() {
 # its controller) of SIZE (default 1G) backed by a file on /dev/shm with the
 # rdwr backing store, open to every initiator. Sets TGT_PID and TGT_URL.
 start_tgt() {
-  local dir=$1 port=$2 size=${3:-1G} cp img i
+  local dir=$1 port=$2 size=${3:-1G} cp img
   command -v tgtd >/dev/null || die "tgtd is missing: run make deps"
   for _ in $(seq 1 50); do
     cp=$((1000 + RANDOM % 30000)) # tgtd takes at most 32767
