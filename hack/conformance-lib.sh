@@ -17,8 +17,8 @@ port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
 # free_port: prints a TCP port that nothing listens on.
 free_port() {
-  local p i
-  for i in $(seq 1 100); do
+  local p
+  for _ in $(seq 1 100); do
     p=$((20000 + RANDOM % 30000))
     port_busy "$p" || { echo "$p"; return 0; }
   done
