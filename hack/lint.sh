@@ -13,5 +13,6 @@ staticcheck ./... || fail=1
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run; git ls-files -o --exclude-standard '*.sh')
 shellcheck -S warning "${scripts[@]}" || fail=1
 hack/check-imports.sh || fail=1
+hack/check-imports-selftest.sh >/dev/null || { echo "lint: the import check does not catch violations (hack/check-imports-selftest.sh)"; fail=1; }
 [ $fail -eq 0 ] && echo "lint: ok"
 exit $fail
