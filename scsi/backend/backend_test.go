@@ -247,29 +247,3 @@ func alignedBuf(n, align int) []byte {
 	}
 	return b[off : off+n]
 }
-
-func TestFileDirect(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "direct.img")
-	f, err := OpenFile(path, FileConfig{Size: 1 << 20, Direct: true})
-	if err != nil {
-		t.Skipf("O_DIRECT unavailable on the file system of %s (tmpfs refuses it); run with TMPDIR on ext4/xfs to test it: %v", path, err)
-	}
-	defer f.Close()
-	buf := alignedBuf(4096, 4096)
-	for i := range buf {
-		buf[i] = byte(i)
-	}
-	if _, err := f.WriteAt(buf, 4096); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(buf[1:4097-1], 4096); !errors.Is(err, ErrUnaligned) {
-		t.Fatalf("misaligned write: %v", err)
-	}
-	if _, err := f.WriteAt(buf, 100); !errors.Is(err, ErrUnaligned) {
-		t.Fatalf("misaligned offset: %v", err)
-	}
-	got := alignedBuf(4096, 4096)
-	if _, err := f.ReadAt(got, 4096); err != nil || !bytes.Equal(got, buf) {
-		t.Fatalf("direct read back: %v", err)
-	}
-}

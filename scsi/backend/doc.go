@@ -12,8 +12,18 @@
 //
 // Three implementations exist: Memory (sparse 64 KiB chunks), File (pread
 // and pwrite on a file or block device, optional O_DIRECT, fdatasync,
-// hole punching) and Null (zeros in, writes dropped). Thin provisioning is
-// optional: backends that can deallocate implement Unmapper, those that
-// know their allocation map implement Mapper; the SCSI core finds both by
-// type assertion.
+// hole punching) and Null (zeros in, writes dropped).
+//
+// Every backend takes any buffer, offset and length, O_DIRECT files too:
+// aligned requests (the READ and WRITE datapath) go straight to the file,
+// others (the SCSI core's own buffers, transfers shorter than a block) go
+// through an aligned bounce buffer, with read-modify-write of partial
+// blocks:
+//
+//	f, err := backend.OpenFile(path, backend.FileConfig{Size: 1 << 30, Direct: true, Align: 512})
+//	n, err := f.WriteAt([]byte("any bytes"), 1000) // reads, patches and writes back block 1
+//
+// Thin provisioning is optional: backends that can deallocate implement
+// Unmapper, those that know their allocation map implement Mapper; the
+// SCSI core finds both by type assertion.
 package backend
