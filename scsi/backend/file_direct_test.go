@@ -8,17 +8,18 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// openDirect opens a fresh O_DIRECT file backend of size bytes aligned to
-// align. O_DIRECT needs a disk file system: t.TempDir() (under $TMPDIR, or
-// /tmp) is tried first, then /var/tmp, which is on disk even where /tmp is
-// a tmpfs (which refuses O_DIRECT). Neither working skips the test loudly.
-func openDirect(tb testing.TB, size int64, align int) *File {
+// directDir returns an empty directory on a file system that supports
+// O_DIRECT. t.TempDir() (under $TMPDIR, or /tmp) is tried first, then
+// /var/tmp, which is on disk even where /tmp is a tmpfs (which refuses
+// O_DIRECT). Neither working skips the test loudly.
+func directDir(tb testing.TB) string {
 	tb.Helper()
 	var errs []error
 	for _, dir := range []string{"", "/var/tmp"} {
@@ -33,18 +34,29 @@ func openDirect(tb testing.TB, size int64, align int) *File {
 			tb.Cleanup(func() { os.RemoveAll(d) })
 			dir = d
 		}
-		f, err := OpenFile(filepath.Join(dir, "direct.img"), FileConfig{Size: size, Direct: true, Align: align})
+		probe := filepath.Join(dir, "probe")
+		f, err := os.OpenFile(probe, os.O_RDWR|os.O_CREATE|unix.O_DIRECT, 0o600)
 		if err == nil {
-			tb.Cleanup(func() { f.Close() })
-			return f
-		}
-		if !errors.Is(err, unix.EINVAL) {
-			tb.Fatal(err)
+			f.Close()
+			os.Remove(probe)
+			return dir
 		}
 		errs = append(errs, err)
 	}
 	tb.Skipf("SKIPPED: no directory that supports O_DIRECT (tmpfs refuses it); set TMPDIR to a directory on ext4 or xfs to run this test: %v", errors.Join(errs...))
-	return nil
+	return ""
+}
+
+// openDirect opens a fresh O_DIRECT file backend of size bytes aligned to
+// align in directDir.
+func openDirect(tb testing.TB, size int64, align int) *File {
+	tb.Helper()
+	f, err := OpenFile(filepath.Join(directDir(tb), "direct.img"), FileConfig{Size: size, Direct: true, Align: align})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return f
 }
 
 // misaligned returns a slice of n bytes whose address is skew bytes past an
@@ -340,15 +352,20 @@ func TestFileDirectConformance(t *testing.T) {
 }
 
 func TestFileDirectSizeNotAligned(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "odd.img")
+	path := filepath.Join(directDir(t), "odd.img")
 	if err := os.WriteFile(path, make([]byte, 4096+512), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := OpenFile(path, FileConfig{Direct: true, Align: 4096})
-	if err == nil {
-		t.Fatal("O_DIRECT on a capacity that is not a multiple of the alignment accepted")
+	if err == nil || !strings.Contains(err.Error(), "multiple of the alignment") {
+		t.Fatalf("O_DIRECT on a capacity that is not a multiple of the alignment: %v", err)
 	}
 	t.Log(err)
+	f, err := OpenFile(path, FileConfig{Direct: true, Align: 512})
+	if err != nil {
+		t.Fatalf("O_DIRECT on a capacity that is a multiple of the alignment: %v", err)
+	}
+	f.Close()
 }
 
 func benchDirect(b *testing.B, read bool, p []byte, off int64) {
