@@ -76,9 +76,10 @@ func openBackend(lc *LUNConfig) (backend.Backend, error) {
 	case "null":
 		return backend.NewNull(lc.bytes), nil
 	case "file":
-		// With O_DIRECT, I/O is aligned to the LUN's logical block (what
-		// the initiator can address); a file system that needs more (4Kn
-		// disks) wants "block_size": 4096.
+		// With O_DIRECT the alignment is the LUN's logical block: the
+		// READ/WRITE datapath is aligned to it and goes straight to the
+		// disk, anything else is bounced through aligned buffers. A file
+		// system that needs more (4Kn disks) wants "block_size": 4096.
 		b, err := backend.OpenFile(lc.Path, backend.FileConfig{Size: lc.bytes, Direct: lc.Direct, Align: lc.BlockSize, ReadOnly: lc.ReadOnly})
 		if err != nil {
 			return nil, err
