@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -224,6 +225,16 @@ func (e *endpoint) poll() (int, error) {
 	return recvs, nil
 }
 
+// spin yields the processor every 64 empty polls. A NIC completes work on
+// its own, but the soft provider (and the peer, in -soft mode) are
+// goroutines: a loop that never yields can starve them until the runtime
+// preempts it, milliseconds later on a machine with few cores.
+func (e *endpoint) spin(spins int) {
+	if spins&63 == 63 {
+		runtime.Gosched()
+	}
+}
+
 // waitRecv busy-polls until one receive completed (reaping sends on the way).
 func (e *endpoint) waitRecv() error {
 	for spins := 0; ; spins++ {
@@ -237,6 +248,7 @@ func (e *endpoint) waitRecv() error {
 		if r == 1 {
 			return nil
 		}
+		e.spin(spins)
 		if spins&4095 == 4095 && time.Now().After(e.deadline) {
 			return errTimeout
 		}
@@ -253,6 +265,7 @@ func (e *endpoint) reap(max int) error {
 		if r != 0 {
 			return fmt.Errorf("rdma-pingpong: unexpected receive in write mode")
 		}
+		e.spin(spins)
 		if spins&4095 == 4095 && time.Now().After(e.deadline) {
 			return errTimeout
 		}
