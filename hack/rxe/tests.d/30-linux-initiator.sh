@@ -15,7 +15,10 @@
 #                 negotiated parameters and goiserd's login line) and no
 #                 connection error in dmesg; logout; iscsid stopped; goiserd
 #                 stopped with SIGTERM and must exit 0; then the backing file
-#                 of LUN 1 must hold exactly what the initiator wrote.
+#                 of LUN 1 must hold exactly what the initiator wrote;
+#                 a second goiserd on that file: login, the data reads back,
+#                 then SIGTERM with the session logged in (goiserd asks the
+#                 initiator to log out; it must, and goiserd exits 0).
 # Any failure prints the step, goiserd's log tail, iscsid's log and dmesg.
 set -euo pipefail
 phase=${1:?usage: 30-linux-initiator.sh build|run}
@@ -33,7 +36,7 @@ fi
 
 iqn=iqn.2026-11.dev.goiser:rxe-linux
 work=/tmp/30-linux-initiator
-glog=$work/goiserd.log
+glog=$work/goiserd.log # the log of the goiserd running now
 lunfile=$work/lun1.img
 mem_mib=64
 file_mib=16
@@ -79,55 +82,71 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ---- goiserd ----------------------------------------------------------------
-step="start goiserd"
 modprobe -a iscsi_tcp sd_mod || fail "modprobe iscsi_tcp sd_mod"
-port=$(rxe_fresh_port)
-portal=$RXE_ADDR:$port
-say "goiserd on $portal: LUN 0 mem:${mem_mib}M, LUN 1 file:$lunfile (${file_mib} MiB)"
-# The outer timeout only guards against a hang; the stage stops it with SIGTERM.
-timeout 150 "$RXE_BIN/goiserd" -listen "$portal" -target "$iqn" \
-  -lun "mem:${mem_mib}M" -lun "file:$lunfile,size=${file_mib}M" >"$glog" 2>&1 </dev/null &
-gpid=$!
-for ((i = 0; i < 100; i++)); do
-  ss -Htln "sport = :$port" 2>/dev/null | grep -q . && break
-  kill -0 "$gpid" 2>/dev/null || fail "goiserd exited before listening"
-  sleep 0.1
-done
-ss -Htln "sport = :$port" | grep -q . || fail "goiserd does not listen on $portal after 10s"
 
-# ---- open-iscsi: discovery, digests, login ------------------------------------
+# start_goiserd LOG LUNSPEC...: goiserd on a fresh port of $RXE_ADDR; sets
+# gpid, port, portal and glog, and waits until it listens.
+start_goiserd() {
+  local i lun args=()
+  glog=$1
+  shift
+  for lun in "$@"; do args+=(-lun "$lun"); done
+  port=$(rxe_fresh_port)
+  portal=$RXE_ADDR:$port
+  say "goiserd on $portal: $*"
+  # The outer timeout only guards against a hang; the stage stops it with SIGTERM.
+  timeout 150 "$RXE_BIN/goiserd" -listen "$portal" -target "$iqn" "${args[@]}" >"$glog" 2>&1 </dev/null &
+  gpid=$!
+  for ((i = 0; i < 100; i++)); do
+    ss -Htln "sport = :$port" 2>/dev/null | grep -q . && return 0
+    kill -0 "$gpid" 2>/dev/null || fail "goiserd exited before listening"
+    sleep 0.1
+  done
+  fail "goiserd does not listen on $portal after 10s"
+}
+
+# login: sendtargets discovery against $portal, digests required, login;
+# both digests must show in iscsiadm's negotiated parameters. Sets sid.
+login() {
+  step="discovery"
+  say "iscsiadm sendtargets discovery against $portal"
+  timeout 30 iscsiadm -m discovery -t sendtargets -p "$portal" >"$work/discovery" 2>&1 ||
+    fail "sendtargets discovery failed: $(cat "$work/discovery")"
+  cat "$work/discovery"
+  grep -qE "^$RXE_ADDR:$port,[0-9]+ $iqn\$" "$work/discovery" || fail "discovery did not list $iqn at $portal"
+
+  step="configure node"
+  # Digests required (not "CRC32C,None"): a login without them must fail here.
+  node -o update -n 'node.conn[0].iscsi.HeaderDigest' -v CRC32C || fail "set HeaderDigest"
+  node -o update -n 'node.conn[0].iscsi.DataDigest' -v CRC32C || fail "set DataDigest"
+  # Fail fast instead of open-iscsi's retries (a failed login must not eat the stage's time).
+  node -o update -n node.session.initial_login_retry_max -v 1 || fail "set initial_login_retry_max"
+  node -o update -n 'node.conn[0].timeo.login_timeout' -v 10 || fail "set login_timeout"
+  node -o show | grep -E 'Digest|login_retry' || true
+
+  step="login"
+  say "login to $iqn at $portal"
+  logged_in=1 # from here on, cleanup logs out
+  timeout 40 iscsiadm -m node -T "$iqn" -p "$portal" --login || fail "login failed"
+  timeout 10 iscsiadm -m session -P 2 >"$work/session" 2>&1 || fail "iscsiadm -m session -P 2"
+  grep -E 'HeaderDigest|DataDigest' "$work/session" || true
+  grep -qE 'HeaderDigest: CRC32C' "$work/session" || fail "initiator did not negotiate HeaderDigest=CRC32C: $(grep Digest "$work/session")"
+  grep -qE 'DataDigest: CRC32C' "$work/session" || fail "initiator did not negotiate DataDigest=CRC32C: $(grep Digest "$work/session")"
+  sid=$(timeout 10 iscsiadm -m session | awk -v p="$portal" -v t="$iqn" '$3 ~ "^" p "," && $4 == t { gsub(/[][]/, "", $2); print $2; exit }')
+  [ -n "$sid" ] || fail "no session id for $iqn at $portal in: $(iscsiadm -m session 2>&1)"
+}
+node() { timeout 10 iscsiadm -m node -T "$iqn" -p "$portal" "$@"; }
+
+# ---- goiserd, iscsid, login -------------------------------------------------
+step="start goiserd"
+start_goiserd "$work/goiserd.log" "mem:${mem_mib}M" "file:$lunfile,size=${file_mib}M"
+
 step="start iscsid"
 say "start iscsid"
 rxe_iscsid_start || fail "iscsid did not start"
 iscsid_up=1
 
-step="discovery"
-say "iscsiadm sendtargets discovery against $portal"
-timeout 30 iscsiadm -m discovery -t sendtargets -p "$portal" | tee "$work/discovery" ||
-  fail "sendtargets discovery failed"
-grep -qE "^$RXE_ADDR:$port,[0-9]+ $iqn\$" "$work/discovery" || fail "discovery did not list $iqn at $portal"
-
-step="configure node"
-node() { timeout 10 iscsiadm -m node -T "$iqn" -p "$portal" "$@"; }
-# Digests required (not "CRC32C,None"): a login without them must fail here.
-node -o update -n 'node.conn[0].iscsi.HeaderDigest' -v CRC32C || fail "set HeaderDigest"
-node -o update -n 'node.conn[0].iscsi.DataDigest' -v CRC32C || fail "set DataDigest"
-# Fail fast instead of open-iscsi's retries (a failed login must not eat the stage's time).
-node -o update -n node.session.initial_login_retry_max -v 1 || fail "set initial_login_retry_max"
-node -o update -n 'node.conn[0].timeo.login_timeout' -v 10 || fail "set login_timeout"
-node -o show | grep -E 'Digest|login_retry' || true
-
-step="login"
-say "login to $iqn at $portal"
-logged_in=1 # from here on, cleanup logs out
-timeout 40 iscsiadm -m node -T "$iqn" -p "$portal" --login || fail "login failed"
-timeout 10 iscsiadm -m session -P 2 >"$work/session" 2>&1 || fail "iscsiadm -m session -P 2"
-grep -E 'HeaderDigest|DataDigest' "$work/session" || true
-grep -qE 'HeaderDigest: CRC32C' "$work/session" || fail "initiator did not negotiate HeaderDigest=CRC32C: $(grep Digest "$work/session")"
-grep -qE 'DataDigest: CRC32C' "$work/session" || fail "initiator did not negotiate DataDigest=CRC32C: $(grep Digest "$work/session")"
-sid=$(timeout 10 iscsiadm -m session | awk -v t="$iqn" '$4 == t { gsub(/[][]/, "", $2); print $2; exit }')
-[ -n "$sid" ] || fail "no session id for $iqn in: $(iscsiadm -m session 2>&1)"
+login
 
 # ---- the disks --------------------------------------------------------------
 # disk LUN: the /dev node of LUN of session $sid, made with mknod if /dev
@@ -273,11 +292,6 @@ done
 [ -e "/sys/block/$(basename "$d0")" ] && fail "$d0 still there 10s after logout"
 grep -q 'msg="iscsi: logout"' "$glog" || fail "goiserd logged no logout"
 
-step="stop iscsid"
-say "stop iscsid"
-rxe_iscsid_stop || fail "iscsid did not stop"
-iscsid_up=0
-
 step="stop goiserd"
 say "stop goiserd"
 kill -TERM "$gpid"
@@ -296,5 +310,48 @@ cmp -n $((2 * MiB)) -i 0:$((1 * MiB)) "$pat" "$lunfile" || fail "$lunfile at 1 M
 cmp -n $((2 * MiB)) -i $((2 * MiB)):$((3 * MiB)) "$pat" "$lunfile" || fail "$lunfile at 3 MiB differs from the pattern"
 [ "$(stat -c %s "$lunfile")" = $((file_mib << 20)) ] || fail "$lunfile is $(stat -c %s "$lunfile") bytes"
 
+# ---- a second goiserd on the same file: the data survived, and SIGTERM ----
+# ---- with a session logged in asks the initiator to log out (RFC 7143 11.9.1)
+step="restart goiserd on the file"
+start_goiserd "$work/goiserd2.log" "file:$lunfile"
+login
+step="find the disk"
+d1=$(disk 0) || fail "no block device for LUN 0 of session $sid after 20s"
+size1=$(timeout 10 blockdev --getsize64 "$d1") || fail "blockdev --getsize64 $d1"
+[ "$size1" = $((file_mib << 20)) ] || fail "$d1 has $size1 bytes, want $((file_mib << 20))"
+step="read back after the restart"
+say "read back $d1 after the restart"
+check "$d1 1..5 MiB after goiserd restarted (bs 1M)" "$(get "$d1" 1M $((1 * MiB)) $((4 * MiB)))" "$(want 0 $((4 * MiB)))"
+
+step="SIGTERM goiserd with a session logged in"
+say "SIGTERM goiserd with a session logged in"
+kill -TERM "$gpid"
+set +e
+rxe_bg_wait "$gpid" 30
+grc=$?
+set -e
+gpid=
+[ "$grc" = 0 ] || fail "goiserd exited with status $grc after SIGTERM"
+grep -E 'shutting down|iscsi: logout|all sessions ended|flushed' "$glog"
+sed -n '/msg="shutting down"/,$p' "$glog" | grep -q 'msg="iscsi: logout"' ||
+  fail "the initiator did not log out when goiserd shut down"
+grep -q 'msg="all sessions ended"' "$glog" || fail "goiserd did not log 'all sessions ended'"
+grep -q 'backends flushed and closed' "$glog" || fail "goiserd did not log 'backends flushed and closed'"
+grep -q 'Target requests logout' /tmp/iscsid.log || fail "iscsid did not log the target's logout request"
+if grep -E 'level=(ERROR|WARN)' "$glog" >"$work/glog.bad"; then
+  fail "goiserd logged warnings or errors: $(cat "$work/glog.bad")"
+fi
+# iscsid now retries a target that is gone: end the session.
+step="logout after the target left"
+timeout 30 iscsiadm -m node -T "$iqn" -p "$portal" --logout >/dev/null 2>&1 || true
+logged_in=0
+sleep 0.2
+timeout 10 iscsiadm -m session >/dev/null 2>&1 && fail "a session is left: $(iscsiadm -m session 2>&1)"
+
+step="stop iscsid"
+say "stop iscsid"
+rxe_iscsid_stop || fail "iscsid did not stop"
+iscsid_up=0
+
 say "all steps passed"
-rxe_note "linux initiator: login with CRC32C header+data digests, 8 MiB mem + 4 MiB file LUN round trip ok, discard $discard, clean SIGTERM exit"
+rxe_note "linux initiator: login with CRC32C header+data digests, 8 MiB mem + 4 MiB file LUN round trip ok, discard $discard, clean SIGTERM exit; data intact after a restart, initiator logged out on shutdown"
