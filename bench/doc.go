@@ -1,0 +1,40 @@
+// Package bench is the benchmark harness: it keeps a queue depth of SCSI
+// commands in flight on an iSCSI session, records each command's latency
+// in a histogram, and writes the results as a markdown table and an SVG
+// plot, so that several targets measured by one client in one run can be
+// compared side by side (docs/bench/latency.md).
+//
+// A measurement opens a session with iscsi/initiator (MaxTasks at least the
+// queue depth), runs a workload on it and summarizes the rounds:
+//
+//	s, _ := initiator.Dial(ctx, "127.0.0.1:3260", initiator.Config{
+//		InitiatorName: "iqn.2026-11.dev.goiser:bench", TargetName: iqn, MaxTasks: 32,
+//	})
+//	c, _ := s.ReadCapacity16(ctx, 0)
+//	wl, _ := bench.ParseWorkload("4k-randread-qd32")
+//	res, err := bench.Run(ctx, s, bench.RunConfig{
+//		Workload: wl, BlockSize: int(c.BlockSize), Blocks: c.Blocks,
+//		Duration: 5 * time.Second, Warmup: 500 * time.Millisecond,
+//	})
+//	row := bench.RowOf("goiser", res) // IOPS, MB/s, median, p99, p99.9
+//
+// Several rounds of the same workload and target become one Row with
+// Summarize (medians over the rounds); a Report of rows writes itself with
+// WriteMarkdown and WriteSVG, with ratios to a baseline target.
+//
+// Workload names read SIZE-PATTERNOP-qdN: "4k-randwrite-qd1",
+// "128k-seqread-qd8". Random workloads pick I/O-size aligned offsets
+// uniformly in the region; sequential ones share one cursor among the
+// commands in flight and wrap at the region's end. Fill writes the region
+// once beforehand, so that reads hit allocated storage on every target.
+//
+// Histogram is HdrHistogram-shaped: log-linear buckets with nanosecond
+// resolution, exact below 256 ns and within 0.8 % above, mergeable, and
+// Record allocates nothing. Each of Run's goroutines owns its histogram;
+// they are merged when the run ends. Per command, Run allocates nothing
+// (go test -bench Step -benchmem ./bench shows 0 allocs/op, both sides of
+// the connection counted).
+//
+// cmd/goiser-bench is the command-line front end and hack/bench-latency.sh
+// (make bench-latency) runs it against goiserd and tgt.
+package bench

@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goiser/goiser/iscsi/initiator"
+)
+
+// RunConfig describes one measurement: a workload on one LUN of an open
+// session for a while.
+type RunConfig struct {
+	// Workload says what to issue and at which queue depth.
+	Workload Workload
+	// LUN is the logical unit to use.
+	LUN uint64
+	// BlockSize is the LUN's logical block size in bytes (READ CAPACITY);
+	// Workload.Size must be a multiple of it.
+	BlockSize int
+	// Blocks bounds the region used: LBAs [0, Blocks). It must hold at
+	// least one I/O.
+	Blocks uint64
+	// Duration is how long commands are measured (> 0).
+	Duration time.Duration
+	// Warmup is how long commands are issued before measuring starts;
+	// their latencies are not recorded. Zero means none.
+	Warmup time.Duration
+	// Seed makes the random offsets repeatable; 0 picks a random seed.
+	Seed uint64
+}
+
+// Result is the outcome of one Run.
+type Result struct {
+	Workload Workload
+	// IOs is the number of commands measured (started after the warm-up
+	// and completed).
+	IOs uint64
+	// Bytes is the data they moved.
+	Bytes uint64
+	// Elapsed runs from the end of the warm-up to the last completion.
+	Elapsed time.Duration
+	// Latency holds every measured command's latency, from just before it
+	// was sent to the return of its status.
+	Latency Histogram
+}
+
+// IOPS returns the measured commands per second.
+func (r *Result) IOPS() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.IOs) / r.Elapsed.Seconds()
+}
+
+// MBps returns the measured throughput in megabytes (10^6 bytes) per second.
+func (r *Result) MBps() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) / 1e6 / r.Elapsed.Seconds()
+}
+
+// worker is one of the QueueDepth goroutines of a Run. Each owns its
+// buffer, random source and histogram; only seq is shared.
+type worker struct {
+	s        *initiator.Session
+	lun      uint64
+	bs       int
+	write    bool
+	random   bool
+	slots    uint64 // I/O-size slots in the region
+	ioBlocks uint64
+	seq      *atomic.Uint64 // next sequential slot, shared by the workers
+	rng      mrand.PCG
+	buf      []byte
+	hist     Histogram
+	ios      uint64
+	lastDone time.Time
+}
+
+// next returns the LBA of the worker's next command.
+func (w *worker) next() uint64 {
+	var slot uint64
+	if w.random {
+		slot, _ = bits.Mul64(w.rng.Uint64(), w.slots) // uniform in [0, slots)
+	} else {
+		slot = (w.seq.Add(1) - 1) % w.slots
+	}
+	return slot * w.ioBlocks
+}
+
+// io issues one command at lba and returns when its status is back.
+func (w *worker) io(ctx context.Context, lba uint64) error {
+	if w.write {
+		return w.s.Write16(ctx, w.lun, lba, w.bs, w.buf)
+	}
+	return w.s.Read16(ctx, w.lun, lba, w.bs, w.buf)
+}
+
+// step issues one command and records its latency when it started at or
+// after from. It allocates nothing.
+func (w *worker) step(ctx context.Context, from time.Time) error {
+	lba := w.next()
+	t0 := time.Now()
+	if err := w.io(ctx, lba); err != nil {
+		return fmt.Errorf("%s lba %d: %w", w.op(), lba, err)
+	}
+	t1 := time.Now()
+	if !t0.Before(from) {
+		w.hist.Record(t1.Sub(t0))
+		w.ios++
+		w.lastDone = t1
+	}
+	return nil
+}
+
+func (w *worker) op() string {
+	if w.write {
+		return "write"
+	}
+	return "read"
+}
+
+// newWorkers checks cfg and builds its workers.
+func newWorkers(s *initiator.Session, cfg RunConfig) ([]*worker, error) {
+	wl := cfg.Workload
+	switch {
+	case s == nil:
+		return nil, errors.New("no session")
+	case cfg.BlockSize <= 0 || wl.Size <= 0 || wl.Size%cfg.BlockSize != 0:
+		return nil, fmt.Errorf("I/O size %d is not a multiple of the block size %d", wl.Size, cfg.BlockSize)
+	case wl.QueueDepth < 1:
+		return nil, fmt.Errorf("queue depth %d < 1", wl.QueueDepth)
+	}
+	ioBlocks := uint64(wl.Size / cfg.BlockSize)
+	slots := cfg.Blocks / ioBlocks
+	if slots == 0 {
+		return nil, fmt.Errorf("region of %d blocks holds no %d-byte I/O", cfg.Blocks, wl.Size)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	seq := new(atomic.Uint64)
+	ws := make([]*worker, wl.QueueDepth)
+	for i := range ws {
+		w := &worker{
+			s: s, lun: cfg.LUN, bs: cfg.BlockSize, write: wl.Write, random: wl.Pattern == Random,
+			slots: slots, ioBlocks: ioBlocks, seq: seq, buf: make([]byte, wl.Size),
+		}
+		w.rng.Seed(seed, uint64(i))
+		if wl.Write {
+			_, _ = rand.Read(w.buf) // incompressible data
+		}
+		ws[i] = w
+	}
+	return ws, nil
+}
+
+// Run keeps cfg.Workload.QueueDepth commands in flight on s (one goroutine
+// per slot, each issuing its next command when the previous one returns)
+// for cfg.Warmup plus cfg.Duration, and returns the latencies of the
+// commands started after the warm-up. The session's Config.MaxTasks must
+// be at least the queue depth, or commands queue in the initiator and the
+// latencies include that wait. The first failed command ends the run with
+// its error. Per command, Run allocates nothing.
+func Run(ctx context.Context, s *initiator.Session, cfg RunConfig) (*Result, error) {
+	name := cfg.Workload.String()
+	if cfg.Duration <= 0 {
+		return nil, fmt.Errorf("run %s: duration %v <= 0", name, cfg.Duration)
+	}
+	ws, err := newWorkers(s, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	from := start.Add(cfg.Warmup)
+	end := from.Add(cfg.Duration)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for _, w := range ws {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(end) {
+				if err := w.step(ctx, from); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("run %s: %w", name, firstErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	r := &Result{Workload: cfg.Workload}
+	last := from
+	for _, w := range ws {
+		r.IOs += w.ios
+		r.Latency.Merge(&w.hist)
+		if w.lastDone.After(last) {
+			last = w.lastDone
+		}
+	}
+	r.Bytes = r.IOs * uint64(cfg.Workload.Size)
+	r.Elapsed = last.Sub(from)
+	return r, nil
+}
+
+// Fill writes every I/O-size slot of the region [0, blocks) once, in
+// order, with size-byte WRITE(16)s keeping qd in flight, so that later
+// reads hit allocated storage and writes do not pay for first allocation.
+func Fill(ctx context.Context, s *initiator.Session, lun uint64, blockSize int, blocks uint64, size, qd int) error {
+	cfg := RunConfig{
+		Workload: Workload{Size: size, Pattern: Sequential, Write: true, QueueDepth: qd},
+		LUN:      lun, BlockSize: blockSize, Blocks: blocks,
+	}
+	ws, err := newWorkers(s, cfg)
+	if err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slots := ws[0].slots
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for _, w := range ws {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				slot := w.seq.Add(1) - 1
+				if slot >= slots {
+					return
+				}
+				if err := w.io(ctx, slot*w.ioBlocks); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("fill lba %d: %w", slot*w.ioBlocks, err); cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	return nil
+}
