@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goiser/goiser/iscsi"
+	"github.com/goiser/goiser/iscsi/tcp"
+	"github.com/goiser/goiser/scsi"
+	"github.com/goiser/goiser/scsi/backend"
+)
+
+const testIQN = "iqn.2026-11.dev.goiser:bench-cmd"
+
+// serve starts our target in process with a 8 MiB memory LUN 0.
+func serve(t *testing.T) string {
+	t.Helper()
+	mem, err := backend.NewMemory(8 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: mem}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &iscsi.Server{Targets: []*iscsi.Target{{Name: testIQN, LUNs: luns}}, Logger: log}
+	tr, err := tcp.Listen("127.0.0.1:0", tcp.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(tr) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, iscsi.ErrServerClosed) {
+			t.Errorf("shutdown: %v", err)
+			_ = srv.Close()
+		}
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after Shutdown")
+		}
+		_ = luns.Close()
+	})
+	return tr.Addr().String()
+}
+
+// TestRunWritesReport measures two "targets" (two sessions to the same
+// server in process) briefly and checks the files it writes.
+func TestRunWritesReport(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	url := "iscsi://" + serve(t) + "/" + testIQN + "/0"
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"-target", "ours=" + url, "-target", "tgt=" + url,
+		"-workloads", "4k-randread-qd1,128k-seqwrite-qd2", "-rounds", "2", "-seconds", "0.1", "-warmup", "0.01",
+		"-region-mib", "4", "-note", "a <note>", "-commit", "commit test",
+		"-out", filepath.Join(dir, "docs", "latency.md"), "-svg", filepath.Join(dir, "docs", "latency.svg"),
+		"-raw", filepath.Join(dir, "raw.tsv")}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "docs", "latency.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 4k-randread-qd1 | ours |", "| 128k-seqwrite-qd2 | tgt |",
+		"IOPS / tgt", "![latency", "(latency.svg)", "from commit test", "- a <note>", "goiser-bench -target ours=iscsi://",
+		"| 2 | 128k-seqwrite-qd2 | ours |", "CPUs"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "docs", "latency.svg"))
+	if err != nil || !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("svg: %v, %.100q", err, svg)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "raw.tsv"))
+	if n := strings.Count(string(raw), "\n"); err != nil || n != 1+2*2*2 {
+		t.Errorf("raw.tsv: %v, %d lines:\n%s", err, n, raw)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout not empty with -out: %q", stdout.String())
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-target", "x"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-target", "a=iscsi://h:2/iqn/0"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-workloads", "4k-read"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-rounds", "0"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-baseline", "b"},
+		{"-target", "a=iscsi://h:1/iqn/0", "extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", args)
+		}
+	}
+	o, err := parseFlags([]string{"-target", "tgt=iscsi://h:1/iqn/1", "-target", "g=iscsi://h:2/iqn/0"}, io.Discard)
+	if err != nil || o.baseline != "tgt" || len(o.workloads) != 6 {
+		t.Errorf("defaults: %+v, %v", o, err)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"-target", "a=iscsi://h:1/iqn.x:y/0", "-note", "it's here", ""})
+	want := `goiser-bench -target a=iscsi://h:1/iqn.x:y/0 -note 'it'\''s here' ''`
+	if got != want {
+		t.Errorf("commandLine = %s, want %s", got, want)
+	}
+}
