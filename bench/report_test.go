@@ -30,7 +30,7 @@ func sampleReport() *Report {
 		Command:  "goiser-bench -target goiser=iscsi://127.0.0.1:3260/iqn.x:a/0 -target 'tgt=iscsi://127.0.0.1:3261/iqn.x:<b>&/1' -rounds 2",
 		Date:     time.Date(2026, 11, 21, 8, 30, 0, 0, time.UTC),
 		Commit:   "commit 1234abc",
-		Machine:  "2 CPUs, Linux 6.1, load average 0.50",
+		Machine:  "2 CPUs, Linux 6.1, load average 0.50 <b>&",
 		Baseline: "tgt",
 		Raw:      raw,
 		Notes:    []string{"Same storage on both sides."},
@@ -116,7 +116,7 @@ func TestWriteSVG(t *testing.T) {
 		}
 	}
 	if texts < 10 || !strings.Contains(b.String(), "&lt;b&gt;&amp;") {
-		t.Errorf("SVG has %d texts; command label escaped: %v", texts, strings.Contains(b.String(), "&lt;b&gt;&amp;"))
+		t.Errorf("SVG has %d texts; target label escaped: %v", texts, strings.Contains(b.String(), "&lt;b&gt;&amp;"))
 	}
 }
 

@@ -209,9 +209,14 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	}
 	add(svgText{X: 10, Y: height - 26, Size: 11, Fill: "#333",
 		Text: "Box: median to p99; whisker: p99 to p99.9; thick bar and number: median. IOPS bars are scaled to the best target of each workload."})
-	if r.Command != "" {
-		add(svgText{X: 10, Y: height - 10, Size: 9, Fill: "#666", Text: r.Command})
+	foot := "Measured " + r.Date.UTC().Format("2006-01-02 15:04 UTC")
+	if r.Commit != "" {
+		foot += ", " + r.Commit
 	}
+	if r.Machine != "" {
+		foot += "; " + r.Machine
+	}
+	add(svgText{X: 10, Y: height - 10, Size: 9, Fill: "#666", Text: foot + ". The exact command is in the markdown report."})
 	out, err := xml.MarshalIndent(doc, "", " ")
 	if err != nil {
 		return fmt.Errorf("marshal svg: %w", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/goiser/goiser/bench"
 	"github.com/goiser/goiser/iscsi/initiator"
+	"github.com/goiser/goiser/scsi"
 )
 
 // DefaultWorkloads are the rows of DESIGN.md §6: QD1 and QD32 at 4 KiB,
@@ -113,10 +114,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// commandLine quotes args back into a command a shell would accept.
+// commandLine quotes args back into a command a shell would accept, one
+// flag per line.
 func commandLine(args []string) string {
 	parts := []string{"goiser-bench"}
-	for _, a := range args {
+	for i, a := range args {
+		if i > 0 && strings.HasPrefix(a, "-") {
+			parts = append(parts, "\\\n   ")
+		}
 		if a == "" || strings.ContainsFunc(a, func(r rune) bool {
 			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=/.:,+@%", r))
 		}) {
@@ -211,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		c := &conn{t: t, s: s}
 		conns = append(conns, c)
-		capa, err := s.ReadCapacity16(ctx, t.LUN)
+		capa, err := readyCapacity(ctx, s, t.LUN)
 		if err != nil {
 			return fmt.Errorf("read capacity of %s LUN %d: %w", t.Name, t.LUN, err)
 		}
@@ -295,6 +300,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// readyCapacity clears the unit attentions a fresh I_T nexus gets (tgt
+// reports a power-on reset to the first command) and returns the LUN's
+// capacity.
+func readyCapacity(ctx context.Context, s *initiator.Session, lun uint64) (initiator.Capacity, error) {
+	for range 5 {
+		err := s.TestUnitReady(ctx, lun)
+		var se *initiator.SCSIError
+		if err == nil || !errors.As(err, &se) || se.Key != scsi.SenseUnitAttention {
+			break
+		}
+	}
+	return s.ReadCapacity16(ctx, lun)
 }
 
 // writeRaw writes the raw rounds as tab-separated values, latencies in ns.

@@ -118,7 +118,7 @@ func TestParseFlagsErrors(t *testing.T) {
 
 func TestCommandLine(t *testing.T) {
 	got := commandLine([]string{"-target", "a=iscsi://h:1/iqn.x:y/0", "-note", "it's here", ""})
-	want := `goiser-bench -target a=iscsi://h:1/iqn.x:y/0 -note 'it'\''s here' ''`
+	want := "goiser-bench -target a=iscsi://h:1/iqn.x:y/0 \\\n    -note 'it'\\''s here' ''"
 	if got != want {
 		t.Errorf("commandLine = %s, want %s", got, want)
 	}
