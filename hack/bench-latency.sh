@@ -43,6 +43,15 @@ build() { go build -buildvcs=true -o bin/ "$1" 2>/dev/null || go build -buildvcs
 [ -n "${GOISERD:-}" ] || build ./cmd/goiserd
 build ./cmd/goiser-bench
 
+# stamp_of BINARY: the commit a Go binary was built from ("commit 1234abc",
+# "... plus uncommitted changes"), else $GOISER_BUILD, else "unknown".
+stamp_of() {
+  local r
+  r=$(go version -m "$1" 2>/dev/null | awk '{ split($2, kv, "=") } kv[1] == "vcs.revision" { r = substr(kv[2], 1, 7) }
+    kv[1] == "vcs.modified" { m = kv[2] } END { if (r != "") print "commit " r (m == "true" ? " plus uncommitted changes" : "") }')
+  echo "${r:-${GOISER_BUILD:-unknown}}"
+}
+
 work=$(mktemp -d /tmp/goiser-bench-latency.XXXXXX)
 CLEANUP_PATHS+=("$work")
 trap stop_all EXIT
@@ -55,7 +64,7 @@ for t in $targets; do
       img=$(mktemp -u /dev/shm/goiser-bench.XXXXXX); CLEANUP_PATHS+=("$img")
       GOISER_LOG_LEVEL=warn start_goiser "$work" "$(free_port)" 1G "$img"
       args+=(-target "goiser=$GOISER_URL")
-      notes+=(-note "goiser: goiserd (\`$gbin\` built from $(build_of "$gbin")), file backend (pread/pwrite) on a sparse 1 GiB file on /dev/shm (tmpfs).") ;;
+      notes+=(-note "goiser: goiserd (\`$gbin\` built from $(stamp_of "$gbin")), file backend (pread/pwrite) on a sparse 1 GiB file on /dev/shm (tmpfs).") ;;
     tgt)
       start_tgt "$work" "$(free_port)" 1G
       args+=(-target "tgt=$TGT_URL")
@@ -71,7 +80,7 @@ ntg=$(wc -w <<<"$targets")
 limit=$(awk -v r="$rounds" -v w="$nwl" -v t="$ntg" -v s="$seconds" 'BEGIN { printf "%d", r * w * t * (s + 1.5) + 180 }')
 log "measuring: $rounds rounds x $nwl workloads x $ntg targets x ${seconds} s (time limit ${limit} s)"
 timeout -k 10 "$limit" bin/goiser-bench "${args[@]}" -workloads "$workloads" -rounds "$rounds" -seconds "$seconds" \
-  -title "iSCSI/TCP latency and IOPS: goiser vs tgt" -commit "$(build_of "$gbin")" \
+  -title "iSCSI/TCP latency and IOPS: goiser vs tgt" -commit "$(stamp_of "$gbin")" \
   -out "$out" ${svg:+-svg "$svg"} -raw bin/bench/latency.tsv "${notes[@]}" </dev/null ||
   { tail -n 20 "$work"/*.log >&2 2>/dev/null || true; die "goiser-bench failed"; }
 [ "$out" = - ] || log "wrote $out${svg:+ and $svg}"

@@ -273,8 +273,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("Client: goiser-bench (package bench over iscsi/initiator), one session per target over TCP, MaxTasks %d. "+
-			"Each figure is the median of %d rounds of %v measured after %v of warm-up; within a round every workload runs "+
-			"on every target back to back, the order alternating per round.", qd, o.rounds, o.duration, o.warmup),
+			"Each figure is the median of %d rounds of %s measured after %s of warm-up; within a round every workload runs "+
+			"on every target back to back, the order alternating per round.", qd, o.rounds, seconds(o.duration), seconds(o.warmup)),
 		"Latency is per command, from just before it is sent to the return of its status, in an HDR-style histogram "+
 			"(within 0.8 %). Random workloads use I/O-size aligned offsets over the region; sequential ones share one cursor.")
 	if o.fill {
@@ -315,6 +315,9 @@ func readyCapacity(ctx context.Context, s *initiator.Session, lun uint64) (initi
 	}
 	return s.ReadCapacity16(ctx, lun)
 }
+
+// seconds prints d as "5 s" or "0.5 s".
+func seconds(d time.Duration) string { return fmt.Sprintf("%g s", d.Seconds()) }
 
 // writeRaw writes the raw rounds as tab-separated values, latencies in ns.
 func writeRaw(w io.Writer, raw []bench.RawRow) error {
