@@ -10,6 +10,8 @@
 #                 pattern written with dd oflag=direct at several block sizes
 #                 (incl. the last blocks of the disk), read back with
 #                 iflag=direct after dropping caches, checksums compared;
+#                 four writers and four readers in parallel; LUN and target
+#                 reset (sg_reset) with the data intact after each;
 #                 blkdiscard when the kernel offers it; SYNCHRONIZE CACHE
 #                 with sg_sync; digests checked on both sides (iscsiadm's
 #                 negotiated parameters and goiserd's login line) and no
@@ -232,6 +234,47 @@ zeros1=$(head -c "$MiB" /dev/zero | sha256sum | cut -d' ' -f1)
 check "$d1 0..1 MiB never written (bs 64K)" "$(get "$d1" 65536 0 "$MiB")" "$zeros1"
 say "read back ok: every checksum matches"
 
+# Several commands in flight at once: four writers, then four readers, each
+# on its own 512 KiB range of LUN 0 (16..18 MiB).
+step="parallel I/O"
+say "4 parallel writers, then 4 parallel readers on $d0"
+half=$((MiB / 2))
+pids=()
+for k in 0 1 2 3; do
+  (timeout 60 dd if="$pat" of="$d0" bs=16384 iflag=skip_bytes,count_bytes oflag=direct,seek_bytes \
+    skip=$((4 * MiB + k * half)) seek=$((16 * MiB + k * half)) count="$half" conv=notrunc status=none) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a parallel writer failed"; done
+pids=()
+for k in 0 1 2 3; do
+  (get "$d0" 65536 $((16 * MiB + k * half)) "$half" >"$work/par.$k") &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a parallel reader failed"; done
+check "$d0 16..18 MiB written and read by 4 parallel dd" "$(cat "$work"/par.{0,1,2,3} | tr -d '\n')" \
+  "$(for k in 0 1 2 3; do dd if="$pat" bs=16384 iflag=skip_bytes,count_bytes skip=$((4 * MiB + k * half)) count="$half" status=none | sha256sum | cut -d' ' -f1; done | tr -d '\n')"
+
+# Task management from the kernel's error handler: LOGICAL UNIT RESET and
+# TARGET WARM RESET; the data stays and the disk keeps working.
+step="task management"
+resets=skipped
+if command -v sg_reset >/dev/null; then
+  say "sg_reset -d (LOGICAL UNIT RESET) and -t (TARGET WARM RESET) on $d0"
+  timeout 30 sg_reset -d "$d0" || fail "sg_reset -d $d0"
+  check "$d0 0..1 MiB after a LUN reset" "$(get "$d0" 1M 0 "$MiB")" "$(want 0 "$MiB")"
+  timeout 30 sg_reset -t "$d0" || fail "sg_reset -t $d0"
+  check "$d0 0..1 MiB after a target reset" "$(get "$d0" 1M 0 "$MiB")" "$(want 0 "$MiB")"
+  # A target reset reaches every LUN: LUN 1 now holds a unit attention,
+  # which the kernel's own I/O retries through (SG_IO would see it).
+  check "$d1 1..2 MiB after a target reset" "$(get "$d1" 1M "$MiB" "$MiB")" "$(want 0 "$MiB")"
+  grep -q 'function="LOGICAL UNIT RESET"' "$glog" || fail "goiserd logged no LOGICAL UNIT RESET"
+  grep -q 'function="TARGET WARM RESET"' "$glog" || fail "goiserd logged no TARGET WARM RESET"
+  resets=ok
+else
+  say "no sg_reset (sg3-utils): task management not tested"
+fi
+
 step="synchronize cache"
 if command -v sg_sync >/dev/null; then
   timeout 20 sg_sync "$d0" || fail "sg_sync $d0 (SYNCHRONIZE CACHE)"
@@ -354,4 +397,4 @@ rxe_iscsid_stop || fail "iscsid did not stop"
 iscsid_up=0
 
 say "all steps passed"
-rxe_note "linux initiator: login with CRC32C header+data digests, 8 MiB mem + 4 MiB file LUN round trip ok, discard $discard, clean SIGTERM exit; data intact after a restart, initiator logged out on shutdown"
+rxe_note "linux initiator: login with CRC32C header+data digests, 8 MiB mem + 4 MiB file LUN round trip ok, 4 parallel dd ok, LUN+target reset $resets, discard $discard, clean SIGTERM exit; data intact after a restart, initiator logged out on shutdown"
