@@ -280,6 +280,8 @@ if command -v sg_sync >/dev/null; then
   timeout 20 sg_sync "$d0" || fail "sg_sync $d0 (SYNCHRONIZE CACHE)"
   timeout 20 sg_sync "$d1" || fail "sg_sync $d1 (SYNCHRONIZE CACHE)"
   say "sg_sync ok on both LUNs"
+else
+  say "no sg_sync (sg3-utils): SYNCHRONIZE CACHE not tested"
 fi
 
 step="discard"
