@@ -156,7 +156,7 @@ func buildStamp() string {
 	return "commit " + rev
 }
 
-// machine describes this host: CPUs, kernel and load average.
+// machine describes this host: CPUs and kernel.
 func machine() string {
 	cpu := ""
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -171,13 +171,17 @@ func machine() string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = "Linux " + strings.TrimSpace(string(b))
 	}
-	load := "unknown"
+	return fmt.Sprintf("%d CPUs%s, %s", runtime.NumCPU(), cpu, kernel)
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages, or "unknown".
+func loadAverage() string {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
-			load = strings.Join(f[:3], " ")
+			return strings.Join(f[:3], " ")
 		}
 	}
-	return fmt.Sprintf("%d CPUs%s, %s, load average %s (1, 5, 15 min) at the start", runtime.NumCPU(), cpu, kernel, load)
+	return "unknown"
 }
 
 // conn is one target's open session.
@@ -195,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	started := time.Now()
-	host := machine()
+	host, loadStart := machine(), loadAverage()
 	qd := 1
 	for _, w := range o.workloads {
 		qd = max(qd, w.QueueDepth)
@@ -256,6 +260,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	host += fmt.Sprintf(", load average %s at the start and %s at the end (1, 5, 15 min)", loadStart, loadAverage())
 	rep := &bench.Report{
 		Title: o.title, Command: o.command, Date: started, Commit: o.commit, Machine: host,
 		Baseline: o.baseline, Raw: raw,

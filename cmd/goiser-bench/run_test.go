@@ -77,7 +77,7 @@ func TestRunWritesReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| 4k-randread-qd1 | ours |", "| 128k-seqwrite-qd2 | tgt |",
-		"IOPS / tgt", "![latency", "(latency.svg)", "from commit test", "- a <note>", "goiser-bench -target ours=iscsi://",
+		"IOPS / tgt", "![latency", "(latency.svg)", "from commit test", "at the end (1, 5, 15 min)", "- a <note>", "goiser-bench -target ours=iscsi://",
 		"| 2 | 128k-seqwrite-qd2 | ours |", "CPUs"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
