@@ -125,7 +125,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		return "#777"
 	}
 	workloads := r.Workloads()
-	height := topY + float64(len(r.Rows))*rowH + float64(len(workloads))*groupGap + 80
+	height := topY + float64(len(r.Rows))*rowH + float64(len(workloads))*groupGap + 92
 	doc := svgDoc{
 		NS: "http://www.w3.org/2000/svg", Width: plotWidth, Height: int(height),
 		ViewBox: fmt.Sprintf("0 0 %d %d", plotWidth, int(height)), Font: "Helvetica, Arial, sans-serif", Size: 12,
@@ -144,7 +144,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		v = min(max(v, lo), hi)
 		return latLeft + (v-lo)/(hi-lo)*(latRight-latLeft)
 	}
-	bottom := height - 62
+	bottom := height - 76
 	for e := lo; e <= hi; e++ {
 		for _, m := range []float64{1, 2, 5} {
 			if e == hi && m > 1 {
@@ -207,16 +207,16 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		}
 		y += groupGap
 	}
-	add(svgText{X: 10, Y: height - 26, Size: 11, Fill: "#333",
+	add(svgText{X: 10, Y: height - 42, Size: 11, Fill: "#333",
 		Text: "Box: median to p99; whisker: p99 to p99.9; thick bar and number: median. IOPS bars are scaled to the best target of each workload."})
 	foot := "Measured " + r.Date.UTC().Format("2006-01-02 15:04 UTC")
 	if r.Commit != "" {
-		foot += ", " + r.Commit
+		foot += " from " + r.Commit
 	}
+	add(svgText{X: 10, Y: height - 24, Size: 9, Fill: "#666", Text: foot + "; the exact command is in the markdown report."})
 	if r.Machine != "" {
-		foot += "; " + r.Machine
+		add(svgText{X: 10, Y: height - 10, Size: 9, Fill: "#666", Text: "Machine: " + r.Machine + "."})
 	}
-	add(svgText{X: 10, Y: height - 10, Size: 9, Fill: "#666", Text: foot + ". The exact command is in the markdown report."})
 	out, err := xml.MarshalIndent(doc, "", " ")
 	if err != nil {
 		return fmt.Errorf("marshal svg: %w", err)
