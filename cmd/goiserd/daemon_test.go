@@ -479,6 +479,7 @@ func TestSecondSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitOutput(t, `msg="shutting down"`)
+	time.Sleep(2 * repeatWindow) // a repeat sooner is ignored (TestRepeatedSignal)
 	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -493,5 +494,30 @@ func TestSecondSignal(t *testing.T) {
 	}
 	if out := d.Output(); !strings.Contains(out, "second signal") {
 		t.Fatalf("no message about the second signal:\n%s", out)
+	}
+}
+
+// TestRepeatedSignal: the same SIGTERM delivered twice at once (as coreutils
+// timeout does to a child in its process group) is one shutdown request:
+// the daemon shuts down gracefully and exits 0.
+func TestRepeatedSignal(t *testing.T) {
+	bin := buildDaemon(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := startDaemon(t, bin, addr, "-listen", addr, "-lun", "mem:1M")
+	for range 2 {
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("goiserd still runs 30 s after SIGTERM\n%s", d.Output())
+	}
+	if d.err != nil {
+		t.Fatalf("exit after a doubled SIGTERM: %v, want status 0\n%s", d.err, d.Output())
+	}
+	if out := d.Output(); !strings.Contains(out, "backends flushed and closed") {
+		t.Fatalf("no graceful shutdown in the log:\n%s", out)
 	}
 }

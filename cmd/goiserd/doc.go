@@ -57,8 +57,10 @@
 // answered, initiators are asked to log out; after shutdown_timeout the
 // remaining connections are closed. Then every backend is flushed
 // (fdatasync for files) and closed, so nothing acknowledged is lost. A
-// second signal exits at once (data already written to a file backend
-// is in the kernel's page cache and survives that too).
+// second signal exits at once (data already written to a file backend is
+// in the kernel's page cache and survives that too); a repeat within 250 ms
+// of the first is the same signal delivered twice (coreutils timeout does
+// that) and is ignored.
 //
 // Exit status: 0 after a clean shutdown, 1 on a runtime error (a portal
 // that cannot listen, a backing file that cannot be opened), 2 on a usage
