@@ -23,6 +23,7 @@ declare -A pkgs=(
   [kmod]=/usr/bin/kmod
   [iproute2]=/usr/sbin/ip
   [open-iscsi]=/usr/sbin/iscsiadm
+  [sg3-utils]=/usr/bin/sg_reset
   [cpio]=/usr/bin/cpio
   [gcc]=/usr/bin/gcc
   [pkg-config]=/usr/bin/pkg-config
