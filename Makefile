@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 BIN       := bin
 
 .PHONY: all build run deps test test-unit lint conformance test-rxe rxe-shell \
-        rxe-selftest fuzz bench bench-tcp bench-go clean
+        rxe-selftest fuzz bench bench-tcp bench-latency bench-go clean
 
 all: build
 
@@ -20,7 +20,7 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 run: deps build
 	@hack/run.sh
@@ -51,13 +51,18 @@ rxe-selftest: deps
 fuzz: deps
 	@hack/fuzz.sh
 
-bench: bench-go bench-tcp
+bench: bench-go bench-tcp bench-latency
 
 bench-go: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-tcp: deps build
 	@hack/bench-tcp.sh
+
+# Median/p99/p99.9 latency and IOPS, reads and writes, goiserd vs tgt, with
+# our Go initiator as the one client (docs/bench/latency.md and .svg).
+bench-latency: deps build
+	@hack/bench-latency.sh
 
 clean:
 	rm -rf $(BIN)

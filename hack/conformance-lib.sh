@@ -95,7 +95,10 @@ EOF
 # build in a checkout), else $GOISER_BUILD, else "unknown".
 build_of() {
   local r
-  r=$(go version -m "$1" 2>/dev/null | awk '$2 == "vcs.revision" { r = substr($3, 1, 7) } $2 == "vcs.modified" { m = $3 }
+  # go version -m prints "build<TAB>vcs.revision=<sha>" (one field per setting).
+  r=$(go version -m "$1" 2>/dev/null | awk '$1 == "build" { split($2, kv, "=") }
+    $1 == "build" && kv[1] == "vcs.revision" { r = substr(kv[2], 1, 7) }
+    $1 == "build" && kv[1] == "vcs.modified" { m = kv[2] }
     END { if (r != "") print "commit " r (m == "true" ? " plus uncommitted changes" : "") }')
   echo "${r:-${GOISER_BUILD:-unknown}}"
 }
