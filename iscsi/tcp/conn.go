@@ -178,21 +178,16 @@ func (c *Conn) Close() error {
 // the full feature phase is already read with them. Login Responses are
 // always sent without digests.
 func (c *Conn) SetParams(p iscsi.Params, seq iscsi.SeqNumbers) error {
-	if p.MaxOutstandingR2T == 0 || p.MaxOutstandingR2T > maxR2T {
-		p.MaxOutstandingR2T = min(max(p.MaxOutstandingR2T, 1), maxR2T)
+	// The core hands over negotiated values, RFC defaults included; a zero
+	// length here is a caller bug that would stall R2Ts or Data-In, so it
+	// is refused rather than papered over with a second copy of the
+	// defaults.
+	if p.InitiatorMaxRecvDSL == 0 || p.TargetMaxRecvDSL == 0 || p.MaxBurstLength == 0 ||
+		p.FirstBurstLength == 0 || p.MaxOutstandingR2T == 0 {
+		return fmt.Errorf("iscsi/tcp: incomplete parameters for %s: %+v", c.nc.RemoteAddr(), p)
 	}
-	if p.InitiatorMaxRecvDSL == 0 {
-		p.InitiatorMaxRecvDSL = 8192
-	}
-	if p.TargetMaxRecvDSL == 0 {
-		p.TargetMaxRecvDSL = 8192
-	}
-	if p.MaxBurstLength == 0 {
-		p.MaxBurstLength = 262144
-	}
-	if p.FirstBurstLength == 0 {
-		p.FirstBurstLength = 65536
-	}
+	// The transport tracks at most maxR2T R2Ts per task.
+	p.MaxOutstandingR2T = min(p.MaxOutstandingR2T, maxR2T)
 	c.seq.Store(&seqHolder{seq})
 	c.params.Store(&p)
 	return nil

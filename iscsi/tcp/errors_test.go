@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/goiser/goiser/iscsi"
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/tcp"
 	"github.com/goiser/goiser/scsi/backend"
 )
 
@@ -578,4 +580,23 @@ func TestLogoutReasons(t *testing.T) {
 		}
 	}
 	c.expectClosed()
+}
+
+// TestSetParamsIncomplete: the core always hands over negotiated values;
+// zero lengths are refused instead of silently defaulted.
+func TestSetParamsIncomplete(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	c := tcp.NewConn(b, tcp.Config{})
+	defer c.Close()
+	good := iscsi.Params{TargetMaxRecvDSL: 8192, InitiatorMaxRecvDSL: 8192, MaxBurstLength: 262144,
+		FirstBurstLength: 65536, MaxOutstandingR2T: 1}
+	if err := c.SetParams(good, nil); err != nil {
+		t.Fatalf("complete parameters: %v", err)
+	}
+	bad := good
+	bad.MaxBurstLength = 0
+	if err := c.SetParams(bad, nil); err == nil {
+		t.Fatal("SetParams accepted MaxBurstLength 0")
+	}
 }
