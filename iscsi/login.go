@@ -15,31 +15,6 @@ import (
 // Response carrying an error status.
 var errLoginFailed = errors.New("login failed")
 
-// chapStep is where the CHAP exchange (RFC 7143 §12.1.3) of a login is.
-type chapStep uint8
-
-const (
-	chapIdle  chapStep = iota // AuthMethod not yet chosen, or None
-	chapWaitA                 // AuthMethod=CHAP answered; waiting for CHAP_A
-	chapWaitR                 // challenge sent; waiting for CHAP_N/CHAP_R
-	chapDone                  // initiator (and target, for mutual) authenticated
-)
-
-// String returns the name of the step.
-func (s chapStep) String() string {
-	switch s {
-	case chapIdle:
-		return "idle"
-	case chapWaitA:
-		return "wait-CHAP_A"
-	case chapWaitR:
-		return "wait-CHAP_R"
-	case chapDone:
-		return "done"
-	}
-	return "chapStep(?)"
-}
-
 // loginState holds one connection's login (RFC 7143 §6) while it is in
 // progress, like crypto/tls's serverHandshakeState: the owner goroutine
 // feeds it Login Requests and it answers each with a Login Response. It is
@@ -67,8 +42,7 @@ type loginState struct {
 	in, out   text.Pairs // keys of the request and of the response
 	reply     []byte     // encoded response keys
 
-	chap     chapStep
-	chapAuth *auth.Target // the CHAP exchange, once AuthMethod=CHAP
+	chapAuth *auth.Target // the CHAP exchange, once AuthMethod=CHAP; it knows when it is done
 
 	reinstate     *session // the session whose connection this login replaces
 	mrdslDeclared bool     // our MaxRecvDataSegmentLength went out
@@ -142,7 +116,7 @@ func (ls *loginState) handle(req *pdu.LoginRequest, rsp *pdu.LoginResponse) erro
 		return err
 	}
 	transit := req.Transit
-	if transit && req.CSG == pdu.StageSecurity && ls.needAuth() && ls.chap != chapDone {
+	if transit && req.CSG == pdu.StageSecurity && ls.needAuth() && !ls.chapDone() {
 		transit = false // not authenticated yet: stay in the security stage
 	}
 	if transit {
@@ -239,7 +213,7 @@ func (ls *loginState) keys(req *pdu.LoginRequest) error {
 		}
 		return ls.chapKeys()
 	}
-	if req.CSG == pdu.StageSecurity && req.Transit && ls.needAuth() && ls.chap == chapIdle {
+	if req.CSG == pdu.StageSecurity && req.Transit && ls.needAuth() && ls.chapAuth == nil {
 		return loginFail(pdu.LoginAuthFailed, "no CHAP exchange")
 	}
 	return nil
@@ -385,7 +359,6 @@ func (ls *loginState) startCHAP() error {
 		return loginFail(pdu.LoginTargetError, "CHAP: %v", err)
 	}
 	ls.chapAuth = a
-	ls.chap = chapWaitA
 	return nil
 }
 
@@ -394,18 +367,16 @@ func (ls *loginState) chapKeys() error {
 	if ls.chapAuth == nil {
 		return loginFail(pdu.LoginInitiatorError, "CHAP keys before AuthMethod=CHAP")
 	}
-	done, err := ls.chapAuth.Step(&ls.in, &ls.out)
-	if err != nil {
+	if _, err := ls.chapAuth.Step(&ls.in, &ls.out); err != nil {
 		var ae *auth.Error
 		if errors.As(err, &ae) {
 			return loginFail(ae.Status, "%v", err)
 		}
 		return loginFail(pdu.LoginAuthFailed, "%v", err)
 	}
-	if done {
-		ls.chap = chapDone
-	} else {
-		ls.chap = chapWaitR
-	}
 	return nil
 }
+
+// chapDone reports whether the initiator (and, for mutual CHAP, the target)
+// has been authenticated.
+func (ls *loginState) chapDone() bool { return ls.chapAuth != nil && ls.chapAuth.Done() }
