@@ -93,6 +93,78 @@ func (n Negotiation) withDefaults() Negotiation {
 	return n
 }
 
+// Limits bound what initiators, hostile or broken, can make a Server hold.
+// Zero values mean the defaults given per field; docs/security.md lists
+// them with the reasoning behind each.
+type Limits struct {
+	// MaxConnections is the most connections the server holds at once,
+	// over all portals and in every phase (login included); default
+	// 4096. A connection over a limit is closed as soon as it is
+	// accepted, before anything is read from it. Keep it below the
+	// process's open-file limit (goiserd clamps it).
+	MaxConnections int
+	// MaxConnectionsPerPortal is the most connections one Transport (one
+	// portal) holds at once; default MaxConnections.
+	MaxConnectionsPerPortal int
+	// MaxConnectionsPerHost is the most connections from one initiator
+	// address (IP, any port) at once, over all portals; default 256.
+	MaxConnectionsPerHost int
+	// MaxSessionsPerTarget is the most normal sessions one target serves
+	// at once; a login past it fails with Out of Resources (0x0302).
+	// Default 1024.
+	MaxSessionsPerTarget int
+	// MaxSessionTaskMemory is the most bytes of task data buffers one
+	// session holds at once (the data of the commands it has in flight);
+	// default 128 MiB. The CmdSN window closes while the session's
+	// buffers are scarce; a command that finds no room anyway ends with
+	// TASK SET FULL, which initiators retry.
+	MaxSessionTaskMemory int64
+	// MaxTaskMemory is the most bytes of task data buffers the whole
+	// server holds at once, over all sessions; default 1 GiB.
+	MaxTaskMemory int64
+	// DataOutTimeout bounds the data phase of a write: a task still
+	// waiting for its Data-Out this long after the target asked for it
+	// ends the connection (ErrorRecoveryLevel 0, as LIO does), releasing
+	// every buffer the connection held. Default 30 s; negative disables.
+	DataOutTimeout time.Duration
+}
+
+// Limit defaults (see Limits).
+const (
+	DefaultMaxConnections        = 4096
+	DefaultMaxConnectionsPerHost = 256
+	DefaultMaxSessionsPerTarget  = 1024
+	DefaultMaxSessionTaskMemory  = 128 << 20
+	DefaultMaxTaskMemory         = 1 << 30
+	DefaultDataOutTimeout        = 30 * time.Second
+)
+
+// withDefaults fills zero fields with their defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.MaxConnectionsPerPortal <= 0 {
+		l.MaxConnectionsPerPortal = l.MaxConnections
+	}
+	if l.MaxConnectionsPerHost <= 0 {
+		l.MaxConnectionsPerHost = DefaultMaxConnectionsPerHost
+	}
+	if l.MaxSessionsPerTarget <= 0 {
+		l.MaxSessionsPerTarget = DefaultMaxSessionsPerTarget
+	}
+	if l.MaxSessionTaskMemory <= 0 {
+		l.MaxSessionTaskMemory = DefaultMaxSessionTaskMemory
+	}
+	if l.MaxTaskMemory <= 0 {
+		l.MaxTaskMemory = DefaultMaxTaskMemory
+	}
+	if l.DataOutTimeout == 0 {
+		l.DataOutTimeout = DefaultDataOutTimeout
+	}
+	return l
+}
+
 // Server serves iSCSI targets on one or more Transports, like net/http's
 // Server: fill the fields, call Serve for each Transport, call Shutdown to
 // stop. Fields must not change after the first Serve.
@@ -117,11 +189,20 @@ type Server struct {
 	// Workers is the most goroutines executing SCSI commands per
 	// connection; default 32.
 	Workers int
+	// Limits bound what initiators can make the server hold.
+	Limits Limits
 
 	mu       sync.Mutex
 	inShut   bool
-	trans    map[Transport]struct{}  // guarded by mu
-	conns    map[*conn]struct{}      // guarded by mu
+	trans    map[Transport]*portal // guarded by mu
+	conns    map[*conn]struct{}    // guarded by mu
+	perHost  map[string]int        // guarded by mu; connections by initiator IP
+	refused  refusals              // guarded by mu
+	sessPerT map[*Target]int       // guarded by mu; normal sessions by target
+	limits   Limits                // immutable after init; defaults filled
+	memory   *Budget               // immutable after init; MaxTaskMemory
+	shutCh   chan struct{}         // closed when shutting down
+	shutOnce sync.Once
 	sessions map[sessionKey]*session // guarded by mu; by (initiator, ISID, target)
 	byTSIH   map[uint16]*session     // guarded by mu
 	nextTSIH uint16                  // guarded by mu
@@ -160,8 +241,13 @@ func (s *Server) init() error {
 			}
 			s.targets[k] = t
 		}
-		s.trans = make(map[Transport]struct{})
+		s.trans = make(map[Transport]*portal)
 		s.conns = make(map[*conn]struct{})
+		s.perHost = make(map[string]int)
+		s.sessPerT = make(map[*Target]int)
+		s.limits = s.Limits.withDefaults()
+		s.memory = NewBudget(s.limits.MaxTaskMemory, nil)
+		s.shutCh = make(chan struct{})
 		s.sessions = make(map[sessionKey]*session)
 		s.byTSIH = make(map[uint16]*session)
 	})
@@ -208,9 +294,23 @@ func (s *Server) lookupTarget(name string) *Target {
 	return s.targets[foldName(name)]
 }
 
-// Serve accepts connections from t and serves them until t fails or the
-// server shuts down; then it closes t and returns (ErrServerClosed after
-// Shutdown or Close).
+// portal is the server's bookkeeping for one Transport.
+type portal struct {
+	conns int // guarded by Server.mu
+}
+
+// refusals rate-limits the log of connections refused over a limit.
+type refusals struct {
+	n    int       // refused since the last log line
+	last time.Time // when the last line was logged
+}
+
+// Serve accepts connections from t and serves them until the server shuts
+// down; then it closes t and returns ErrServerClosed. Accept errors other
+// than t being closed (too many open files, aborted handshakes, timeouts)
+// are logged and retried with a growing delay, as net/http does, so a
+// connection flood cannot stop a portal. If t is closed by someone else,
+// Serve returns that error.
 func (s *Server) Serve(t Transport) error {
 	if err := s.init(); err != nil {
 		return err
@@ -221,7 +321,8 @@ func (s *Server) Serve(t Transport) error {
 		_ = t.Close()
 		return ErrServerClosed
 	}
-	s.trans[t] = struct{}{}
+	p := &portal{}
+	s.trans[t] = p
 	s.mu.Unlock()
 	log := s.logger()
 	log.Info("iscsi: serving", "addr", t.Addr().String(), "targets", len(s.Targets))
@@ -230,34 +331,42 @@ func (s *Server) Serve(t Transport) error {
 	for {
 		tc, err := t.Accept(ctx)
 		if err != nil {
-			s.mu.Lock()
-			shut := s.inShut
-			delete(s.trans, t)
-			s.mu.Unlock()
-			if shut {
+			if s.shuttingDown() {
+				s.dropTransport(t)
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				time.Sleep(tempDelay)
-				s.mu.Lock()
-				s.trans[t] = struct{}{}
-				s.mu.Unlock()
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				s.dropTransport(t)
+				return fmt.Errorf("iscsi: accept: %w", err)
 			}
-			_ = t.Close()
-			return fmt.Errorf("iscsi: accept: %w", err)
+			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+			log.Warn("iscsi: accept failed, retrying", "addr", t.Addr().String(), "err", err, "delay", tempDelay)
+			select {
+			case <-time.After(tempDelay):
+			case <-s.shutCh:
+				s.dropTransport(t)
+				return ErrServerClosed
+			}
+			continue
 		}
 		tempDelay = 0
-		c := newConn(s, tc)
+		host := hostOf(tc.RemoteAddr())
 		s.mu.Lock()
 		if s.inShut {
 			s.mu.Unlock()
 			_ = tc.Close()
 			continue
 		}
+		if why := s.admitLocked(p, host); why != "" {
+			s.refuseLocked(log, tc, why)
+			s.mu.Unlock()
+			_ = tc.Close()
+			continue
+		}
+		c := newConn(s, tc)
 		s.conns[c] = struct{}{}
+		p.conns++
+		s.perHost[host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -265,9 +374,76 @@ func (s *Server) Serve(t Transport) error {
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
+			p.conns--
+			if s.perHost[host]--; s.perHost[host] <= 0 {
+				delete(s.perHost, host)
+			}
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// admitLocked checks the connection limits for one more connection on
+// portal p from host; it returns which limit refuses it, or "".
+func (s *Server) admitLocked(p *portal, host string) string {
+	switch {
+	case len(s.conns) >= s.limits.MaxConnections:
+		return fmt.Sprintf("MaxConnections (%d)", s.limits.MaxConnections)
+	case p.conns >= s.limits.MaxConnectionsPerPortal:
+		return fmt.Sprintf("MaxConnectionsPerPortal (%d)", s.limits.MaxConnectionsPerPortal)
+	case s.perHost[host] >= s.limits.MaxConnectionsPerHost:
+		return fmt.Sprintf("MaxConnectionsPerHost (%d)", s.limits.MaxConnectionsPerHost)
+	}
+	return ""
+}
+
+// refuseLocked logs a refused connection, at most one line a second with
+// the count of those refused meanwhile.
+func (s *Server) refuseLocked(log *slog.Logger, tc TransportConn, why string) {
+	s.refused.n++
+	now := time.Now()
+	if now.Sub(s.refused.last) < time.Second {
+		return
+	}
+	log.Warn("iscsi: connection refused over a limit", "peer", tc.RemoteAddr().String(), "limit", why, "refused", s.refused.n)
+	s.refused.n = 0
+	s.refused.last = now
+}
+
+// hostOf returns the IP of a connection's remote address, the key of the
+// per-host connection limit.
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
+}
+
+// dropTransport forgets t and closes it.
+func (s *Server) dropTransport(t Transport) {
+	s.mu.Lock()
+	delete(s.trans, t)
+	s.mu.Unlock()
+	_ = t.Close()
+}
+
+// shuttingDown reports whether Shutdown or Close was called.
+func (s *Server) shuttingDown() bool {
+	select {
+	case <-s.shutCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// beginShutdownLocked marks the server as shutting down. s.mu must be held.
+func (s *Server) beginShutdownLocked() {
+	s.inShut = true
+	s.shutOnce.Do(func() { close(s.shutCh) })
 }
 
 // Shutdown stops the server gracefully: it closes every Transport so no
@@ -281,7 +457,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.inShut = true
+	s.beginShutdownLocked()
 	for t := range s.trans {
 		_ = t.Close()
 	}
@@ -311,7 +487,7 @@ func (s *Server) Close() error {
 		return err
 	}
 	s.mu.Lock()
-	s.inShut = true
+	s.beginShutdownLocked()
 	for t := range s.trans {
 		_ = t.Close()
 	}
@@ -330,6 +506,15 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.byTSIH)
+}
+
+// TaskMemory returns the bytes of task data buffers the server's sessions
+// hold now (at most Limits.MaxTaskMemory).
+func (s *Server) TaskMemory() int64 {
+	if s.init() != nil {
+		return 0
+	}
+	return s.memory.InUse()
 }
 
 // foldName folds an iSCSI name for comparison (RFC 7143 §4.2.7.1: names

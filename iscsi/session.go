@@ -56,9 +56,12 @@ func (s *Server) addSession(ls *loginState, c *conn) (*session, error) {
 	}
 	old := s.sessions[sess.key]
 	var oldConn *conn
+	if !sess.discovery && old == nil && s.sessPerT[sess.target] >= s.limits.MaxSessionsPerTarget {
+		s.mu.Unlock()
+		return nil, loginFail(pdu.LoginOutOfResources, "target %s has MaxSessionsPerTarget (%d) sessions", sess.target.Name, s.limits.MaxSessionsPerTarget)
+	}
 	if old != nil && !sess.discovery {
-		delete(s.sessions, old.key)
-		delete(s.byTSIH, old.tsih)
+		s.forgetSessionLocked(old)
 		oldConn = old.conn
 	}
 	s.mu.Unlock()
@@ -85,10 +88,14 @@ func (s *Server) addSession(ls *loginState, c *conn) (*session, error) {
 			break
 		}
 	}
+	if !sess.discovery && s.sessPerT[sess.target] >= s.limits.MaxSessionsPerTarget {
+		return nil, loginFail(pdu.LoginOutOfResources, "target %s has MaxSessionsPerTarget (%d) sessions", sess.target.Name, s.limits.MaxSessionsPerTarget)
+	}
 	sess.tsih = s.nextTSIH
 	s.byTSIH[sess.tsih] = sess
 	if !sess.discovery {
 		s.sessions[sess.key] = sess
+		s.sessPerT[sess.target]++
 	}
 	return sess, nil
 }
@@ -102,15 +109,24 @@ func (s *Server) removeSession(sess *session, c *conn) {
 		s.mu.Unlock()
 		return
 	}
+	s.forgetSessionLocked(sess)
+	s.mu.Unlock()
+	if sess.target != nil {
+		sess.target.LUNs.NexusLost(sess.nexus)
+	}
+}
+
+// forgetSessionLocked removes sess from the session tables (if it is
+// still there). s.mu must be held.
+func (s *Server) forgetSessionLocked(sess *session) {
 	if s.byTSIH[sess.tsih] == sess {
 		delete(s.byTSIH, sess.tsih)
 	}
 	if s.sessions[sess.key] == sess {
 		delete(s.sessions, sess.key)
-	}
-	s.mu.Unlock()
-	if sess.target != nil {
-		sess.target.LUNs.NexusLost(sess.nexus)
+		if s.sessPerT[sess.target]--; s.sessPerT[sess.target] <= 0 {
+			delete(s.sessPerT, sess.target)
+		}
 	}
 }
 
