@@ -76,6 +76,11 @@ type conn struct {
 	nextPing  uint32
 	shutting  bool // Async logout request sent
 	loggedOut bool
+	// budget bounds the session's task buffers (nil in discovery);
+	// taskSize estimates the buffer of the next command (bytes) to size
+	// the CmdSN window from the room left in budget.
+	budget   *Budget
+	taskSize int
 
 	// seq publishes StatSN/ExpCmdSN/MaxCmdSN to the transport (R2Ts).
 	seqStatSN, seqExpCmdSN, seqMaxCmdSN atomic.Uint32
@@ -233,7 +238,13 @@ func (c *conn) login() error {
 		}
 		if ls.done {
 			if err := c.enterFullFeature(ls, &rsp); err != nil {
-				c.sendLoginError(ls, &rsp, pdu.LoginTargetError)
+				st := pdu.LoginTargetError
+				if errors.As(err, &le) {
+					st = le.status
+					c.log.Warn("iscsi: login rejected", "initiator", ls.initiator, "isid", fmt.Sprintf("%x", ls.isid[:]),
+						"status", le.status.String(), "reason", le.msg)
+				}
+				c.sendLoginError(ls, &rsp, st)
 				return err
 			}
 		}
@@ -276,8 +287,13 @@ func (c *conn) enterFullFeature(ls *loginState, rsp *pdu.LoginResponse) error {
 	c.sess = sess
 	rsp.TSIH = sess.tsih
 	rsp.Data = ls.reply
-	depth := c.srv.queueDepth()
-	c.maxCmdSN = c.expCmdSN + uint32(depth) - 1
+	c.params.CmdWindow = c.srv.queueDepth()
+	if !ls.discovery {
+		c.budget = NewBudget(c.srv.limits.MaxSessionTaskMemory, c.srv.memory)
+		c.params.Budget = c.budget
+	}
+	c.maxCmdSN = c.expCmdSN - 1
+	c.openWindow(0)
 	if ls.target != nil {
 		c.luns = ls.target.LUNs
 		c.nexus = sess.nexus

@@ -17,6 +17,9 @@ func (c *conn) fullFeature() error {
 		tick = min(interval, c.srv.nopTimeout()) / 2
 		tick = max(tick, 10*time.Millisecond)
 	}
+	if d := c.srv.limits.DataOutTimeout; d > 0 {
+		tick = max(min(tick, d/2), 10*time.Millisecond)
+	}
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	c.lastRecv = time.Now()
@@ -91,9 +94,30 @@ func (c *conn) drain() error {
 	return errConnDone
 }
 
+// dataCheck ends the connection when a write has waited for its Data-Out
+// longer than Limits.DataOutTimeout: at ErrorRecoveryLevel 0 a stalled
+// data phase is recovered by a new connection (LIO does the same), and
+// ending this one releases every buffer it holds.
+func (c *conn) dataCheck(now time.Time) error {
+	limit := c.srv.limits.DataOutTimeout
+	if limit <= 0 {
+		return nil
+	}
+	for _, t := range c.tasks {
+		if t.state == taskWaitData && now.Sub(t.dataSince) > limit {
+			return fmt.Errorf("Data-Out for ITT %#x (%d of %d bytes wanted) not received within %v",
+				t.ITT, t.want, t.EDTL, limit)
+		}
+	}
+	return nil
+}
+
 // nopCheck sends a NOP-In ping on an idle connection and drops the
 // connection when a ping goes unanswered (RFC 7143 §11.19).
 func (c *conn) nopCheck(now time.Time, interval time.Duration) error {
+	if err := c.dataCheck(now); err != nil {
+		return err
+	}
 	if interval <= 0 {
 		return nil
 	}
@@ -159,16 +183,46 @@ func (c *conn) advance(imm bool, cmdSN uint32) bool {
 	return true
 }
 
-// window recomputes MaxCmdSN: the window closes by one for each task in
-// flight, so MaxCmdSN never goes backwards.
-func (c *conn) window() {
-	depth := uint32(c.srv.queueDepth())
-	active := uint32(len(c.tasks))
-	m := c.expCmdSN + depth - 1 - min(active, depth-1)
+// window recomputes MaxCmdSN for the tasks in flight.
+func (c *conn) window() { c.openWindow(len(c.tasks)) }
+
+// openWindow recomputes MaxCmdSN (RFC 7143 §4.2.2.1) with active tasks in
+// flight: the window admits QueueDepth - active more commands, so the
+// commands in flight and those the initiator may still send never exceed
+// QueueDepth, and it closes (MaxCmdSN = ExpCmdSN - 1) when they reach it.
+// While the session's task memory is scarce it admits only as many
+// commands as the room left would hold at the estimated buffer size;
+// with nothing in flight it always admits one, so a session never waits
+// for a window that only its own completions could reopen. MaxCmdSN never
+// goes backwards.
+func (c *conn) openWindow(active int) {
+	free := max(c.srv.queueDepth()-active, 0)
+	if c.budget != nil && free > 0 {
+		byMem := c.budget.Available() / int64(max(c.taskSize, minTaskSize))
+		free = int(min(int64(free), byMem))
+		if active == 0 {
+			free = max(free, 1)
+		}
+	}
+	m := c.expCmdSN + uint32(free) - 1
 	if seqLess(c.maxCmdSN, m) {
 		c.maxCmdSN = m
 	}
 	c.publish()
+}
+
+// minTaskSize is the least buffer size the window assumes per command.
+const minTaskSize = 4096
+
+// noteTaskSize updates the buffer size estimate with a new command's
+// buffer of n bytes: a larger one takes over at once, smaller ones pull
+// the estimate down slowly.
+func (c *conn) noteTaskSize(n int) {
+	if n >= c.taskSize {
+		c.taskSize = n
+	} else {
+		c.taskSize -= (c.taskSize - n) / 16
+	}
 }
 
 // handle processes one inbound event.
@@ -380,6 +434,9 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	t.ITT, t.LUN, t.EDTL = p.ITT, uint64(p.LUN), p.ExpectedDataTransferLength
 	t.Buf, t.Priv = in.TaskBuf, in.Priv
 	in.TaskBuf, in.Priv = nil, nil
+	if cap(t.Buf) > 0 {
+		c.noteTaskSize(cap(t.Buf))
+	}
 	t.cmdSN = p.CmdSN
 	t.read, t.write = p.Read, p.Write
 	t.imm = in.Imm
@@ -396,6 +453,14 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	if len(c.tasks) > cap(c.workCh) {
 		// Only immediate commands can get here (the CmdSN window
 		// bounds the others): refuse rather than block the owner.
+		return c.failTask(t, scsi.StatusTaskSetFull, nil)
+	}
+	if in.NoMemory {
+		// The session or the server is out of task memory: the
+		// initiator retries a TASK SET FULL (SAM-5 5.3.1) later.
+		c.noteTaskSize(int(min(t.EDTL, 16<<20)))
+		c.log.Debug("iscsi: no task memory", "itt", fmt.Sprintf("%#x", t.ITT), "edtl", t.EDTL,
+			"session_bytes", c.budget.InUse(), "server_bytes", c.srv.memory.InUse())
 		return c.failTask(t, scsi.StatusTaskSetFull, nil)
 	}
 	if t.read && t.write {
@@ -431,6 +496,7 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 				return fmt.Errorf("get data for ITT %#x: %w", t.ITT, err)
 			}
 			if !done {
+				t.dataSince = time.Now()
 				return nil
 			}
 		}
@@ -571,14 +637,8 @@ func (c *conn) respond(t *Task, rsp *Response) error {
 // expMax stamps ExpCmdSN and MaxCmdSN, counting the task being answered
 // as finished.
 func (c *conn) expMax(rsp *Response) {
-	depth := uint32(c.srv.queueDepth())
-	active := uint32(len(c.tasks)) - 1
-	m := c.expCmdSN + depth - 1 - min(active, depth-1)
-	if seqLess(c.maxCmdSN, m) {
-		c.maxCmdSN = m
-	}
+	c.openWindow(max(len(c.tasks)-1, 0))
 	rsp.ExpCmdSN, rsp.MaxCmdSN = c.expCmdSN, c.maxCmdSN
-	c.publish()
 }
 
 // failTask answers a task at once with a status and sense data.

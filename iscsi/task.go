@@ -1,6 +1,8 @@
 package iscsi
 
 import (
+	"time"
+
 	"github.com/goiser/goiser/scsi"
 )
 
@@ -62,9 +64,11 @@ type Task struct {
 	// thirdParty: ...unless another session's TMF aborted it: then it
 	// ends with TASK ABORTED status.
 	thirdParty bool
-	// overflow: the initiator sent more data than EDTL (never expected).
-	cmd scsi.Command
-	cdb [32]byte
+	// dataSince is when the task started waiting for its Data-Out
+	// (taskWaitData), for Limits.DataOutTimeout.
+	dataSince time.Time
+	cmd       scsi.Command
+	cdb       [32]byte
 }
 
 // reset prepares the task for reuse.
@@ -76,5 +80,6 @@ func (t *Task) reset() {
 	t.read, t.write = false, false
 	t.imm, t.want = 0, 0
 	t.aborted, t.thirdParty = false, false
+	t.dataSince = time.Time{}
 	t.cmd.Reset()
 }

@@ -42,6 +42,16 @@ type Params struct {
 	InitialR2T          bool   // no unsolicited Data-Out: every burst waits for an R2T
 	// Discovery is true for a discovery session (no SCSI tasks).
 	Discovery bool
+	// CmdWindow is the most commands the session may have in flight
+	// (the CmdSN window the core advertises through MaxCmdSN, RFC 7143
+	// §4.2.2.1); immediate commands may add a few more.
+	CmdWindow int
+	// Budget bounds the bytes of task buffers the session holds (nil:
+	// unbounded). The transport takes a buffer's bytes from it before
+	// allocating the buffer and gives them back when the buffer returns
+	// to its pool; when it has no room, the command arrives with
+	// Inbound.NoMemory set instead of a buffer.
+	Budget *Budget
 }
 
 // InboundKind says what an Inbound carries.
@@ -101,6 +111,13 @@ type Inbound struct {
 	// Priv is the transport's per-task state (TCP: data routing; iSER: the
 	// STags and VAs of the iSER header). The core stores it in Task.Priv.
 	Priv any
+	// NoMemory reports a SCSI Command whose data buffer the session's
+	// Budget had no room for: TaskBuf is nil, any immediate data was
+	// discarded, and the core ends the task with TASK SET FULL (which
+	// initiators retry). Transports also give no buffer (and do not set
+	// NoMemory) to a non-immediate command outside the CmdSN window,
+	// which the core drops.
+	NoMemory bool
 
 	// ITT of the task an InDataDone is for.
 	ITT uint32
@@ -139,6 +156,7 @@ func (in *Inbound) reset() {
 	in.TaskBuf = nil
 	in.Imm = 0
 	in.Priv = nil
+	in.NoMemory = false
 	in.ITT = 0
 	in.Err = nil
 }

@@ -49,9 +49,10 @@ type r2tState struct {
 // for writes, where Data-Out goes. All fields except mem, class and buf are
 // guarded by conn.xmu once the xfer is registered in conn.xfers.
 type xfer struct {
-	mem   []byte // the pooled buffer; immutable
-	class int    // pool class of mem; immutable
-	buf   []byte // mem[:task data length]
+	mem    []byte        // the pooled buffer; immutable
+	class  int           // pool class of mem; immutable
+	buf    []byte        // mem[:task data length]
+	budget *iscsi.Budget // where len(mem) bytes were taken from; nil: none
 
 	itt      uint32
 	lun      uint64
@@ -293,6 +294,7 @@ func (c *Conn) recvCommand(in *iscsi.Inbound, p *iscsi.Params, dsl int) error {
 	b := &in.BHS
 	flags := b[1]
 	write := flags&0x20 != 0
+	read := flags&0x40 != 0
 	edtl := int(binary.BigEndian.Uint32(b[20:24]))
 	itt := binary.BigEndian.Uint32(b[16:20])
 	in.Kind = iscsi.InPDU
@@ -300,10 +302,19 @@ func (c *Conn) recvCommand(in *iscsi.Inbound, p *iscsi.Params, dsl int) error {
 		return nil
 	}
 	n := min(edtl, c.pool.max)
+	if !read && !write || !c.inWindow(b) {
+		// The core refuses a transfer with neither R nor W and drops a
+		// command outside the CmdSN window: no buffer for either, so an
+		// initiator ignoring MaxCmdSN cannot make us allocate.
+		n = 0
+	}
 	var x *xfer
 	if n > 0 {
-		x = c.pool.get(n)
-		x.itt, x.lun, x.write = itt, binary.BigEndian.Uint64(b[8:16]), write
+		if x = c.pool.get(n, p.Budget); x == nil {
+			in.NoMemory = true
+		} else {
+			x.itt, x.lun, x.write = itt, binary.BigEndian.Uint64(b[8:16]), write
+		}
 	}
 	place := 0
 	if x != nil && write {
@@ -340,6 +351,19 @@ func (c *Conn) recvCommand(in *iscsi.Inbound, p *iscsi.Params, dsl int) error {
 		c.xmu.Unlock()
 	}
 	return nil
+}
+
+// inWindow reports whether the SCSI Command in b may be accepted by the
+// core's CmdSN rules (RFC 7143 §4.2.2.1): immediate, or with CmdSN between
+// the ExpCmdSN and MaxCmdSN last published. The published ExpCmdSN may lag
+// the core's, never lead it, so this never refuses what the core accepts.
+func (c *Conn) inWindow(b *[pdu.BHSLen]byte) bool {
+	if b[0]&0x40 != 0 {
+		return true
+	}
+	_, exp, maxSN := c.numbers()
+	sn := binary.BigEndian.Uint32(b[24:28])
+	return int32(sn-exp) >= 0 && int32(maxSN-sn) >= 0
 }
 
 // recvDataOut places one Data-Out PDU (RFC 7143 §11.7) into its task's

@@ -3,6 +3,8 @@ package tcp
 import (
 	"math/bits"
 	"sync"
+
+	"github.com/goiser/goiser/iscsi"
 )
 
 // minClass is the smallest buffer class: 4 KiB (1 << 12).
@@ -33,19 +35,27 @@ func class(n int) int {
 	return bits.Len(uint(n-1)) - minClass
 }
 
-// get returns an xfer whose buf has length n (n <= p.max), zeroed state.
-func (p *xferPool) get(n int) *xfer {
+// get returns an xfer whose buf has length n (n <= p.max), zeroed state,
+// after taking the size of its buffer class from budget; it returns nil,
+// allocating nothing, when budget has no room.
+func (p *xferPool) get(n int, budget *iscsi.Budget) *xfer {
 	c := class(n)
+	size := int64(1) << (minClass + c)
+	if !budget.TryAcquire(size) {
+		return nil
+	}
 	x, _ := p.classes[c].Get().(*xfer)
 	if x == nil {
-		x = &xfer{mem: make([]byte, 1<<(minClass+c)), class: c}
+		x = &xfer{mem: make([]byte, size), class: c}
 	}
 	x.buf = x.mem[:n]
+	x.budget = budget
 	return x
 }
 
-// put returns x to its class.
+// put returns x to its class and its bytes to the budget they came from.
 func (p *xferPool) put(x *xfer) {
+	x.budget.Release(int64(len(x.mem)))
 	x.clear()
 	p.classes[x.class].Put(x)
 }
