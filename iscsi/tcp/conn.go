@@ -2,10 +2,12 @@ package tcp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -116,10 +118,13 @@ type Conn struct {
 	cfg  Config   // immutable
 	pool *xferPool
 
-	// Reader state, owned by the goroutine calling Recv.
-	br  *bufio.Reader
-	rd  *pdu.Reader // reads br; digests and limit are set per PDU
-	ahs [pdu.MaxAHSLen]byte
+	// Reader state, owned by the goroutine calling Recv. br is small
+	// (loginReadBuf) until the full feature phase, so that connections
+	// that never log in cost little memory, then ffpReadBuf.
+	br    *bufio.Reader
+	rd    *pdu.Reader // reads br; digests and limit are set per PDU
+	grown bool        // br has its full feature phase size
+	ahs   [pdu.MaxAHSLen]byte
 
 	params atomic.Pointer[iscsi.Params]
 	seq    atomic.Pointer[seqHolder]
@@ -148,8 +153,14 @@ func NewConn(nc net.Conn, cfg Config) *Conn {
 	return newConn(nc, cfg, newXferPool(cfg.MaxTaskData))
 }
 
+// Read buffer sizes: during login, and in the full feature phase.
+const (
+	loginReadBuf = 4 << 10
+	ffpReadBuf   = 64 << 10
+)
+
 func newConn(nc net.Conn, cfg Config, pool *xferPool) *Conn {
-	br := bufio.NewReaderSize(nc, 64<<10)
+	br := bufio.NewReaderSize(nc, loginReadBuf)
 	return &Conn{
 		nc:    nc,
 		cfg:   cfg,
@@ -228,6 +239,9 @@ func (c *Conn) recvOne(in *iscsi.Inbound) (done bool, err error) {
 		return false, fmt.Errorf("iscsi/tcp: read header from %s: %w", c.nc.RemoteAddr(), err)
 	}
 	p := c.params.Load()
+	if p != nil && !c.grown {
+		c.growReader()
+	}
 	c.rd.HeaderDigest = p != nil && p.HeaderDigest
 	c.rd.DataDigest = p != nil && p.DataDigest
 	c.rd.MaxDataSegmentLength = loginMaxDSL
@@ -256,6 +270,19 @@ func (c *Conn) recvOne(in *iscsi.Inbound) (done bool, err error) {
 	}
 	in.Kind = iscsi.InPDU
 	return true, nil
+}
+
+// growReader gives the reader its full feature phase buffer, keeping the
+// bytes the login buffer already holds (the first full feature PDU).
+func (c *Conn) growReader() {
+	c.grown = true
+	var src io.Reader = c.nc
+	if n := c.br.Buffered(); n > 0 {
+		held, _ := c.br.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(held)), c.nc)
+	}
+	c.br = bufio.NewReaderSize(src, ffpReadBuf)
+	c.rd = pdu.NewReader(c.br)
 }
 
 // readError turns an error of the PDU reader into the error that ends the
