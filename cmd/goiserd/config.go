@@ -43,6 +43,9 @@ type Config struct {
 	shutdown time.Duration
 	// Negotiation overrides the target's offers in login negotiation.
 	Negotiation Negotiation `json:"negotiation"`
+	// Limits bound what initiators can make the daemon hold
+	// (docs/security.md).
+	Limits Limits `json:"limits"`
 	// Targets are the iSCSI targets served; at least one.
 	Targets []TargetConfig `json:"targets"`
 }
@@ -150,6 +153,78 @@ type Negotiation struct {
 	// NopInInterval is how long a connection may stay silent before the
 	// target pings it with a NOP-In ("5s"; "0s" disables pings).
 	NopInInterval Duration `json:"nop_in_interval"`
+}
+
+// Limits bound what initiators, hostile or broken, can make the daemon
+// hold. Unset fields keep the protocol core's defaults (in parentheses);
+// docs/security.md explains each.
+type Limits struct {
+	// MaxConnections over all portals, login phase included (4096, and
+	// never more than the open-file limit allows).
+	MaxConnections *int `json:"max_connections"`
+	// MaxConnectionsPerPortal (max_connections).
+	MaxConnectionsPerPortal *int `json:"max_connections_per_portal"`
+	// MaxConnectionsPerHost: connections from one initiator IP address
+	// (256).
+	MaxConnectionsPerHost *int `json:"max_connections_per_host"`
+	// MaxSessionsPerTarget: normal sessions per target (1024).
+	MaxSessionsPerTarget *int `json:"max_sessions_per_target"`
+	// QueueDepth: commands in flight per session, the CmdSN window (128).
+	QueueDepth *int `json:"queue_depth"`
+	// SessionTaskMemory: bytes of task data buffers per session ("128M").
+	SessionTaskMemory Size `json:"session_task_memory"`
+	// TaskMemory: bytes of task data buffers over all sessions ("1G").
+	TaskMemory Size `json:"task_memory"`
+	// LoginTimeout: a connection that has not finished its login this
+	// long after it was accepted is closed ("15s").
+	LoginTimeout Duration `json:"login_timeout"`
+	// DataOutTimeout: a write waiting this long for its Data-Out ends its
+	// connection ("30s"; "0s" disables).
+	DataOutTimeout Duration `json:"data_out_timeout"`
+}
+
+// validate checks the ranges of the limits.
+func (l *Limits) validate() error {
+	for _, f := range []struct {
+		name string
+		v    *int
+		lo   int
+		hi   int
+	}{
+		{"max_connections", l.MaxConnections, 1, 1 << 20},
+		{"max_connections_per_portal", l.MaxConnectionsPerPortal, 1, 1 << 20},
+		{"max_connections_per_host", l.MaxConnectionsPerHost, 1, 1 << 20},
+		{"max_sessions_per_target", l.MaxSessionsPerTarget, 1, 65535},
+		{"queue_depth", l.QueueDepth, 1, 4096},
+	} {
+		if f.v != nil && (*f.v < f.lo || *f.v > f.hi) {
+			return fmt.Errorf("%s: %d is outside %d..%d", f.name, *f.v, f.lo, f.hi)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    Size
+	}{{"session_task_memory", l.SessionTaskMemory}, {"task_memory", l.TaskMemory}} {
+		n, err := f.v.Bytes()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if f.v != "" && n < 1<<20 {
+			return fmt.Errorf("%s: %s is less than 1M", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{{"login_timeout", l.LoginTimeout}, {"data_out_timeout", l.DataOutTimeout}} {
+		if _, err := f.v.Value(); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	if d, _ := l.LoginTimeout.Value(); l.LoginTimeout != "" && d < time.Second {
+		return fmt.Errorf("login_timeout: %s is less than 1s", l.LoginTimeout)
+	}
+	return nil
 }
 
 // Size is a capacity as written in the config: a JSON number of bytes or
@@ -343,6 +418,9 @@ func (c *Config) validate() error {
 	c.shutdown = d
 	if err := c.Negotiation.validate(); err != nil {
 		return fmt.Errorf("negotiation.%w", err)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return fmt.Errorf("limits.%w", err)
 	}
 	if len(c.Targets) == 0 {
 		return errors.New("targets: at least one target is required")

@@ -56,6 +56,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := newServer(cfg, targets, log)
+	files := len(transports)
+	for _, t := range targets {
+		files += len(t.cfg.LUNs)
+	}
+	clampConnections(srv, files, log)
 	served = true
 	errc := make(chan error, len(transports))
 	for _, t := range transports {
@@ -141,6 +146,13 @@ func newServer(cfg *Config, targets []*openedTarget, log *slog.Logger) *iscsi.Se
 			srv.NOPInterval = -1 // disabled
 		}
 	}
+	srv.Limits = limits(cfg.Limits)
+	if d, _ := cfg.Limits.LoginTimeout.Value(); d > 0 {
+		srv.LoginTimeout = d
+	}
+	if q := cfg.Limits.QueueDepth; q != nil {
+		srv.QueueDepth = *q
+	}
 	for _, t := range targets {
 		it := &iscsi.Target{
 			Name:       t.cfg.Name,
@@ -154,6 +166,60 @@ func newServer(cfg *Config, targets []*openedTarget, log *slog.Logger) *iscsi.Se
 		srv.Targets = append(srv.Targets, it)
 	}
 	return srv
+}
+
+// limits maps the config's limits onto iscsi.Limits, whose zero values
+// are the protocol core's defaults.
+func limits(l Limits) iscsi.Limits {
+	var out iscsi.Limits
+	set := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&out.MaxConnections, l.MaxConnections)
+	set(&out.MaxConnectionsPerPortal, l.MaxConnectionsPerPortal)
+	set(&out.MaxConnectionsPerHost, l.MaxConnectionsPerHost)
+	set(&out.MaxSessionsPerTarget, l.MaxSessionsPerTarget)
+	out.MaxSessionTaskMemory, _ = l.SessionTaskMemory.Bytes() // validated
+	out.MaxTaskMemory, _ = l.TaskMemory.Bytes()
+	if l.DataOutTimeout != "" {
+		d, _ := l.DataOutTimeout.Value()
+		out.DataOutTimeout = d
+		if d == 0 {
+			out.DataOutTimeout = -1 // disabled
+		}
+	}
+	return out
+}
+
+// fdReserve is how many open files goiserd keeps for itself (listeners,
+// backend files, logs) when it fits MaxConnections under the open-file
+// limit.
+const fdReserve = 64
+
+// clampConnections lowers srv.Limits.MaxConnections so that every
+// connection it admits has a file descriptor to spare: accept never fails
+// with "too many open files" because of connections the limits let in.
+// Go raises the soft RLIMIT_NOFILE to the hard one at start; soft is what
+// remains.
+func clampConnections(srv *iscsi.Server, files int, log *slog.Logger) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return
+	}
+	want := srv.Limits.MaxConnections
+	if want <= 0 {
+		want = iscsi.DefaultMaxConnections
+	}
+	room := int(rl.Cur) - fdReserve - files
+	if room >= want {
+		return
+	}
+	room = max(room, 1)
+	log.Warn("max_connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE=)",
+		"max_connections", room, "configured", want, "nofile", rl.Cur)
+	srv.Limits.MaxConnections = room
 }
 
 // negotiation maps the config's overrides onto iscsi.Negotiation, whose
