@@ -166,6 +166,7 @@ func (c *conn) serve() {
 		err = c.fullFeature()
 	}
 	c.teardown()
+	c.awaitDrained()
 	switch {
 	case err == nil, errors.Is(err, errConnDone):
 		c.log.Debug("iscsi: connection closed")
@@ -175,6 +176,24 @@ func (c *conn) serve() {
 		c.log.Debug("iscsi: connection closed", "err", err)
 	default:
 		c.log.Info("iscsi: connection lost", "err", err)
+	}
+}
+
+// drainTimeout bounds how long a connection waits for its transport to
+// reap what it still has in flight after Close.
+const drainTimeout = 30 * time.Second
+
+// awaitDrained waits until the transport has reaped every work request and
+// returned every buffer of the connection (TransportConn.Drained), so that
+// a connection counts as gone, and Server.Shutdown returns, only when
+// nothing of it is left.
+func (c *conn) awaitDrained() {
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-c.tc.Drained():
+	case <-t.C:
+		c.log.Error("iscsi: transport did not drain after close; its resources are leaked", "after", drainTimeout)
 	}
 }
 

@@ -227,8 +227,11 @@ func (c *conn) noteTaskSize(n int) {
 
 // handle processes one inbound event.
 func (c *conn) handle(in *Inbound) error {
-	if in.Kind == InDataDone {
+	switch in.Kind {
+	case InDataDone:
 		return c.dataDone(in)
+	case InBufferReady:
+		return c.bufferReady(in)
 	}
 	h := pdu.BHS(in.BHS[:])
 	op := h.Opcode()
@@ -245,9 +248,7 @@ func (c *conn) handle(in *Inbound) error {
 		if errors.As(err, &uo) || !op.Initiator() {
 			return c.reject(pdu.RejectCommandNotSupported, &in.BHS, err.Error())
 		}
-		if in.Priv != nil {
-			c.releaseInbound(in)
-		}
+		c.releaseInbound(in)
 		reason, ok := pdu.RejectReasonFor(err)
 		if !ok {
 			reason = pdu.RejectInvalidPDUField
@@ -281,13 +282,15 @@ func (c *conn) handle(in *Inbound) error {
 
 // releaseInbound frees the task buffer of a SCSI Command that will not run.
 func (c *conn) releaseInbound(in *Inbound) {
-	if in.Priv == nil {
+	if in.Task == nil {
 		return
 	}
 	var t Task
-	t.Buf, t.Priv = in.TaskBuf, in.Priv
+	t.ITT = pdu.BHS(in.BHS[:]).InitiatorTaskTag()
+	t.Data = in.Task
+	t.Buf = in.Task.Buffer()
 	c.tc.Release(&t)
-	in.Priv, in.TaskBuf = nil, nil
+	in.Task = nil
 }
 
 // reject sends a Reject (RFC 7143 §11.17) with the offending header and
@@ -413,7 +416,7 @@ func (c *conn) releaseTask(t *Task) {
 	if c.tasks[t.ITT] == t {
 		delete(c.tasks, t.ITT)
 	}
-	if t.Priv != nil || t.Buf != nil {
+	if t.Data != nil {
 		c.tc.Release(t)
 	}
 	t.reset()
@@ -432,11 +435,15 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	}
 	t := c.getTask()
 	t.ITT, t.LUN, t.EDTL = p.ITT, uint64(p.LUN), p.ExpectedDataTransferLength
-	t.Buf, t.Priv = in.TaskBuf, in.Priv
-	in.TaskBuf, in.Priv = nil, nil
+	t.Data = in.Task
+	in.Task = nil
+	if t.Data != nil {
+		t.Buf = t.Data.Buffer()
+	}
 	if cap(t.Buf) > 0 {
 		c.noteTaskSize(cap(t.Buf))
 	}
+	t.dsl = pdu.BHS(in.BHS[:]).DataSegmentLength()
 	t.cmdSN = p.CmdSN
 	t.read, t.write = p.Read, p.Write
 	t.imm = in.Imm
@@ -469,13 +476,39 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	if t.EDTL > 0 && !t.read && !t.write {
 		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
+	if in.NeedBuffer {
+		// The transport's pool is empty: the command waits for its
+		// buffer (InBufferReady) and then goes on in start.
+		t.state = taskNeedBuffer
+		return nil
+	}
+	return c.start(t)
+}
+
+// bufferReady continues a command that waited for its buffer.
+func (c *conn) bufferReady(in *Inbound) error {
+	t := c.tasks[in.ITT]
+	if t == nil || t.Data != in.Task || t.state != taskNeedBuffer {
+		return nil // aborted meanwhile
+	}
+	t.Buf = t.Data.Buffer()
+	if cap(t.Buf) > 0 {
+		c.noteTaskSize(cap(t.Buf))
+	}
+	return c.start(t)
+}
+
+// start checks a command's transfer against its buffer and immediate data,
+// then fetches its Data-Out or hands it to a worker.
+func (c *conn) start(t *Task) error {
+	cmd := &t.cmd
 	if int(t.EDTL) > len(t.Buf) {
 		// Larger than the transport's largest task buffer: refuse it
 		// rather than move a truncated transfer.
 		c.log.Warn("iscsi: transfer too large", "itt", fmt.Sprintf("%#x", t.ITT), "edtl", t.EDTL, "max", len(t.Buf))
 		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
 	}
-	if reason := c.badImmediateData(t, pdu.BHS(in.BHS[:]).DataSegmentLength()); reason != "" {
+	if reason := c.badImmediateData(t, t.dsl); reason != "" {
 		// Unsolicited data beyond what was negotiated or announced
 		// cannot be placed; like a broken Data-Out sequence, it fails
 		// the task (ABORTED COMMAND, DATA PHASE ERROR), not the session.
@@ -505,7 +538,6 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	return nil
 }
 
-// dataDone continues a write whose Data-Out has arrived.
 // badImmediateData checks a SCSI Command's data segment of dsl bytes
 // against the rules for immediate data (RFC 7143 §11.3.3, §13.11, §13.14):
 // only with ImmediateData=Yes, only on a write, at most FirstBurstLength
@@ -527,9 +559,10 @@ func (c *conn) badImmediateData(t *Task, dsl uint32) string {
 	return ""
 }
 
+// dataDone continues a write whose Data-Out has arrived.
 func (c *conn) dataDone(in *Inbound) error {
 	t := c.tasks[in.ITT]
-	if t == nil || t.Priv != in.Priv || t.state != taskWaitData {
+	if t == nil || t.Data != in.Task || t.state != taskWaitData {
 		return nil // aborted meanwhile, or the data error came after all data
 	}
 	if in.Err != nil {

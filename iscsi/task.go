@@ -11,10 +11,11 @@ import (
 type taskState uint8
 
 const (
-	taskFree      taskState = iota // in the free list
-	taskWaitData                   // write: GetData in progress
-	taskExecuting                  // on a worker inside scsi.Target.Execute
-	taskDone                       // response sent (or suppressed); about to be released
+	taskFree       taskState = iota // in the free list
+	taskNeedBuffer                  // waiting for the transport's buffer (InBufferReady)
+	taskWaitData                    // write: GetData in progress
+	taskExecuting                   // on a worker inside scsi.Target.Execute
+	taskDone                        // response sent (or suppressed); about to be released
 )
 
 // String returns the name of the state.
@@ -22,6 +23,8 @@ func (s taskState) String() string {
 	switch s {
 	case taskFree:
 		return "free"
+	case taskNeedBuffer:
+		return "need-buffer"
 	case taskWaitData:
 		return "wait-data"
 	case taskExecuting:
@@ -44,23 +47,25 @@ type Task struct {
 	LUN uint64
 	// EDTL is the Expected Data Transfer Length of the command.
 	EDTL uint32
-	// Buf is the data buffer from Inbound.TaskBuf: Data-Out lands here,
-	// Data-In is read from here. It belongs to the transport's pool; the
-	// task borrows it until Release.
+	// Data is the transport's handle for the task's data, from
+	// Inbound.Task; nil for a command that moves no data.
+	Data TaskData
+	// Buf is Data.Buffer() once the transport has given the buffer:
+	// Data-Out lands here, Data-In is read from here. It belongs to the
+	// transport's pool; the task borrows it until Release.
 	Buf []byte
-	// Priv is the transport's per-task state from Inbound.Priv.
-	Priv any
 
 	// Core state, owned by the connection's owner goroutine except cmd,
 	// which the worker running the task owns while state is
 	// taskExecuting.
 	state   taskState
 	cmdSN   uint32
-	read    bool // R bit
-	write   bool // W bit
-	imm     int  // immediate data bytes in Buf
-	want    int  // Data-Out bytes to fetch (write)
-	aborted bool // a TMF aborted it: no response is sent...
+	read    bool   // R bit
+	write   bool   // W bit
+	imm     int    // immediate data bytes in Buf
+	dsl     uint32 // data segment length of the SCSI Command PDU
+	want    int    // Data-Out bytes to fetch (write)
+	aborted bool   // a TMF aborted it: no response is sent...
 	// thirdParty: ...unless another session's TMF aborted it: then it
 	// ends with TASK ABORTED status.
 	thirdParty bool
@@ -74,11 +79,11 @@ type Task struct {
 // reset prepares the task for reuse.
 func (t *Task) reset() {
 	t.ITT, t.LUN, t.EDTL = 0, 0, 0
-	t.Buf, t.Priv = nil, nil
+	t.Buf, t.Data = nil, nil
 	t.state = taskFree
 	t.cmdSN = 0
 	t.read, t.write = false, false
-	t.imm, t.want = 0, 0
+	t.imm, t.want, t.dsl = 0, 0, 0
 	t.aborted, t.thirdParty = false, false
 	t.dataSince = time.Time{}
 	t.cmd.Reset()

@@ -65,8 +65,12 @@ const (
 	InPDU InboundKind = iota + 1
 	// InDataDone reports that a task's Data-Out transfer started by GetData
 	// has finished: every byte the task asked for has been placed in its
-	// buffer, or Err says why not. ITT and Priv name the task.
+	// buffer, or Err says why not. ITT and Task name the task.
 	InDataDone
+	// InBufferReady reports that a task which arrived with NeedBuffer now
+	// has its buffer: Task.Buffer() returns it, with the immediate data
+	// (Imm bytes) in place. ITT and Task name the task.
+	InBufferReady
 )
 
 // String returns the name of the kind.
@@ -76,8 +80,21 @@ func (k InboundKind) String() string {
 		return "PDU"
 	case InDataDone:
 		return "DataDone"
+	case InBufferReady:
+		return "BufferReady"
 	}
 	return "InboundKind(?)"
+}
+
+// TaskData is a transport's per-task state, the handle through which the
+// core and the transport name a task's data: the buffer and what moves it.
+// Implementations must be pointer types: the core compares handles to tell
+// a task from a later one with the same ITT, and a task with a buffer
+// always has a non-nil handle, so Release is never skipped.
+type TaskData interface {
+	// Buffer returns the task's data buffer; nil while the transport has
+	// not given one yet (Inbound.NeedBuffer).
+	Buffer() []byte
 }
 
 // BHSLen is the length of the iSCSI Basic Header Segment (RFC 7143 §11.2.1).
@@ -100,26 +117,32 @@ type Inbound struct {
 	// data went to TaskBuf.
 	Data []byte
 
-	// For a SCSI Command PDU: the task's data buffer, allocated by the
-	// transport (it must exist before unsolicited data arrives), of length
-	// min(EDTL, MaxTaskData) or nil when EDTL is 0. For a write, the first
-	// Imm bytes hold the immediate data. TaskBuf belongs to the task from
-	// now until the core passes the task to TransportConn.Release.
-	TaskBuf []byte
-	// Imm is the number of immediate data bytes placed in TaskBuf.
+	// Task is the transport's state for a SCSI Command that moves data
+	// (nil when EDTL is 0 and there is no immediate data): its data
+	// buffer, which must exist before unsolicited data arrives, and what
+	// the transport needs to move the data (TCP: Data-Out routing; iSER:
+	// the initiator's STags and VAs). Task.Buffer() has length
+	// min(EDTL, the transport's largest task buffer); for a write its
+	// first Imm bytes hold the immediate data. The task owns Task from now
+	// until the core passes it to TransportConn.Release, which it always
+	// does for a non-nil Task.
+	Task TaskData
+	// Imm is the number of immediate data bytes placed in the buffer.
 	Imm int
-	// Priv is the transport's per-task state (TCP: data routing; iSER: the
-	// STags and VAs of the iSER header). The core stores it in Task.Priv.
-	Priv any
+	// NeedBuffer reports a SCSI Command whose buffer the transport could
+	// not give yet (its pool is empty): Task is set but Task.Buffer() is
+	// nil, and the transport delivers an InBufferReady event once it has
+	// one (in arrival order). The command waits; nothing fails.
+	NeedBuffer bool
 	// NoMemory reports a SCSI Command whose data buffer the session's
-	// Budget had no room for: TaskBuf is nil, any immediate data was
+	// Budget had no room for: Task is nil, any immediate data was
 	// discarded, and the core ends the task with TASK SET FULL (which
 	// initiators retry). Transports also give no buffer (and do not set
 	// NoMemory) to a non-immediate command outside the CmdSN window,
 	// which the core drops.
 	NoMemory bool
 
-	// ITT of the task an InDataDone is for.
+	// ITT of the task an InDataDone or InBufferReady is for.
 	ITT uint32
 	// Err of an InDataDone: the transfer failed (the task must not run).
 	Err error
@@ -153,9 +176,9 @@ func (in *Inbound) reset() {
 	in.Kind = 0
 	in.AHS = nil
 	in.Data = nil
-	in.TaskBuf = nil
+	in.Task = nil
 	in.Imm = 0
-	in.Priv = nil
+	in.NeedBuffer = false
 	in.NoMemory = false
 	in.ITT = 0
 	in.Err = nil
@@ -219,7 +242,10 @@ type TransportConn interface {
 	// to FirstBurstLength, and the rest is solicited (TCP: R2Ts,
 	// MaxOutstandingR2T at a time, MaxBurstLength each; iSER: RDMA READ).
 	// It returns at once: done is true when every byte is already there;
-	// otherwise an InDataDone event from Recv reports the end.
+	// otherwise an InDataDone event from Recv reports the end. It never
+	// blocks on the transport's own limits (send queue depth, RDMA READs
+	// outstanding): work that does not fit waits in the transport's
+	// queues, in order.
 	GetData(t *Task, want int) (done bool, err error)
 
 	// PutData sends rsp.DataLen bytes of t.Buf to the initiator followed
@@ -228,21 +254,33 @@ type TransportConn interface {
 	// the SCSI Response SEND). rsp is not retained. The core calls Release
 	// right after PutData returns: a transport whose sends complete later
 	// (iSER) keeps t.Buf out of its pool until their completions are
-	// reaped.
+	// reaped. Like GetData it queues rather than block on the transport's
+	// own limits (TCP blocks at most its write timeout on the socket).
 	PutData(t *Task, rsp *Response) error
 
-	// Release ends the core's use of t.Buf and t.Priv; the transport
-	// recycles them once nothing of its own (a Data-Out being placed, a
-	// send in flight) still touches them. Data-Out still arriving for the
-	// task is discarded.
+	// Release ends the core's use of t.Data (and t.Buf); the transport
+	// recycles them once nothing of its own (a Data-Out being placed, an
+	// RDMA READ or send in flight) still touches them. Data-Out still
+	// arriving for the task is discarded; a task still waiting for a
+	// buffer (NeedBuffer) leaves the queue.
 	Release(t *Task)
 
 	// RemoteAddr and LocalAddr are the connection's endpoints.
 	RemoteAddr() net.Addr
 	LocalAddr() net.Addr
 
-	// Close ends the connection; a blocked Recv returns an error.
+	// Close starts ending the connection: a blocked Recv returns an
+	// error, and nothing new is sent. It may be called any number of
+	// times, from any goroutine.
 	Close() error
+
+	// Drained is closed once the connection is closed and the transport
+	// holds nothing for it any more: every work request it posted has
+	// been reaped (completed or flushed) and every buffer is back in its
+	// pool. The server counts a connection as gone, and Server.Shutdown
+	// returns, only then. A transport with nothing in flight after Close
+	// (TCP) closes it in Close.
+	Drained() <-chan struct{}
 }
 
 // ISERConn is implemented by TransportConns of the iSER transport (RFC

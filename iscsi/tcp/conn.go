@@ -47,7 +47,7 @@ type r2tState struct {
 	sn     uint32 // R2TSN of this R2T
 }
 
-// xfer is the transport's per-task state (Task.Priv): the data buffer and,
+// xfer is the transport's per-task state (Task.Data): the data buffer and,
 // for writes, where Data-Out goes. All fields except mem, class and buf are
 // guarded by conn.xmu once the xfer is registered in conn.xfers.
 type xfer struct {
@@ -73,6 +73,9 @@ type xfer struct {
 	reading  bool // the reader is placing data into buf without xmu
 	released bool // Release came while reading: the reader frees it
 }
+
+// Buffer implements iscsi.TaskData.
+func (x *xfer) Buffer() []byte { return x.buf }
 
 func (x *xfer) clear() {
 	mem, class := x.mem, x.class
@@ -142,6 +145,7 @@ type Conn struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	drained   chan struct{} // closed by Close: TCP holds nothing after it
 }
 
 // seqHolder boxes a SeqNumbers for atomic.Pointer.
@@ -162,12 +166,13 @@ const (
 func newConn(nc net.Conn, cfg Config, pool *xferPool) *Conn {
 	br := bufio.NewReaderSize(nc, loginReadBuf)
 	return &Conn{
-		nc:    nc,
-		cfg:   cfg,
-		pool:  pool,
-		br:    br,
-		rd:    pdu.NewReader(br),
-		xfers: make(map[uint32]*xfer),
+		nc:      nc,
+		cfg:     cfg,
+		pool:    pool,
+		br:      br,
+		rd:      pdu.NewReader(br),
+		xfers:   make(map[uint32]*xfer),
+		drained: make(chan struct{}),
 	}
 }
 
@@ -181,9 +186,14 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.nc.Close()
+		close(c.drained)
 	})
 	return c.closeErr
 }
+
+// Drained implements iscsi.TransportConn: TCP sends synchronously, so
+// nothing is in flight once Close has run.
+func (c *Conn) Drained() <-chan struct{} { return c.drained }
 
 // SetParams installs the negotiated parameters. The core calls it before it
 // sends the final Login Response, so the first PDU the initiator sends in
@@ -362,7 +372,7 @@ func (c *Conn) recvCommand(in *iscsi.Inbound, p *iscsi.Params, dsl int) error {
 	if x == nil {
 		return nil
 	}
-	in.TaskBuf, in.Imm, in.Priv = x.buf, place, x
+	in.Task, in.Imm = x, place
 	if write {
 		x.imm = place
 		x.unsolOff = place
@@ -459,7 +469,7 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 		}
 		in.Kind = iscsi.InDataDone
 		in.ITT = itt
-		in.Priv = x
+		in.Task = x
 		in.Err = fmt.Errorf("%w: Data-Out ITT %#x: %s", ErrProtocol, itt, bad)
 		return true, nil
 	}
@@ -512,7 +522,7 @@ func (c *Conn) recvDataOut(in *iscsi.Inbound, p *iscsi.Params, dsl int) (bool, e
 	if done {
 		in.Kind = iscsi.InDataDone
 		in.ITT = itt
-		in.Priv = x
+		in.Task = x
 		return true, nil
 	}
 	return false, nil
@@ -560,7 +570,7 @@ func (c *Conn) sendR2Ts(x *xfer, rs []r2tState) error {
 // GetData starts soliciting the data of a write task (see
 // iscsi.TransportConn). done is true when everything is already there.
 func (c *Conn) GetData(t *iscsi.Task, want int) (done bool, err error) {
-	x, _ := t.Priv.(*xfer)
+	x, _ := t.Data.(*xfer)
 	p := c.params.Load()
 	if x == nil || p == nil {
 		return false, fmt.Errorf("iscsi/tcp: GetData for ITT %#x without a data buffer", t.ITT)
@@ -586,11 +596,11 @@ func (c *Conn) GetData(t *iscsi.Task, want int) (done bool, err error) {
 // Release returns the task's buffer; Data-Out still arriving for it is
 // discarded.
 func (c *Conn) Release(t *iscsi.Task) {
-	x, _ := t.Priv.(*xfer)
+	x, _ := t.Data.(*xfer)
 	if x == nil {
 		return
 	}
-	t.Priv, t.Buf = nil, nil
+	t.Data, t.Buf = nil, nil
 	c.xmu.Lock()
 	if c.xfers[x.itt] == x {
 		delete(c.xfers, x.itt)
@@ -716,7 +726,7 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 	}
 	if !collapse {
 		expDataSN := dataSN
-		if x, _ := t.Priv.(*xfer); x != nil && x.write {
+		if x, _ := t.Data.(*xfer); x != nil && x.write {
 			expDataSN = x.r2tSN
 		}
 		sr := pdu.SCSIResponse{ResidualOverflow: rsp.Overflow, ResidualUnderflow: rsp.Underflow, Response: pdu.ResponseCompleted,

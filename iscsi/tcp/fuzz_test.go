@@ -63,9 +63,9 @@ func FuzzRecv(f *testing.F) {
 			if err := c.Recv(ctx, &in); err != nil {
 				return
 			}
-			if in.Kind == iscsi.InPDU && in.Priv != nil {
-				task := &iscsi.Task{ITT: pdu.BHS(in.BHS[:]).InitiatorTaskTag(), Buf: in.TaskBuf, Priv: in.Priv}
-				_, err := c.GetData(task, len(in.TaskBuf)) // fails once the peer is gone
+			if in.Kind == iscsi.InPDU && in.Task != nil {
+				task := &iscsi.Task{ITT: pdu.BHS(in.BHS[:]).InitiatorTaskTag(), Buf: in.Task.Buffer(), Data: in.Task}
+				_, err := c.GetData(task, len(task.Buf)) // fails once the peer is gone
 				c.Release(task)
 				if err != nil {
 					return
