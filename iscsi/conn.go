@@ -66,7 +66,6 @@ type conn struct {
 	tmfs      []*pendingTMF
 	dec       pdu.Decoder
 	hdrBuf    [BHSLen]byte
-	sense     [18]byte
 	rsp       Response // scratch for complete; handed to PutData
 	encBuf    []byte
 	text      textState

@@ -471,10 +471,10 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 		return c.failTask(t, scsi.StatusTaskSetFull, nil)
 	}
 	if t.read && t.write {
-		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
+		return c.failCheck(t, scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	}
 	if t.EDTL > 0 && !t.read && !t.write {
-		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
+		return c.failCheck(t, scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	}
 	if in.NeedBuffer {
 		// The transport's pool is empty: the command waits for its
@@ -506,14 +506,14 @@ func (c *conn) start(t *Task) error {
 		// Larger than the transport's largest task buffer: refuse it
 		// rather than move a truncated transfer.
 		c.log.Warn("iscsi: transfer too large", "itt", fmt.Sprintf("%#x", t.ITT), "edtl", t.EDTL, "max", len(t.Buf))
-		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x05, 0x24, 0x00))
+		return c.failCheck(t, scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	}
 	if reason := c.badImmediateData(t, t.dsl); reason != "" {
 		// Unsolicited data beyond what was negotiated or announced
 		// cannot be placed; like a broken Data-Out sequence, it fails
 		// the task (ABORTED COMMAND, DATA PHASE ERROR), not the session.
 		c.log.Warn("iscsi: bad immediate data", "itt", fmt.Sprintf("%#x", t.ITT), "reason", reason)
-		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x0b, 0x4b, 0x00))
+		return c.failCheck(t, scsi.SenseAbortedCommand, scsi.ASCDataPhaseError)
 	}
 	if t.write {
 		cmd.ExpectedDataOutLen = int(t.EDTL)
@@ -569,7 +569,7 @@ func (c *conn) dataDone(in *Inbound) error {
 		// The transport could not collect the data: the command ends
 		// with ABORTED COMMAND, DATA PHASE ERROR (SAM-5 5.8.1).
 		c.log.Warn("iscsi: write data failed", "itt", fmt.Sprintf("%#x", t.ITT), "err", in.Err)
-		return c.failTask(t, scsi.StatusCheckCondition, senseFixed(&c.sense, 0x0b, 0x4b, 0x00))
+		return c.failCheck(t, scsi.SenseAbortedCommand, scsi.ASCDataPhaseError)
 	}
 	c.execute(t)
 	return nil
@@ -688,8 +688,9 @@ func (c *conn) failTask(t *Task, st scsi.Status, sense []byte) error {
 	return err
 }
 
-// senseFixed writes fixed-format sense data (SPC-4 4.5.3) into b.
-func senseFixed(b *[18]byte, key, asc, ascq byte) []byte {
-	*b = [18]byte{0: 0x70, 2: key, 7: 10, 12: asc, 13: ascq}
-	return b[:]
+// failCheck answers a task at once with CHECK CONDITION, its sense built
+// by the SCSI target in the format the LUN asks for (D_SENSE).
+func (c *conn) failCheck(t *Task, key scsi.SenseKey, asc scsi.ASC) error {
+	c.luns.Fail(&t.cmd, key, asc)
+	return c.failTask(t, scsi.StatusCheckCondition, t.cmd.Sense)
 }

@@ -302,3 +302,44 @@ func newLUNs(t testing.TB) *scsi.Target {
 func newLogger(b *logBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// TestTransportSenseFormat checks that the sense data of an error the iSCSI
+// core finds itself (here EDTL with neither the R nor the W bit) follows the
+// LUN's D_SENSE setting, as the SCSI core's own errors do.
+func TestTransportSenseFormat(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	c.login()
+	bad := func() result {
+		itt := c.itt
+		c.itt++
+		cmd := pdu.SCSICommand{Final: true, Attr: pdu.AttrSimple, ITT: itt, ExpectedDataTransferLength: 512, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN}
+		copy(cmd.CDB[:], inquiry(36))
+		c.cmdSN++
+		c.send(&cmd)
+		rsp, ok := c.recv().(*pdu.SCSIResponse)
+		if !ok {
+			t.Fatal("no SCSI Response")
+		}
+		s, _ := pdu.SenseData(rsp.Data)
+		return result{status: rsp.Status, sense: append([]byte(nil), s...)}
+	}
+	if r := bad(); r.status != 2 || len(r.sense) == 0 || r.sense[0] != 0x70 {
+		t.Fatalf("fixed sense expected: status %#x sense % x", r.status, r.sense)
+	}
+	// MODE SENSE(6) of the control page, then MODE SELECT(6) with D_SENSE.
+	res := c.scsiCmd([]byte{0x1a, 0x08, 0x0a, 0, 255, 0}, true, 255, nil)
+	if res.status != 0 || len(res.data) < 4+12 {
+		t.Fatalf("MODE SENSE: status %#x, %d bytes", res.status, len(res.data))
+	}
+	page := append([]byte(nil), res.data[4:4+12]...)
+	page[0] &^= 0x80 // PS is reserved in MODE SELECT
+	page[2] |= 0x04  // D_SENSE
+	sel := append([]byte{0, 0, 0, 0}, page...)
+	if res := c.scsiCmd([]byte{0x15, 0x10, 0, 0, byte(len(sel)), 0}, false, len(sel), sel); res.status != 0 {
+		t.Fatalf("MODE SELECT: status %#x sense % x", res.status, res.sense)
+	}
+	if r := bad(); r.status != 2 || len(r.sense) == 0 || r.sense[0] != 0x72 {
+		t.Fatalf("descriptor sense expected after D_SENSE=1: status %#x sense % x", r.status, r.sense)
+	}
+}
