@@ -62,7 +62,7 @@ for t in $targets; do
   case $t in
     goiser)
       img=$(mktemp -u /dev/shm/goiser-bench.XXXXXX); CLEANUP_PATHS+=("$img")
-      GOISER_LOG_LEVEL=warn start_goiser "$work" "$(free_port)" 1G "$img"
+      GOISER_LOG_LEVEL=warn start_goiser "$work" 0 1G "$img"
       args+=(-target "goiser=$GOISER_URL")
       notes+=(-note "goiser: goiserd (\`$gbin\` built from $(stamp_of "$gbin")), file backend (pread/pwrite) on a sparse 1 GiB file on /dev/shm (tmpfs).") ;;
     tgt)

@@ -43,7 +43,7 @@ for t in $targets; do
   case $t in
     goiser)
       img=$(mktemp -u /dev/shm/goiser-bench.XXXXXX); CLEANUP_PATHS+=("$img")
-      GOISER_LOG_LEVEL=warn start_goiser "$work" "$(free_port)" 1G "$img"; url[goiser]=$GOISER_URL ;;
+      GOISER_LOG_LEVEL=warn start_goiser "$work" 0 1G "$img"; url[goiser]=$GOISER_URL ;;
     tgt) start_tgt "$work" "$(free_port)" 1G; url[tgt]=$TGT_URL ;;
     *) die "unknown target $t (goiser or tgt)" ;;
   esac

@@ -36,6 +36,24 @@ wait_listen() {
   return 1
 }
 
+# wait_addr_file FILE PID SECONDS: waits until goiserd (PID) has written its
+# -addr-file FILE and prints the port of its first portal; fails if PID
+# exits first. goiserd writes the file once every portal listens, so a
+# daemon started on port 0 needs no guessing.
+wait_addr_file() {
+  local file=$1 pid=$2 n=$(( $3 * 10 )) addr
+  while [ $n -gt 0 ]; do
+    if [ -s "$file" ]; then
+      addr=$(awk 'NR == 1 { print $2 }' "$file")
+      echo "${addr##*:}"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1; n=$((n - 1))
+  done
+  return 1
+}
+
 # stop_pid PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10), then SIGKILL.
 stop_pid() {
   local pid=$1 n=$(( ${2:-10} * 10 ))
@@ -57,11 +75,12 @@ stop_all() {
   CLEANUP_PATHS=()
 }
 
-# start_goiser DIR PORT [SIZE [FILE]]: starts bin/goiserd from a config file
+# start_goiser DIR PORT [SIZE [FILE]]: starts bin/goiserd (PORT 0: a free
+# port, read back from its -addr-file) from a config file
 # written to DIR with one LUN 0 of SIZE (default 1G) under $GOISER_IQN: in
 # memory, or backed by FILE (created with that size) when FILE is given.
 # GOISER_LUNS, when set, replaces that LUN list (JSON objects separated by
-# commas). Sets GOISER_PID, GOISER_URL (LUN 0) and
+# commas). Sets GOISER_PID, GOISER_PORT, GOISER_URL (LUN 0) and
 # GOISER_BASE (the URL without the LUN). Logs go to DIR/goiserd.log.
 start_goiser() {
   local dir=$1 port=$2 size=${3:-1G} file=${4:-} bin=${GOISERD:-bin/goiserd} lun
@@ -79,13 +98,17 @@ start_goiser() {
   ]
 }
 EOF
-  "$bin" -config "$dir/goiserd.json" -log-level "${GOISER_LOG_LEVEL:-warn}" </dev/null >>"$dir/goiserd.log" 2>&1 &
+  rm -f "$dir/goiserd.addr"
+  "$bin" -config "$dir/goiserd.json" -log-level "${GOISER_LOG_LEVEL:-warn}" -addr-file "$dir/goiserd.addr" \
+    </dev/null >>"$dir/goiserd.log" 2>&1 &
   GOISER_PID=$!
   PIDS_TO_STOP+=("$GOISER_PID:15")
-  if ! wait_listen "$port" "$GOISER_PID" 20; then
+  if ! port=$(wait_addr_file "$dir/goiserd.addr" "$GOISER_PID" 20); then
     tail -20 "$dir/goiserd.log" >&2
-    die "goiserd did not start listening on 127.0.0.1:$port (log: $dir/goiserd.log)"
+    die "goiserd did not start listening on 127.0.0.1:$2 (log: $dir/goiserd.log)"
   fi
+  # shellcheck disable=SC2034 # used by the scripts that source this file
+  GOISER_PORT=$port
   GOISER_BASE="iscsi://127.0.0.1:$port/$GOISER_IQN"
   # shellcheck disable=SC2034 # used by the scripts that source this file
   GOISER_URL="$GOISER_BASE/0"

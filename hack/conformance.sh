@@ -111,10 +111,9 @@ goiser_luns() {
 }
 base=
 start_target() {
-  local port; port=$(free_port)
   case $target in
-    goiser) GOISER_LUNS=$(goiser_luns) start_goiser "$out" "$port"; url=$GOISER_URL; base=$GOISER_BASE; tpid=$GOISER_PID ;;
-    tgt) start_tgt "$out" "$port" 1G; url=$TGT_URL; tpid=$TGT_PID ;;
+    goiser) GOISER_LUNS=$(goiser_luns) start_goiser "$out" 0; url=$GOISER_URL; base=$GOISER_BASE; tpid=$GOISER_PID ;;
+    tgt) start_tgt "$out" "$(free_port)" 1G; url=$TGT_URL; tpid=$TGT_PID ;;
   esac
 }
 tpid=

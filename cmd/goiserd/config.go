@@ -444,8 +444,8 @@ func checkPortal(p string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not host:port: %w", p, err)
 	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("%q: port %q is not 1..65535", p, port)
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not 0..65535 (0 picks a free port)", p, port)
 	}
 	if host != "" && net.ParseIP(host) == nil {
 		return fmt.Errorf("%q: host %q is not an IP address", p, host)

@@ -203,7 +203,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"mutual same secret", cfg(`{"name": "iqn.2026-11.dev.goiser:x", "chap": {"user": "u", "secret": "s", "mutual_user": "m", "mutual_secret": "s"}, "luns": [` + lun + `]}`), "targets[0].chap: mutual_secret must differ"},
 		{"bad portal", `{"portals": ["localhost"], "targets": [` + target(lun) + `]}`, "portals[0]: \"localhost\" is not host:port"},
 		{"portal hostname", `{"portals": ["example.com:3260"], "targets": [` + target(lun) + `]}`, "portals[0]: \"example.com:3260\": host \"example.com\" is not an IP address"},
-		{"portal port", `{"portals": ["127.0.0.1:70000"], "targets": [` + target(lun) + `]}`, "portals[0]: \"127.0.0.1:70000\": port \"70000\" is not 1..65535"},
+		{"portal port", `{"portals": ["127.0.0.1:70000"], "targets": [` + target(lun) + `]}`, "portals[0]: \"127.0.0.1:70000\": port \"70000\" is not 0..65535"},
 		{"duplicate portal", `{"portals": ["127.0.0.1:3260", "127.0.0.1:3260"], "targets": [` + target(lun) + `]}`, "portals[1]: \"127.0.0.1:3260\" listed twice"},
 		{"log level", `{"log": {"level": "loud"}, "targets": [` + target(lun) + `]}`, "log.level: \"loud\" is not debug"},
 		{"log format", `{"log": {"format": "xml"}, "targets": [` + target(lun) + `]}`, "log.format: \"xml\" is not text or json"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -51,22 +52,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	transports, err := listen(cfg.Portals, log)
+	portals, err := listen(cfg.Portals, log)
 	if err != nil {
 		return err
 	}
 	srv := newServer(cfg, targets, log)
-	files := len(transports)
+	files := len(portals)
 	for _, t := range targets {
 		files += len(t.cfg.LUNs)
 	}
 	clampConnections(srv, files, log)
 	served = true
-	errc := make(chan error, len(transports))
-	for _, t := range transports {
-		go func() { errc <- srv.Serve(t) }()
+	errc := make(chan error, len(portals))
+	for _, p := range portals {
+		go func() { errc <- srv.Serve(p.t) }()
 	}
-	announce(cfg, transports, targets, log, stdout)
+	announce(cfg, portals, targets, log, stdout)
+	if o.addrFile != "" {
+		if err := writeAddrFile(o.addrFile, portals); err != nil {
+			log.Error("cannot report the listen addresses", "err", err)
+			_ = srv.Close()
+			return err
+		}
+	}
 
 	var serveErr error
 	select {
@@ -83,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		log.Info("all sessions ended", "after", time.Since(start).Round(time.Millisecond))
 	}
-	for range len(transports) - boolInt(serveErr != nil) {
+	for range len(portals) - boolInt(serveErr != nil) {
 		if err := <-errc; err != nil && !errors.Is(err, iscsi.ErrServerClosed) && serveErr == nil {
 			serveErr = err
 		}
@@ -111,15 +119,22 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// portal is one listening transport of the daemon.
+type portal struct {
+	kind string // "tcp" (iSCSI/TCP) or "iser"
+	t    iscsi.Transport
+}
+
 // listen opens every portal; on error the ones already open are closed.
-// A busy port gives "listen 127.0.0.1:3260: address already in use".
-func listen(portals []string, log *slog.Logger) ([]*tcp.Transport, error) {
-	var out []*tcp.Transport
+// A busy port gives "listen 127.0.0.1:3260: address already in use"; port
+// 0 picks a free port (Addr reports it).
+func listen(portals []string, log *slog.Logger) ([]portal, error) {
+	var out []portal
 	for _, addr := range portals {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			for _, t := range out {
-				t.Close()
+			for _, p := range out {
+				p.t.Close()
 			}
 			if errors.Is(err, syscall.EADDRINUSE) {
 				return nil, fmt.Errorf("listen %s: address already in use (is another target running? choose a port with -listen)", addr)
@@ -132,9 +147,27 @@ func listen(portals []string, log *slog.Logger) ([]*tcp.Transport, error) {
 			}
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-		out = append(out, tcp.New(l, tcp.Config{Logger: log.With("portal", addr)}))
+		out = append(out, portal{kind: "tcp", t: tcp.New(l, tcp.Config{Logger: log.With("portal", l.Addr().String())})})
 	}
 	return out, nil
+}
+
+// writeAddrFile writes one line "KIND ADDR" per portal, with the port each
+// one got, to path: atomically (temporary file, rename), so a script that
+// waits for the file reads it whole, and only once every portal listens.
+func writeAddrFile(path string, portals []portal) error {
+	var b strings.Builder
+	for _, p := range portals {
+		fmt.Fprintf(&b, "%s %s\n", p.kind, p.t.Addr())
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write -addr-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write -addr-file: %w", err)
+	}
+	return nil
 }
 
 // newServer builds the iscsi.Server from the config and the SCSI targets.
@@ -250,10 +283,10 @@ func negotiation(n Negotiation) iscsi.Negotiation {
 }
 
 // announce logs what is served and prints how to reach it.
-func announce(cfg *Config, transports []*tcp.Transport, targets []*openedTarget, log *slog.Logger, stdout io.Writer) {
+func announce(cfg *Config, portals []portal, targets []*openedTarget, log *slog.Logger, stdout io.Writer) {
 	var addrs []string
-	for _, t := range transports {
-		addrs = append(addrs, t.Addr().String())
+	for _, p := range portals {
+		addrs = append(addrs, p.t.Addr().String())
 	}
 	for _, t := range targets {
 		for _, l := range t.cfg.LUNs {

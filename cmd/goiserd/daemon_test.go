@@ -75,7 +75,9 @@ func startDaemon(t *testing.T, bin, addr string, args ...string) *daemon {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			d.mu.Lock()
@@ -86,6 +88,7 @@ func startDaemon(t *testing.T, bin, addr string, args ...string) *daemon {
 	go func() {
 		d.err = d.cmd.Wait()
 		pw.Close()
+		<-scanned // every line is in d.output before done
 		close(d.done)
 	}()
 	t.Cleanup(func() {

@@ -19,6 +19,7 @@ type options struct {
 	mutual    string
 	logLevel  string
 	logFormat string
+	addrFile  string
 }
 
 const usageText = `Usage: goiserd [flags]
@@ -47,9 +48,12 @@ Or a config file (JSON; see "go doc ./cmd/goiserd"):
                    -listen and -log-level/-log-format override it,
                    -target, -lun and -chap cannot be combined with it
 
-Logging:
+Logging and scripting:
   -log-level LEVEL   debug, info, warn or error (default info)
   -log-format FMT    text or json (default text)
+  -addr-file FILE    once every portal listens, write one line "tcp HOST:PORT" per
+                     portal to FILE (atomically): with port 0 in -listen or the
+                     config, scripts learn the port the daemon got
 
 On SIGTERM or SIGINT goiserd shuts down gracefully (bounded by the config's
 shutdown_timeout, default 10s), flushes and closes the backends; a second
@@ -70,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.mutual, "mutual-chap", "", "USER:SECRET for mutual CHAP")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json")
+	fs.StringVar(&o.addrFile, "addr-file", "", "write the listen addresses to this file once serving")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -206,4 +207,40 @@ func TestConnectionFloodMemory(t *testing.T) {
 	verifiedIO(t, s, 8192, 9)
 	d.alive(t)
 	d.stop(t)
+}
+
+// TestAddrFilePortZero: with port 0 the daemon picks a free port and
+// reports it in -addr-file, where scripts read it instead of guessing.
+func TestAddrFilePortZero(t *testing.T) {
+	bin := buildDaemon(t)
+	file := filepath.Join(t.TempDir(), "addrs")
+	d := &daemon{cmd: exec.Command(bin, "-listen", "127.0.0.1:0", "-lun", "mem:16M", "-addr-file", file), done: make(chan struct{})}
+	var out syncBuffer
+	d.cmd.Stdout, d.cmd.Stderr = &out, &out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	})
+	var b []byte
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var err error
+		if b, err = os.ReadFile(file); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 20 s:\n%s", file, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	kind, addr, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if !ok || kind != "tcp" || strings.HasSuffix(addr, ":0") || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("addr file %q, want \"tcp 127.0.0.1:PORT\"", b)
+	}
+	s := dialSession(t, addr, "portzero")
+	verifiedIO(t, s, 0, 3)
 }

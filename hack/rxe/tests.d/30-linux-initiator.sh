@@ -93,18 +93,23 @@ start_goiserd() {
   glog=$1
   shift
   for lun in "$@"; do args+=(-lun "$lun"); done
-  port=$(rxe_fresh_port)
-  portal=$RXE_ADDR:$port
-  say "goiserd on $portal: $*"
+  say "goiserd on $RXE_ADDR, port 0 (a free one): $*"
+  rm -f "$glog.addr"
   # The outer timeout only guards against a hang; the stage stops it with SIGTERM.
-  timeout 150 "$RXE_BIN/goiserd" -listen "$portal" -target "$iqn" "${args[@]}" >"$glog" 2>&1 </dev/null &
+  timeout 150 "$RXE_BIN/goiserd" -listen "$RXE_ADDR:0" -addr-file "$glog.addr" -target "$iqn" "${args[@]}" >"$glog" 2>&1 </dev/null &
   gpid=$!
+  # goiserd writes its -addr-file ("tcp HOST:PORT") once it listens.
   for ((i = 0; i < 100; i++)); do
-    ss -Htln "sport = :$port" 2>/dev/null | grep -q . && return 0
+    if [ -s "$glog.addr" ]; then
+      portal=$(awk 'NR == 1 { print $2 }' "$glog.addr")
+      port=${portal##*:}
+      say "goiserd listens on $portal"
+      return 0
+    fi
     kill -0 "$gpid" 2>/dev/null || fail "goiserd exited before listening"
     sleep 0.1
   done
-  fail "goiserd does not listen on $portal after 10s"
+  fail "goiserd does not listen on $RXE_ADDR after 10s"
 }
 
 # login: sendtargets discovery against $portal, digests required, login;
