@@ -48,8 +48,26 @@
 // anything else with ErrNotOffHeap. Every post method documents, in an
 // Ownership paragraph, that the bytes of a posted work request belong to
 // the device until its completion (success or flush) has been polled.
-// Closing a queue pair flushes its work requests; reap every flushed
-// completion before releasing the buffers.
+//
+// # Teardown
+//
+// Closing a queue pair does not flush it: on a device, the work requests
+// a destroyed queue pair still held are never reported (rxe drops them,
+// mlx5 removes the queue pair's completions from its completion queues),
+// and rdma/soft does the same. So tear a connection down in this order:
+//
+//	err = qp.Disconnect()              // or qp.Modify(rdma.QPAttr{State: rdma.QPError})
+//	for outstanding > 0 {              // every WR comes back: success or WCWRFlushErr
+//		n, err := cq.WaitPoll(ctx, wcs)
+//		outstanding -= n
+//	}
+//	err = qp.Close()                   // then MRs, buffers, CQs, the PD
+//
+// Disconnect, Modify to Error and the peer's disconnect move the queue pair
+// to Error, which completes every outstanding work request (receives and
+// unsignaled sends included) with WCWRFlushErr, exactly once. Only after
+// the last of them is polled may the buffers be reused or released. See
+// ExampleQueuePair_Close.
 //
 // # Lifetimes
 //
@@ -65,7 +83,9 @@
 // Close children first (queue pairs, then memory regions and completion
 // queues, then protection domains, then the device). Using an object after
 // its Close returns ErrClosed; posting sends on a queue pair that is not
-// yet in RTS returns ErrInvalidState.
+// yet in RTS returns ErrInvalidState. A Close the provider fails (its
+// destroy call returned an error) leaves the object open and still
+// counted by its parents, which keep refusing to close; call Close again.
 //
 // # Errors
 //

@@ -176,3 +176,103 @@ func ExampleDevice_Close() {
 	// rdma: close device soft0: 1 protection domains and completion queues still open: rdma: object still has live children
 	// <nil> <nil>
 }
+
+// Tear a connection down in the only safe order: Disconnect (or Modify to
+// Error), reap every outstanding work request (success or WCWRFlushErr),
+// then Close, and only then release the buffers. Close itself completes
+// nothing, on rdma/soft as on a device: receives still posted when it runs
+// are never reported, so their buffers could never be known to be free.
+func ExampleQueuePair_Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := soft.New(soft.Config{})
+	l, err := rdma.Listen(p, "127.0.0.1:0", rdma.ListenConfig{})
+	if err != nil {
+		panic(fmt.Sprint(err))
+	}
+	defer l.Close()
+
+	const depth = 4 // receives each side keeps posted
+	recvs := func(c *conn) []rdma.RecvWR {
+		wrs := make([]rdma.RecvWR, depth)
+		for i := range wrs {
+			wrs[i] = rdma.RecvWR{ID: rdma.EncodeWRID(opRecv, uint64(i)), SGL: []rdma.SGE{c.mr.SGE(i*256, 256)}}
+		}
+		return wrs
+	}
+	// reap polls until every one of n outstanding work requests is back.
+	reap := func(c *conn, n int) (flushed int) {
+		wcs := make([]rdma.Completion, 8)
+		for n > 0 {
+			k, err := c.cq.WaitPoll(ctx, wcs)
+			if err != nil {
+				panic(fmt.Sprint(err))
+			}
+			for _, wc := range wcs[:k] {
+				if wc.Status == rdma.WCWRFlushErr {
+					flushed++
+				}
+			}
+			n -= k
+		}
+		return flushed
+	}
+
+	done := make(chan string, 1)
+	go func() { // the listener: its peer disconnects
+		req, err := l.Accept(ctx)
+		if err != nil {
+			panic(fmt.Sprint(err))
+		}
+		c := newConn(req.Device())
+		qp, err := req.CreateQP(c.pd, rdma.QueuePairConfig{SendCQ: c.cq, RecvCQ: c.cq})
+		if err != nil {
+			panic(fmt.Sprint(err))
+		}
+		if _, err := qp.PostRecv(recvs(c)); err != nil {
+			panic(fmt.Sprint(err))
+		}
+		if err := req.Accept(ctx, rdma.ConnParam{RNRRetryCount: 7, RetryCount: 7}, nil); err != nil {
+			panic(fmt.Sprint(err))
+		}
+		<-qp.Disconnected() // the peer's disconnect moved qp to Error
+		n := reap(c, depth)
+		if err := qp.Close(); err != nil {
+			panic(err)
+		}
+		c.close()
+		done <- fmt.Sprintf("listener: %d receives flushed after the peer's disconnect", n)
+	}()
+
+	d, err := rdma.Dial(ctx, p, l.Addr().String(), rdma.DialConfig{})
+	if err != nil {
+		panic(fmt.Sprint(err))
+	}
+	c := newConn(d.Device())
+	qp, err := d.CreateQP(c.pd, rdma.QueuePairConfig{SendCQ: c.cq, RecvCQ: c.cq})
+	if err != nil {
+		panic(fmt.Sprint(err))
+	}
+	if _, err := qp.PostRecv(recvs(c)); err != nil {
+		panic(fmt.Sprint(err))
+	}
+	if _, err := d.Connect(ctx, rdma.ConnParam{RNRRetryCount: 7, RetryCount: 7}, nil); err != nil {
+		panic(fmt.Sprint(err))
+	}
+
+	// 1. Disconnect: the queue pair moves to Error, and so does the peer's.
+	if err := qp.Disconnect(); err != nil {
+		panic(fmt.Sprint(err))
+	}
+	// 2. Reap: every outstanding work request comes back, flushed.
+	fmt.Printf("dialer: %d receives flushed\n", reap(c, depth))
+	// 3. Close the queue pair, then its memory, CQ and PD.
+	if err := qp.Close(); err != nil {
+		panic(fmt.Sprint(err))
+	}
+	c.close()
+	fmt.Println(<-done)
+	// Output:
+	// dialer: 4 receives flushed
+	// listener: 4 receives flushed after the peer's disconnect
+}

@@ -271,10 +271,17 @@ func (qp *QueuePair) Disconnected() <-chan struct{} { return qp.qp.Disconnected(
 // Close destroys the queue pair (and its CM connection). Close is idempotent.
 //
 // Close does not flush: on real devices a destroyed QP's outstanding work
-// requests may never complete (rxe reports nothing, mlx5 removes them from
-// the CQ). To release buffers safely, first Disconnect (or Modify to
-// QPError), poll until every outstanding WR has come back (success or
-// WCWRFlushErr), then Close.
+// requests never complete (rxe reports nothing, mlx5 removes the queue
+// pair's completions from its CQs, and rdma/soft does both). To release
+// buffers safely, first Disconnect (or Modify to QPError), poll until every
+// outstanding WR has come back (success or WCWRFlushErr), then Close. A CM
+// queue pair closed without Disconnect still disconnects the peer (its
+// Disconnected channel closes and its work requests flush); its own work
+// requests are not reported.
+//
+// When the provider fails to destroy the queue pair, Close returns the
+// error and the queue pair stays open, still counted by its protection
+// domain and completion queues; call Close again.
 func (qp *QueuePair) Close() error {
 	qp.life.mu.Lock()
 	defer qp.life.mu.Unlock()

@@ -220,8 +220,8 @@ type cmID struct {
 	ev   chan cmEvent         // events for a waiter (Connect, Accept, resolution)
 	disc chan struct{}        // closed on DISCONNECTED (or a device removal)
 
-	discOnce    sync.Once
-	destroyOnce sync.Once
+	discOnce sync.Once
+	life     closeState // closed once rdma_destroy_id succeeded
 
 	// inErr is set once the connection is disconnected (by either side):
 	// the QP is in Error and posts are refused.
@@ -298,20 +298,25 @@ func (m *cmID) disconnect() error {
 	return nil
 }
 
-// destroy stops routing, destroys the id and releases the channel.
+// destroy stops routing, destroys the id and releases the channel. A
+// failed rdma_destroy_id leaves the id alive, routed and holding its
+// reference on the channel, so destroy may be retried; once it succeeded,
+// destroy does nothing.
 func (m *cmID) destroy() error {
-	var err error
-	m.destroyOnce.Do(func() {
+	return m.life.close(func() error {
 		m.ch.mu.Lock()
 		delete(m.ch.ids, m.id)
 		m.ch.mu.Unlock()
-		if rc, e := C.rdma_destroy_id(m.id); rc != 0 {
-			err = rcErr("rdma_destroy_id", rc, e)
+		if rc, err := C.rdma_destroy_id(m.id); rc != 0 {
+			m.ch.mu.Lock()
+			m.ch.ids[m.id] = m
+			m.ch.mu.Unlock()
+			return rcErr("rdma_destroy_id", rc, err)
 		}
 		m.discOnce.Do(func() { close(m.disc) })
 		m.ch.release()
+		return nil
 	})
-	return err
 }
 
 // eventErr turns an unexpected CM event into an error for op.
@@ -475,14 +480,15 @@ func (l *listener) GetRequest(ctx context.Context) (driver.ConnRequest, error) {
 	}
 }
 
+// Close stops routing requests to the listener, rejects the queued ones
+// and destroys the listening id. When rdma_destroy_id fails the listener
+// stays closed to new requests and a retry destroys the id.
 func (l *listener) Close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
+	if !l.closed {
+		l.closed = true
+		close(l.done)
 	}
-	l.closed = true
-	close(l.done)
 	l.mu.Unlock()
 	for {
 		select {

@@ -32,12 +32,17 @@ type compQueue struct {
 	// f wraps a dup of the completion channel's non-blocking fd, so Wait
 	// parks in the netpoller; closing f wakes waiters. The channel keeps
 	// its own fd, which ibv_destroy_comp_channel closes.
+	// f and rc are replaced only while closed is set and no Wait is in
+	// flight; Wait reads them under mu.
 	f  *os.File
 	rc syscall.RawConn
 
+	// closed refuses Poll, Arm and new Waits while Close runs and after it
+	// succeeded; a failed destroy clears it again. Written under mu.
 	closed  atomic.Bool
 	waiters sync.WaitGroup // Wait calls in flight; Close waits for them
 	mu      sync.Mutex     // serialises Close against the start of Wait
+	life    closeState
 }
 
 func (d *device) CreateCQ(cfg driver.CQConfig) (driver.CQ, error) {
@@ -49,18 +54,29 @@ func (d *device) CreateCQ(cfg driver.CQConfig) (driver.CQ, error) {
 		return nil, driver.NewVerbsError("ibv_create_cq", err)
 	}
 	q := &compQueue{c: c, out: unsafe.Slice(c.out, cfg.Entries)}
-	fd, err := syscall.Dup(int(c.ch.fd))
-	if err != nil {
-		C.goiser_cq_destroy(c)
-		return nil, fmt.Errorf("verbs: dup completion channel fd: %w", err)
-	}
-	q.f = os.NewFile(uintptr(fd), "ibv_comp_channel")
-	if q.rc, err = q.f.SyscallConn(); err != nil {
-		q.f.Close()
-		C.goiser_cq_destroy(c)
-		return nil, fmt.Errorf("verbs: completion channel fd: %w", err)
+	if err := q.openFile(); err != nil {
+		var chanRC C.int
+		C.goiser_cq_destroy(c, &chanRC)
+		return nil, err
 	}
 	return q, nil
+}
+
+// openFile wraps a dup of the completion channel's (non-blocking) fd in
+// q.f, so Wait parks in the netpoller.
+func (q *compQueue) openFile() error {
+	fd, err := syscall.Dup(int(q.c.ch.fd))
+	if err != nil {
+		return fmt.Errorf("verbs: dup completion channel fd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "ibv_comp_channel")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("verbs: completion channel fd: %w", err)
+	}
+	q.f, q.rc = f, rc
+	return nil
 }
 
 // Poll moves up to len(dst) completions into dst with one cgo call. It
@@ -118,6 +134,7 @@ func (q *compQueue) Wait(ctx context.Context) error {
 		return driver.ErrClosed
 	}
 	q.waiters.Add(1)
+	f, rawConn := q.f, q.rc
 	q.mu.Unlock()
 	defer q.waiters.Done()
 
@@ -129,11 +146,11 @@ func (q *compQueue) Wait(ctx context.Context) error {
 	// so we clear the deadline only after it set it.
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		q.f.SetReadDeadline(time.Now())
+		f.SetReadDeadline(time.Now())
 		close(fired)
 	})
 	var evErr error
-	err := q.rc.Read(func(uintptr) bool {
+	err := rawConn.Read(func(uintptr) bool {
 		switch rc := C.goiser_cq_get_event(q.c); rc {
 		case 0:
 			return true
@@ -146,7 +163,7 @@ func (q *compQueue) Wait(ctx context.Context) error {
 	})
 	if !stop() {
 		<-fired
-		q.f.SetReadDeadline(time.Time{})
+		f.SetReadDeadline(time.Time{})
 	}
 	switch {
 	case err == nil:
@@ -163,19 +180,37 @@ func (q *compQueue) Wait(ctx context.Context) error {
 // Close wakes every Wait with ErrClosed, waits for them to leave, and
 // destroys the CQ and its channel (every event was acknowledged when it
 // was taken).
+//
+// The CQ counts as closed only once ibv_destroy_cq succeeded. When it fails
+// (a QP still uses the CQ, say) the CQ is left open and usable again, with
+// a fresh dup of the channel's fd for Wait, and Close may be retried. Once
+// the CQ is gone, a failure to destroy its channel is reported once and a
+// retry succeeds.
 func (q *compQueue) Close() error {
-	q.mu.Lock()
-	if q.closed.Swap(true) {
+	return q.life.close(func() error {
+		if q.c == nil {
+			return nil // destroyed; only the channel failed last time
+		}
+		q.mu.Lock()
+		q.closed.Store(true)
 		q.mu.Unlock()
-		return nil
-	}
-	q.mu.Unlock()
-	q.f.Close()
-	q.waiters.Wait()
-	if rc, err := C.goiser_cq_destroy(q.c); rc != 0 {
-		return rcErr("ibv_destroy_cq", rc, err)
-	}
-	q.c = nil
-	q.out = nil
-	return nil
+		q.f.Close() // wakes every Wait
+		q.waiters.Wait()
+		var chanRC C.int
+		if rc, err := C.goiser_cq_destroy(q.c, &chanRC); rc != 0 {
+			err := rcErr("ibv_destroy_cq", rc, err)
+			if ferr := q.openFile(); ferr != nil {
+				// Poll, Arm and Wait stay refused; a retry of Close
+				// still destroys the CQ.
+				return errors.Join(err, ferr)
+			}
+			q.mu.Lock()
+			q.closed.Store(false)
+			q.mu.Unlock()
+			return err
+		}
+		q.c = nil
+		q.out = nil
+		return rcErr("ibv_destroy_comp_channel", chanRC, nil)
+	})
 }

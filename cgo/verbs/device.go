@@ -138,6 +138,9 @@ type protDomain struct {
 // allocates it with mmap, which is what makes handing its address to the
 // device (which keeps it until ibv_dereg_mr) legal under the cgo rules.
 func (p *protDomain) RegMR(mem []byte, access driver.Access) (driver.MR, error) {
+	if p.pd == nil {
+		return nil, fmt.Errorf("verbs: register memory on a closed PD: %w", driver.ErrClosed)
+	}
 	if len(mem) == 0 {
 		return nil, fmt.Errorf("verbs: register an empty region: %w", driver.NewVerbsError("ibv_reg_mr", syscall.EINVAL))
 	}
@@ -153,7 +156,13 @@ func (p *protDomain) CreateQP(cfg driver.QPConfig, send, recv driver.CQ) (driver
 	return createQP(p, nil, nil, cfg, send, recv)
 }
 
+// Close deallocates the PD. A failed ibv_dealloc_pd (EBUSY while an MR or
+// QP uses it) leaves it open; Close may be retried. It is closed (pd nil)
+// only once the call succeeded, and Close does nothing after that.
 func (p *protDomain) Close() error {
+	if p.pd == nil {
+		return nil
+	}
 	if rc, err := C.ibv_dealloc_pd(p.pd); rc != 0 {
 		return rcErr("ibv_dealloc_pd", rc, err)
 	}
@@ -163,7 +172,7 @@ func (p *protDomain) Close() error {
 
 // memRegion is an ibv_mr.
 type memRegion struct {
-	mr   *C.struct_ibv_mr // immutable; freed by Close
+	mr   *C.struct_ibv_mr // nil once Close succeeded
 	lkey uint32           // immutable
 	rkey uint32           // immutable
 	addr uint64           // immutable
@@ -175,9 +184,17 @@ func (m *memRegion) RKey() uint32 { return m.rkey }
 func (m *memRegion) Addr() uint64 { return m.addr }
 func (m *memRegion) Len() int     { return m.n }
 
+// Close deregisters the region. A failed ibv_dereg_mr leaves it
+// registered (the device may still access the memory, so package rdma
+// keeps it counted and its Buffer mapped); Close may be retried. It does
+// nothing once the call succeeded.
 func (m *memRegion) Close() error {
+	if m.mr == nil {
+		return nil
+	}
 	if rc, err := C.ibv_dereg_mr(m.mr); rc != 0 {
 		return rcErr("ibv_dereg_mr", rc, err)
 	}
+	m.mr = nil
 	return nil
 }

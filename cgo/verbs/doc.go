@@ -34,6 +34,14 @@
 // ibv_create_*, ibv_reg_mr) or from the int result of functions that return
 // it (ibv_post_send, ibv_modify_qp, ibv_destroy_*, ibv_query_*).
 //
+// # Closing
+//
+// Destroying a QP completes none of its outstanding WRs (rxe drops them;
+// mlx5 removes the QP's completions from its CQs), so the owner moves it to
+// Error (Disconnect, Modify) and reaps every WR before Close. Every object
+// counts as closed only once its destroy call succeeded: a failed destroy
+// leaves it open and usable, and a retried Close destroys it.
+//
 // # Waiting without a thread
 //
 // The completion channel of each CQ and the event channel of each CM

@@ -29,8 +29,12 @@ type queuePair struct {
 	nSGE int                // MaxSendSGE; immutable
 	rSGE int                // MaxRecvSGE; immutable
 
-	cm     *cmID // the CM id for a CM-connected QP; nil otherwise
-	closed atomic.Bool
+	cm *cmID // the CM id for a CM-connected QP; nil otherwise
+	// gone is set once the device QP is destroyed (q is nil from then
+	// on): every method but Close returns ErrClosed. For a CM QP, Close is
+	// finished only when the CM id is destroyed too (life).
+	gone atomic.Bool
+	life closeState
 	// inErr is set when this provider moved the QP to Error (Modify,
 	// Disconnect, or the peer's disconnect): posts are then refused with
 	// ErrInvalidState instead of handed to a device that may never flush
@@ -51,6 +55,9 @@ func createQP(p *protDomain, id *C.struct_rdma_cm_id, cm *cmID, cfg driver.QPCon
 	}
 	if scq.closed.Load() || rcq.closed.Load() {
 		return nil, fmt.Errorf("verbs: create QP on a closed CQ: %w", driver.ErrClosed)
+	}
+	if p.pd == nil {
+		return nil, fmt.Errorf("verbs: create QP on a closed PD: %w", driver.ErrClosed)
 	}
 	if cfg.MaxSendWR <= 0 || cfg.MaxRecvWR <= 0 {
 		return nil, fmt.Errorf("verbs: create QP with %d send and %d receive WRs: %w", cfg.MaxSendWR, cfg.MaxRecvWR,
@@ -89,7 +96,7 @@ func createQP(p *protDomain, id *C.struct_rdma_cm_id, cm *cmID, cfg driver.QPCon
 func (qp *queuePair) Num() uint32 { return qp.num }
 
 func (qp *queuePair) State() (driver.QPState, error) {
-	if qp.closed.Load() {
+	if qp.gone.Load() {
 		return 0, driver.ErrClosed
 	}
 	s := C.goiser_qp_state(qp.q)
@@ -100,7 +107,7 @@ func (qp *queuePair) State() (driver.QPState, error) {
 }
 
 func (qp *queuePair) Modify(attr driver.QPAttr) error {
-	if qp.closed.Load() {
+	if qp.gone.Load() {
 		return driver.ErrClosed
 	}
 	a := C.goiser_qp_attr{
@@ -169,7 +176,7 @@ func (qp *queuePair) errPosted(op string) error {
 // Ownership: the bytes covered by each accepted WR's SGEs belong to the
 // device until its completion (success or flush) has been polled.
 func (qp *queuePair) PostSend(wrs []driver.SendWR) (int, error) {
-	if qp.closed.Load() {
+	if qp.gone.Load() {
 		return 0, driver.ErrClosed
 	}
 	if qp.inErr.Load() || (qp.cm != nil && qp.cm.inErr.Load()) {
@@ -234,7 +241,7 @@ func (qp *queuePair) postSend(wrs []driver.SendWR, dry bool) (int, error) {
 // Ownership: the bytes covered by each accepted WR's SGEs belong to the
 // device until its completion (success or flush) has been polled.
 func (qp *queuePair) PostRecv(wrs []driver.RecvWR) (int, error) {
-	if qp.closed.Load() {
+	if qp.gone.Load() {
 		return 0, driver.ErrClosed
 	}
 	if qp.inErr.Load() || (qp.cm != nil && qp.cm.inErr.Load()) {
@@ -289,7 +296,7 @@ func postErr(op string, rc C.int) error {
 }
 
 func (qp *queuePair) Disconnect() error {
-	if qp.closed.Load() {
+	if qp.gone.Load() {
 		return driver.ErrClosed
 	}
 	if qp.cm == nil {
@@ -306,25 +313,38 @@ func (qp *queuePair) Disconnected() <-chan struct{} {
 }
 
 // Close destroys the QP (rdma_destroy_qp and then rdma_destroy_id for a CM
-// QP, ibv_destroy_qp otherwise) and frees its arrays. The device flushes
-// outstanding WRs as the QP goes; their completions stay in the CQs.
+// QP, ibv_destroy_qp otherwise) and frees its arrays. It completes
+// nothing: the WRs a destroyed QP still held are never reported (rxe drops
+// them, mlx5 removes the QP's completions from its CQs), so the owner
+// moves the QP to Error and reaps every WR before closing it.
+//
+// The QP counts as closed only once every destroy call succeeded. A failed
+// ibv_destroy_qp leaves it intact and usable; a failed rdma_destroy_id
+// leaves the QP destroyed (its methods return ErrClosed) and the id alive.
+// Either way Close may be retried, and package rdma keeps the QP counted as
+// a child of its PD and CQs until it succeeds.
 func (qp *queuePair) Close() error {
-	if qp.closed.Swap(true) {
+	return qp.life.close(func() error {
+		if !qp.gone.Load() {
+			var id *C.struct_rdma_cm_id
+			if qp.cm != nil {
+				id = qp.cm.id
+				qp.cm.detachQP() // the CM goroutine no longer touches the QP
+			}
+			if rc, err := C.goiser_qp_destroy(qp.q, id); rc != 0 {
+				if qp.cm != nil {
+					qp.cm.attachQP(qp.q)
+				}
+				return rcErr("ibv_destroy_qp", rc, err)
+			}
+			qp.gone.Store(true)
+			qp.q, qp.swr, qp.ssge, qp.rwr, qp.rsge = nil, nil, nil, nil, nil
+		}
+		if qp.cm != nil {
+			return qp.cm.destroy()
+		}
 		return nil
-	}
-	var id *C.struct_rdma_cm_id
-	if qp.cm != nil {
-		id = qp.cm.id
-		qp.cm.detachQP() // the CM goroutine no longer touches the QP
-	}
-	if rc, err := C.goiser_qp_destroy(qp.q, id); rc != 0 {
-		return rcErr("ibv_destroy_qp", rc, err)
-	}
-	qp.q = nil
-	if qp.cm != nil {
-		return qp.cm.destroy()
-	}
-	return nil
+	})
 }
 
 // newDryQP is a queuePair with C arrays and no device QP, for measuring

@@ -183,17 +183,25 @@ fail:
 	return NULL;
 }
 
-int goiser_cq_destroy(goiser_cq *c)
+/*
+ * goiser_cq_destroy destroys the CQ, then its completion channel, and frees
+ * c. When ibv_destroy_cq fails it returns that errno and frees nothing: the
+ * CQ lives on and the caller may retry. Once the CQ is gone c is freed
+ * whatever happens to the channel; a failure to destroy the channel (it
+ * cannot be busy: its one CQ is gone) is reported in *chan_rc.
+ */
+int goiser_cq_destroy(goiser_cq *c, int *chan_rc)
 {
 	int rc = ibv_destroy_cq(c->cq);
 
+	*chan_rc = 0;
 	if (rc)
 		return rc;
-	rc = ibv_destroy_comp_channel(c->ch);
+	*chan_rc = ibv_destroy_comp_channel(c->ch);
 	free(c->wc);
 	free(c->out);
 	free(c);
-	return rc;
+	return 0;
 }
 
 static uint8_t wc_opcode(enum ibv_wc_opcode op)
@@ -351,6 +359,11 @@ goiser_qp *goiser_qp_create(struct ibv_pd *pd, struct rdma_cm_id *id, goiser_cq 
 }
 
 /* Destroys the QP (through the CM when id is set) and frees the arrays. */
+/*
+ * goiser_qp_destroy destroys the QP (rdma_destroy_qp for a CM QP, which
+ * cannot fail) and frees its arrays. When ibv_destroy_qp fails it returns
+ * that errno and frees nothing: the QP lives on and the caller may retry.
+ */
 int goiser_qp_destroy(goiser_qp *q, struct rdma_cm_id *id)
 {
 	int rc = 0;

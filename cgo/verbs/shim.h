@@ -150,7 +150,7 @@ struct ibv_mr *goiser_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int acce
 
 /* CQs. */
 goiser_cq *goiser_cq_create(struct ibv_context *ctx, int entries, int vector);
-int goiser_cq_destroy(goiser_cq *c);
+int goiser_cq_destroy(goiser_cq *c, int *chan_rc);
 int goiser_cq_poll(goiser_cq *c, int n);
 int goiser_cq_arm(goiser_cq *c, int solicited_only);
 int goiser_cq_get_event(goiser_cq *c);

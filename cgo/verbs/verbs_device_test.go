@@ -335,6 +335,11 @@ func TestPostErrors(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	// Reap before closing (Close does not flush): the last signaled WR
+	// covers the unsignaled ones before it (wrs[63], or the WR 999 above).
+	if n > 0 {
+		pollN(t, l.cq, 1)
+	}
 	l.close()
 	if _, err := l.a.PostSend(wrs[:1]); !errors.Is(err, driver.ErrClosed) {
 		t.Fatalf("post on a closed QP: %v, want ErrClosed", err)
@@ -570,4 +575,54 @@ func BenchmarkPostPollBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/WR")
+}
+
+// TestFailedDestroyKeepsObjectOpen: the kernel refuses to destroy a CQ or
+// a PD that QPs and MRs still use (EBUSY). Package rdma refuses those
+// closes before the provider sees them, but the provider must be right on
+// its own: the refused object stays open and usable (the CQ's Wait gets a
+// fresh fd), and a retry once its users are gone destroys it.
+func TestFailedDestroyKeepsObjectOpen(t *testing.T) {
+	l := newLoop(t, driver.QPConfig{Type: driver.RC, MaxSendWR: 8, MaxRecvWR: 8, MaxSendSGE: 1, MaxRecvSGE: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.cq.Close(); err == nil {
+		t.Fatal("destroyed a CQ that two QPs use")
+	} else {
+		t.Logf("close of a CQ in use: %v", err)
+	}
+	if err := l.pd.Close(); err == nil {
+		t.Fatal("deallocated a PD that two QPs and an MR use")
+	} else {
+		t.Logf("close of a PD in use: %v", err)
+	}
+	// Both still work: the CQ completes and wakes a waiter, the PD registers.
+	if err := l.cq.Arm(false); err != nil {
+		t.Fatalf("arm after a failed close: %v", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- l.cq.Wait(ctx) }()
+	if n, err := l.a.PostSend([]driver.SendWR{{ID: 7, Op: driver.OpRDMAWrite, Flags: driver.FlagSignaled, SGL: l.sge(0, 64), Remote: l.mr.Addr() + 4096, RKey: l.mr.RKey()}}); n != 1 || err != nil {
+		t.Fatalf("post after a failed CQ close: %d %v", n, err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("wait after a failed CQ close: %v", err)
+	}
+	if c := pollN(t, l.cq, 1)[0]; c.ID != 7 || c.Err() != nil {
+		t.Fatalf("completion after a failed CQ close: %+v", c)
+	}
+	mr, err := l.pd.RegMR(l.mem[:4096], driver.AccessLocalWrite)
+	if err != nil {
+		t.Fatalf("register on a PD whose close failed: %v", err)
+	}
+	// Children first; the retries succeed, and a second Close is a no-op.
+	for _, c := range []struct {
+		what string
+		c    interface{ Close() error }
+	}{{"MR", mr}, {"QP a", l.a}, {"QP b", l.b}, {"MR", l.mr}, {"CQ (retry)", l.cq}, {"CQ again", l.cq}, {"PD (retry)", l.pd}, {"PD again", l.pd}} {
+		if err := c.c.Close(); err != nil {
+			t.Fatalf("close %s: %v", c.what, err)
+		}
+	}
+	l.a, l.b, l.mr, l.cq, l.pd = nil, nil, nil, nil, nil
 }

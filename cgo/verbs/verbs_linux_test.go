@@ -12,10 +12,13 @@ import (
 )
 
 // conformanceEnv is the rdmatest environment from ISER_TEST_DEVICE,
-// ISER_TEST_ADDR (optional: without it the CM cases skip) and
-// ISER_TEST_GID_INDEX (default 1, the RoCE v2 GID on rxe).
+// ISER_TEST_ADDR (optional: without it the CM cases skip),
+// ISER_TEST_GID_INDEX (default 1, the RoCE v2 GID on rxe) and
+// ISER_TEST_STRICT (non-empty: every case must run, a skip fails; the
+// Soft-RoCE stage of make test-rxe sets it).
 func conformanceEnv(tb testing.TB) rdmatest.Env {
-	env := rdmatest.Env{Provider: Provider(), Device: requireDevice(tb), GIDIndex: 1}
+	env := rdmatest.Env{Provider: Provider(), Device: requireDevice(tb), GIDIndex: 1,
+		Strict: os.Getenv("ISER_TEST_STRICT") != ""}
 	if s := os.Getenv("ISER_TEST_GID_INDEX"); s != "" {
 		i, err := strconv.Atoi(s)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -220,5 +222,49 @@ func TestPostSendFillsChain(t *testing.T) {
 	bad := []driver.SendWR{{ID: 9, Op: driver.OpSend, SGL: make([]driver.SGE, 3)}}
 	if n, err := qp.postSend(bad, true); n != 0 || !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("3 SGEs on a 2-SGE QP: %d, %v", n, err)
+	}
+}
+
+// TestCloseStateRetriesFailedDestroy: every C object of the provider (QP,
+// CQ, CM id) counts as closed only once its destroy call succeeded. A QP
+// whose ibv_destroy_qp failed must stay open, so that a retry destroys it
+// and package rdma keeps its PD and CQs from closing meanwhile; a Close
+// after success must not destroy anything again.
+func TestCloseStateRetriesFailedDestroy(t *testing.T) {
+	var c closeState
+	calls := 0
+	destroy := func() error {
+		calls++
+		if calls == 1 {
+			return driver.NewVerbsError("ibv_destroy_qp", syscall.EBUSY)
+		}
+		return nil
+	}
+	if err := c.close(destroy); !errors.Is(err, syscall.EBUSY) || c.isClosed() {
+		t.Fatalf("failed destroy: err %v, closed %v; want EBUSY and still open", err, c.isClosed())
+	}
+	if err := c.close(destroy); err != nil || !c.isClosed() || calls != 2 {
+		t.Fatalf("retry: err %v, closed %v, %d destroy calls; want nil, closed, 2", err, c.isClosed(), calls)
+	}
+	if err := c.close(destroy); err != nil || calls != 2 {
+		t.Fatalf("close after success: err %v, %d destroy calls; want nil and no new call", err, calls)
+	}
+
+	// Concurrent closes destroy once.
+	var d closeState
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.close(func() error { n.Add(1); return nil }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n.Load() != 1 {
+		t.Fatalf("%d destroy calls from 8 concurrent closes, want 1", n.Load())
 	}
 }

@@ -193,10 +193,15 @@ func connectedPair(t *testing.T, pl plan) (cli, srv *endpoint) {
 		t.Fatal(r.err)
 	}
 	srv = r.e
+	cli.up, srv.up = true, true
 	t.Cleanup(func() {
-		cli.qp.Disconnect()
-		cli.close()
-		srv.close()
+		// close disconnects and reaps what is posted before closing.
+		if err := cli.close(); err != nil {
+			t.Error(err)
+		}
+		if err := srv.close(); err != nil {
+			t.Error(err)
+		}
 	})
 	return cli, srv
 }

@@ -136,7 +136,9 @@ type endpoint struct {
 	send    [1]rdma.SendWR
 	recv    [1]rdma.RecvWR
 	wc      [32]rdma.Completion
-	pending int // signaled sends not yet completed
+	pending int  // signaled sends not yet completed (every send is signaled)
+	posted  int  // receives posted and not yet completed
+	up      bool // the CM connection was established
 
 	deadline time.Time // the loop gives up after it
 }
@@ -190,6 +192,7 @@ func (e *endpoint) postRecvs(n int) error {
 		if _, err := e.qp.PostRecv(e.recv[:]); err != nil {
 			return err
 		}
+		e.posted++
 	}
 	return nil
 }
@@ -204,25 +207,29 @@ func (e *endpoint) postSend() error {
 
 var errTimeout = errors.New("rdma-pingpong: timed out")
 
-// poll takes what the CQ has; it returns how many receives completed.
+// poll takes what the CQ has; it returns how many receives completed, and
+// the error of the first failed completion. Every completion is counted
+// (failed and flushed ones too), so teardown knows what is still posted.
 func (e *endpoint) poll() (int, error) {
 	n, err := e.cq.Poll(e.wc[:])
 	if err != nil {
 		return 0, err
 	}
 	recvs := 0
+	var failed error
 	for i := range n {
 		c := &e.wc[i]
-		if c.Status != rdma.WCSuccess {
-			return 0, c.Err()
-		}
 		if op, _ := rdma.DecodeWRID(c.ID); op == opRecv {
 			recvs++
+			e.posted--
 		} else {
 			e.pending--
 		}
+		if c.Status != rdma.WCSuccess && failed == nil {
+			failed = c.Err()
+		}
 	}
-	return recvs, nil
+	return recvs, failed
 }
 
 // spin yields the processor every 64 empty polls. A NIC completes work on
@@ -331,7 +338,8 @@ func (e *endpoint) pongOnce(seq uint32) error {
 	return e.postSend()
 }
 
-// close releases everything, children first.
+// close tears the queue pair down (teardown: to Error, reap every work
+// request) and then releases everything, children first.
 func (e *endpoint) close() error {
 	var errs []error
 	add := func(err error) {
@@ -340,6 +348,7 @@ func (e *endpoint) close() error {
 		}
 	}
 	if e.qp != nil {
+		add(e.teardown())
 		add(e.qp.Close())
 	}
 	if e.mr != nil {
@@ -357,14 +366,33 @@ func (e *endpoint) close() error {
 	return errors.Join(errs...)
 }
 
-// drain reaps outstanding sends and receives after the loop so that no
-// buffer is released while the device still owns it.
-func (e *endpoint) drain(ctx context.Context) {
-	e.deadline = time.Now().Add(2 * time.Second)
-	if d, ok := ctx.Deadline(); ok && d.Before(e.deadline) {
-		e.deadline = d
+// teardown moves the queue pair to Error (Disconnect once connected, so
+// the peer learns of it; Modify before) and reaps every work request still
+// posted, success or flush, so that close releases no buffer the device
+// still owns: closing a queue pair does not flush it. It waits at most 2 s
+// for the flushes, whatever is left of the connection's context.
+func (e *endpoint) teardown() error {
+	if e.qp == nil {
+		return nil
 	}
-	_ = e.reap(0)
+	var err error
+	if e.up {
+		err = e.qp.Disconnect()
+	} else {
+		err = e.qp.Modify(rdma.QPAttr{State: rdma.QPError})
+	}
+	e.deadline = time.Now().Add(2 * time.Second)
+	for spins := 0; e.pending > 0 || e.posted > 0; spins++ {
+		var wce *rdma.WCError // flushed (or failed) completions are expected here
+		if _, perr := e.poll(); perr != nil && !errors.As(perr, &wce) {
+			return errors.Join(err, perr) // the CQ itself failed
+		}
+		e.spin(spins)
+		if spins&4095 == 4095 && time.Now().After(e.deadline) {
+			return errors.Join(err, fmt.Errorf("rdma-pingpong: teardown: %d sends and %d receives not reaped: %w", e.pending, e.posted, errTimeout))
+		}
+	}
+	return err
 }
 
 var connParam = rdma.ConnParam{ResponderResources: 1, InitiatorDepth: 1, RetryCount: 7, RNRRetryCount: 7}
@@ -402,11 +430,8 @@ func runClient(ctx context.Context, p driver.Provider, addr string, pl plan, rtt
 	if err != nil {
 		return err
 	}
+	e.up = true // from here close disconnects
 	e.prepare(raddr, rkey)
-	defer func() {
-		e.qp.Disconnect()
-		e.drain(ctx)
-	}()
 	e.deadline = deadlineOf(ctx)
 	total := pl.Warmup + pl.Iters
 	for i := range total {
@@ -480,17 +505,16 @@ func serveOne(ctx context.Context, req *rdma.ConnRequest) (err error) {
 	if err := req.Accept(ctx, connParam, marshalAccept(e.mr.Addr()+uint64(pl.Size), e.mr.RKey())); err != nil {
 		return err
 	}
+	e.up = true // from here close disconnects
 	e.deadline = deadlineOf(ctx)
 	total := pl.Warmup + pl.Iters
 	for i := range total {
 		if err := e.pongOnce(uint32(i + 1)); err != nil {
-			e.qp.Disconnect()
-			e.drain(ctx)
 			return fmt.Errorf("%s %d bytes, round trip %d: %w", pl.Mode, pl.Size, i, err)
 		}
 	}
-	e.drain(ctx)
-	// The client disconnects when it has its last answer.
+	// The client disconnects when it has its last answer; close (deferred)
+	// then reaps what is still posted.
 	select {
 	case <-e.qp.Disconnected():
 	case <-ctx.Done():

@@ -32,6 +32,12 @@
 //   - Errors from the OS or the verbs library are *VerbsError, which unwraps
 //     to the syscall.Errno, so errors.Is(err, syscall.ENOMEM) works, and which
 //     matches ErrNotSupported for EOPNOTSUPP and ENOSYS.
-//   - Close is called at most once per object by package rdma, children
-//     before parents.
+//   - Package rdma calls Close children before parents, and calls it again
+//     only after it failed. A failed Close leaves the object intact and
+//     usable (rdma keeps it counted as its parents' child), so the retry
+//     must destroy it; Close after a success must do nothing.
+//   - QP.Close completes nothing, as on a device: the work requests still
+//     posted are never reported (rxe), and a provider may drop the QP's
+//     completions from its CQs (mlx5 does, so does rdma/soft). Disconnect
+//     and Modify to Error flush them. Closing a CM QP disconnects the peer.
 package driver

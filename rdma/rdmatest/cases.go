@@ -34,12 +34,17 @@ var cases = []testCase{
 	{name: "RNRRetryForever", run: testRNRForever},
 	{name: "PostAfterError", run: testPostAfterError},
 	{name: "ClosedQP", run: testClosedQP},
+	{name: "CloseDoesNotFlush", run: testCloseDoesNotFlush},
+	{name: "ClosedQPReceivesNothing", run: testClosedQPReceivesNothing},
+	{name: "ErrorFlushesEveryWR", run: testErrorFlushesEveryWR},
 	{name: "CQWait", run: testCQWait},
 	{name: "CMAccept", cm: true, run: testCMAccept},
 	{name: "CMReject", cm: true, run: testCMReject},
 	{name: "CMNoListener", cm: true, run: testCMNoListener},
 	{name: "CMDisconnect", cm: true, run: testCMDisconnect},
 	{name: "CMRNRRetry", cm: true, run: testCMRNRRetry},
+	{name: "CMTeardown", cm: true, run: testCMTeardown},
+	{name: "CMCloseDisconnectsPeer", cm: true, run: testCMCloseDisconnectsPeer},
 }
 
 const (
@@ -954,4 +959,174 @@ func testCMRNRRetry(t *T) {
 	if wc := t.poll(a.scq, 1)[0]; wc.ID != id || wc.Status != rdma.WCRNRRetryExcErr {
 		t.Fatalf("a's send with the peer's RNR retry count 0: %s; want RNR retry exceeded", describe([]rdma.Completion{wc}))
 	}
+}
+
+// Teardown. Closing a queue pair does not flush it: rxe reports nothing
+// for the work requests a destroyed queue pair still held, and mlx5 even
+// removes the queue pair's completions from its completion queues. The
+// only safe order is: Disconnect (or Modify to Error), reap every work
+// request (success or WCWRFlushErr), then Close. A provider that flushed
+// on Close would let a teardown that closes first pass every test and
+// leak on a device, so these cases pin the device behaviour down.
+
+// testCloseDoesNotFlush: work requests still posted when a queue pair is
+// closed (receives, and a SEND waiting for the peer's receive) are never
+// reported.
+func testCloseDoesNotFlush(t *T) {
+	a, b := t.manualPair(pairOpts{}) // RNR retry 7: a SEND into no receive waits
+	var recvs []rdma.RecvWR
+	for i := range 4 {
+		recvs = append(recvs, rdma.RecvWR{ID: rdma.EncodeWRID(opRecv, uint64(i)), SGL: []rdma.SGE{a.mr.SGE(i*256, 256)}})
+	}
+	n, err := a.qp.PostRecv(recvs)
+	t.must(err, "a: post recvs")
+	if n != len(recvs) {
+		t.Fatalf("a: post recvs accepted %d of %d", n, len(recvs))
+	}
+	// b has no receive posted: the SEND waits (receiver not ready, retried
+	// forever), so it is outstanding when a closes.
+	_, err = a.qp.PostSend([]rdma.SendWR{{ID: rdma.EncodeWRID(opSend, 1), Op: rdma.OpSend, Flags: rdma.FlagSignaled,
+		SGL: []rdma.SGE{a.mr.SGE(4096, 64)}}})
+	t.must(err, "a: post a send that waits for a receive")
+	t.must(a.qp.Close(), "a: close with work requests outstanding")
+	t.quiet(a.rcq, "a: recv CQ after Close (Close must not flush)")
+	t.quiet(a.scq, "a: send CQ after Close (Close must not flush)")
+	_, err = b.qp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 9), SGL: []rdma.SGE{b.mr.SGE(0, 256)}}})
+	t.must(err, "b: post recv")
+	t.must(b.qp.Close(), "b: close with a receive outstanding")
+	t.quiet(b.rcq, "b: recv CQ after Close (Close must not flush)")
+}
+
+// testClosedQPReceivesNothing: receives left posted on a closed queue
+// pair are not reported, and a SEND aimed at it fails at the sender
+// without landing in their buffers.
+func testClosedQPReceivesNothing(t *T) {
+	a, b := t.manualPair(pairOpts{param: rdma.ConnParam{ResponderResources: 1, InitiatorDepth: 1, RetryCount: 1, RNRRetryCount: 1}})
+	clear(b.mr.Bytes()[:1024])
+	_, err := b.qp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 1), SGL: []rdma.SGE{b.mr.SGE(0, 512)}},
+		{ID: rdma.EncodeWRID(opRecv, 2), SGL: []rdma.SGE{b.mr.SGE(512, 512)}}})
+	t.must(err, "b: post recvs")
+	t.must(b.qp.Close(), "b: close with receives outstanding")
+	t.quiet(b.rcq, "b: recv CQ after Close (Close must not flush)")
+	fill(a.mr.Bytes()[:64], 8)
+	id := rdma.EncodeWRID(opSend, 1)
+	_, err = a.qp.PostSend([]rdma.SendWR{{ID: id, Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: []rdma.SGE{a.mr.SGE(0, 64)}}})
+	t.must(err, "a: post send to a closed queue pair")
+	if wc := t.poll(a.scq, 1)[0]; wc.ID != id || wc.Status == rdma.WCSuccess {
+		t.Fatalf("send to a closed queue pair: %s; want it failed", describe([]rdma.Completion{wc}))
+	}
+	if !bytes.Equal(b.mr.Bytes()[:1024], make([]byte, 1024)) {
+		t.Fatal("a SEND landed in a receive buffer of a closed queue pair")
+	}
+	t.quiet(b.rcq, "b: recv CQ after the send")
+}
+
+// testErrorFlushesEveryWR: moving a queue pair to Error completes every
+// outstanding work request, receives included, with WCWRFlushErr, in
+// order and exactly once (unsignaled sends too); Close after the reap
+// reports nothing more.
+func testErrorFlushesEveryWR(t *T) {
+	a, _ := t.manualPair(pairOpts{}) // RNR retry 7: sends wait for the peer's receive
+	var recvs []rdma.RecvWR
+	for i := range 4 {
+		recvs = append(recvs, rdma.RecvWR{ID: rdma.EncodeWRID(opRecv, uint64(i)), SGL: []rdma.SGE{a.mr.SGE(i*256, 256)}})
+	}
+	_, err := a.qp.PostRecv(recvs)
+	t.must(err, "a: post recvs")
+	// The peer has no receive: the first SEND waits, and the rest queue
+	// behind it.
+	sends := []rdma.SendWR{
+		{ID: rdma.EncodeWRID(opSend, 1), Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: []rdma.SGE{a.mr.SGE(4096, 64)}},
+		{ID: rdma.EncodeWRID(opSend, 2), Op: rdma.OpSend, SGL: []rdma.SGE{a.mr.SGE(4096, 64)}},
+		{ID: rdma.EncodeWRID(opSend, 3), Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: []rdma.SGE{a.mr.SGE(4096, 64)}},
+	}
+	n, err := a.qp.PostSend(sends)
+	t.must(err, "a: post sends")
+	if n != len(sends) {
+		t.Fatalf("a: post sends accepted %d of %d", n, len(sends))
+	}
+	t.must(a.qp.Modify(rdma.QPAttr{State: rdma.QPError}), "a: modify to ERR")
+	rwc := t.poll(a.rcq, len(recvs))
+	for i, wc := range rwc {
+		if wc.ID != recvs[i].ID || wc.Status != rdma.WCWRFlushErr {
+			t.Fatalf("receives after ERR: %s; want every one flushed, in order", describe(rwc))
+		}
+	}
+	swc := t.poll(a.scq, len(sends))
+	for i, wc := range swc {
+		if wc.ID != sends[i].ID || wc.Status != rdma.WCWRFlushErr {
+			t.Fatalf("sends after ERR: %s; want every one (unsignaled too) flushed, in order", describe(swc))
+		}
+	}
+	t.quiet(a.rcq, "a: recv CQ after the flush")
+	t.quiet(a.scq, "a: send CQ after the flush")
+	t.must(a.qp.Close(), "a: close after the reap")
+	t.quiet(a.rcq, "a: recv CQ after Close")
+	t.quiet(a.scq, "a: send CQ after Close")
+}
+
+// testCMTeardown is the teardown a connection owner runs: Disconnect,
+// reap every work request of both sides (each flushed exactly once),
+// then Close both queue pairs.
+func testCMTeardown(t *T) {
+	a, b, _, _ := t.cmPair(pairOpts{}, nil, nil)
+	post := func(s *side) []rdma.RecvWR {
+		var recvs []rdma.RecvWR
+		for i := range 4 {
+			recvs = append(recvs, rdma.RecvWR{ID: rdma.EncodeWRID(opRecv, uint64(i)), SGL: []rdma.SGE{s.mr.SGE(i*256, 256)}})
+		}
+		_, err := s.qp.PostRecv(recvs)
+		t.must(err, s.name+": post recvs")
+		return recvs
+	}
+	reap := func(s *side, recvs []rdma.RecvWR) {
+		wcs := t.poll(s.rcq, len(recvs))
+		for i, wc := range wcs {
+			if wc.ID != recvs[i].ID || wc.Status != rdma.WCWRFlushErr {
+				t.Fatalf("%s: receives after the disconnect: %s; want every one flushed, in order", s.name, describe(wcs))
+			}
+		}
+		t.quiet(s.rcq, s.name+": recv CQ after the flush")
+	}
+	ra, rb := post(a), post(b)
+	t.must(a.qp.Disconnect(), "a: disconnect")
+	reap(a, ra)
+	select {
+	case <-b.qp.Disconnected():
+	case <-t.ctx.Done():
+		t.Fatal("b never observed the disconnect")
+	}
+	t.waitState(b.qp, rdma.QPError, "b after the peer's disconnect")
+	reap(b, rb)
+	t.must(a.qp.Close(), "a: close after the reap")
+	t.must(b.qp.Close(), "b: close after the reap")
+	t.quiet(a.rcq, "a: recv CQ after Close")
+	t.quiet(b.rcq, "b: recv CQ after Close")
+}
+
+// testCMCloseDisconnectsPeer: closing a connected queue pair without
+// Disconnect reports none of its own work requests, but the peer learns
+// of it (the CM sends a disconnect request as the id goes), moves to
+// Error and flushes its receives.
+func testCMCloseDisconnectsPeer(t *T) {
+	a, b, _, _ := t.cmPair(pairOpts{}, nil, nil)
+	for _, s := range []*side{a, b} {
+		_, err := s.qp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 1), SGL: []rdma.SGE{s.mr.SGE(0, 256)}},
+			{ID: rdma.EncodeWRID(opRecv, 2), SGL: []rdma.SGE{s.mr.SGE(256, 256)}}})
+		t.must(err, s.name+": post recvs")
+	}
+	t.must(a.qp.Close(), "a: close without disconnecting")
+	select {
+	case <-b.qp.Disconnected():
+	case <-t.ctx.Done():
+		t.Fatal("b never observed that the peer's queue pair went")
+	}
+	t.waitState(b.qp, rdma.QPError, "b after the peer closed")
+	wcs := t.poll(b.rcq, 2)
+	if wcs[0].ID != rdma.EncodeWRID(opRecv, 1) || wcs[1].ID != rdma.EncodeWRID(opRecv, 2) ||
+		wcs[0].Status != rdma.WCWRFlushErr || wcs[1].Status != rdma.WCWRFlushErr {
+		t.Fatalf("b's receives after the peer closed: %s; want both flushed", describe(wcs))
+	}
+	t.quiet(b.rcq, "b: recv CQ after the flush")
+	t.quiet(a.rcq, "a: recv CQ after Close (Close must not flush)")
 }

@@ -27,12 +27,20 @@
 // request exactly once; a receive too small; receiver-not-ready with a
 // finite and an infinite retry count; posting on errored and closed queue
 // pairs; completion-queue Wait waking on a completion, a context and a
-// Close; and with the CM, accept and reject with private data, a connect
-// nobody listens for, and a disconnect observed by the peer.
+// Close; teardown (Close completes nothing, neither the closed queue
+// pair's own work requests nor a SEND aimed at it; Error flushes every
+// work request, receives and unsignaled sends included, exactly once);
+// and with the CM, accept and reject with private data, a connect nobody
+// listens for, a disconnect observed by the peer, the full teardown
+// (Disconnect, reap both sides, Close) and a Close without Disconnect
+// that the peer observes as a disconnect.
 //
 // Each case is bounded by Env.Timeout: a hang fails. No case asserts a
 // timing. Env.Caps declares the few things a provider may legitimately
-// lack; the cases that need them skip with the reason.
+// lack; the cases that need them skip with the reason. A provider that
+// does not declare Caps.NoCM must give Env.ListenAddr, or the CM cases
+// fail; Env.Strict turns every skip into a failure, for runs on a real
+// device where a skip means a misconfigured environment.
 //
 // BenchmarkPostPoll measures post+poll of a batch of work requests through
 // a provider and reports the cost per work request.

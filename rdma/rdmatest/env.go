@@ -25,10 +25,17 @@ type Env struct {
 	// ListenAddr is the CM address the connection-manager cases listen
 	// on: a host that the device owns and port 0 (any free port), e.g.
 	// "127.0.0.1:0" for soft or "10.0.2.1:0" for the rxe netdev's
-	// address. Dialers dial the listener's Addr. Required unless Caps.NoCM.
+	// address. Dialers dial the listener's Addr. Required unless Caps.NoCM:
+	// without it every connection-manager case fails (it does not skip), so
+	// a provider that has the CM cannot pass the suite untested.
 	ListenAddr string
 	// Caps declares what the provider legitimately cannot do.
 	Caps Caps
+	// Strict fails every case that would otherwise skip (a capability the
+	// environment declares missing, a platform limit). Set it where a skip
+	// can only mean a misconfigured environment, such as the Soft-RoCE
+	// stage of make test-rxe, so that such a run cannot pass by skipping.
+	Strict bool
 	// Timeout bounds each case; 0 means 20 s. A case that hangs fails.
 	Timeout time.Duration
 }
@@ -61,11 +68,19 @@ func Run(t *testing.T, env Env) {
 	env.defaults()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if env.Strict {
+				// Runs as the skip unwinds; a failure outranks the skip.
+				defer func() {
+					if t.Skipped() {
+						t.Errorf("rdmatest: %s skipped, and Env.Strict says every case must run here", c.name)
+					}
+				}()
+			}
 			if c.cm && env.Caps.NoCM {
 				t.Skipf("rdmatest: %s needs the RDMA CM, which this environment declares it lacks (Caps.NoCM)", c.name)
 			}
 			if c.cm && env.ListenAddr == "" {
-				t.Skipf("rdmatest: %s needs Env.ListenAddr (a host the device owns, port 0)", c.name)
+				t.Fatalf("rdmatest: %s needs Env.ListenAddr (a host the device owns, port 0); declare Caps.NoCM to skip the CM cases instead", c.name)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), env.Timeout)
 			defer cancel()

@@ -105,6 +105,30 @@ func (c *cq) releaseDueLocked() {
 	}
 }
 
+// purge removes every completion of queue pair qpn, ready or delayed, as
+// mlx5 does when a queue pair is destroyed (the engine mutex is held).
+func (c *cq) purge(qpn uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := 0
+	for i := range c.n {
+		wc := c.ring[(c.head+i)%len(c.ring)]
+		if wc.QPNum != qpn {
+			c.ring[(c.head+k)%len(c.ring)] = wc
+			k++
+		}
+	}
+	c.n = k
+	kept := c.delayed[:0]
+	for _, d := range c.delayed {
+		if d.wc.QPNum != qpn {
+			kept = append(kept, d)
+		}
+	}
+	clear(c.delayed[len(kept):])
+	c.delayed = kept
+}
+
 // Poll moves ready completions (and due delayed ones) into dst; an overrun
 // queue fails with EOVERFLOW from then on.
 func (c *cq) Poll(dst []driver.Completion) (int, error) {

@@ -32,8 +32,13 @@
 //   - SEND with immediate data and with invalidate (the peer's region is
 //     invalidated), RDMA WRITE with immediate (consumes a receive).
 //   - CM: connect, accept and reject with up to 56 bytes of private data;
-//     Disconnect and Close move both queue pairs to Error and close both
-//     Disconnected channels.
+//     Disconnect moves both queue pairs to Error (flushing both) and closes
+//     both Disconnected channels.
+//   - Close completes nothing, as on a device: work requests still posted
+//     are dropped unreported (rxe) and the queue pair's completions still
+//     in its completion queues are removed (mlx5). Teardown is Disconnect
+//     (or Modify to Error), reap every work request, then Close. Closing a
+//     CM queue pair moves its peer to Error as a disconnect request would.
 //   - The send-queue slot of an unsignaled work request stays taken until a
 //     later completion of the same send queue (as on hardware that frees
 //     slots when it processes a CQE; rxe frees them earlier): a queue pair

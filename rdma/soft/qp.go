@@ -621,8 +621,17 @@ func (q *qp) Disconnected() <-chan struct{} {
 	return q.disc
 }
 
-// Close flushes the queue pair (disconnecting a CM peer) and retires its
-// number.
+// Close destroys the queue pair as a device does: it completes nothing.
+// Work requests still posted are dropped without a completion (as on rxe),
+// and completions of the queue pair still in its completion queues are
+// removed (as mlx5 does), so a teardown that closes before reaping loses
+// them here as it would on a device. Nothing of the queue pair is touched
+// afterwards: its rings are emptied, a peer's work requests find no
+// responder, and a pending receiver-not-ready retry does nothing.
+//
+// A CM queue pair's peer learns of it as from a disconnect request (the
+// CM sends one as the id goes): it moves to Error, flushing its work
+// requests, and its Disconnected channel closes.
 func (q *qp) Close() error {
 	p := q.p
 	p.mu.Lock()
@@ -631,11 +640,20 @@ func (q *qp) Close() error {
 		return nil
 	}
 	if q.cm {
-		q.disconnectBothLocked()
-	} else {
-		q.toErrorLocked()
+		if peer := q.peer; peer != nil && !peer.closed && peer.peer == q {
+			peer.toErrorLocked()
+			peer.disconnectedLocked()
+		}
+		q.disconnectedLocked()
 	}
 	q.closed = true
+	q.state = driver.QPReset
+	q.sq.head, q.sq.n, q.rq.head, q.rq.n, q.sqHeld = 0, 0, 0, 0, 0
+	q.peer = nil
+	q.send.purge(q.num)
+	if q.recv != q.send {
+		q.recv.purge(q.num)
+	}
 	delete(p.qps, q.num)
 	return nil
 }

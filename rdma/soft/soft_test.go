@@ -560,3 +560,46 @@ func TestUnsignaledHoldSlots(t *testing.T) {
 		t.Fatalf("%+v", wc)
 	}
 }
+
+// TestCloseDropsCompletions: as on mlx5, closing a queue pair removes its
+// completions still in the completion queue (ready or delayed) and
+// leaves the other queue pairs' completions alone; a teardown that polls
+// after Close finds nothing of the closed queue pair.
+func TestCloseDropsCompletions(t *testing.T) {
+	ctx := ctxT(t)
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond} {
+		p := soft.New(soft.Config{CompletionDelay: delay})
+		dev, err := rdma.Open(p, "soft0")
+		must(t, err)
+		t.Cleanup(func() { must(t, dev.Close()) })
+		// a and b share one CQ; c is a's peer on a CQ of its own.
+		ab := newEnd(t, dev, 64, rdma.QueuePairConfig{})
+		bqp, err := ab.pd.NewQueuePair(rdma.QueuePairConfig{SendCQ: ab.cq, RecvCQ: ab.cq})
+		must(t, err)
+		t.Cleanup(func() { must(t, bqp.Close()) })
+		c := newEnd(t, dev, 64, rdma.QueuePairConfig{})
+		ea, err := ab.qp.Endpoint(1, 0)
+		must(t, err)
+		ec, err := c.qp.Endpoint(1, 0)
+		must(t, err)
+		must(t, ab.qp.ConnectManual(rdma.ManualPath{}, ec, forever))
+		must(t, c.qp.ConnectManual(rdma.ManualPath{}, ea, forever))
+		must(t, bqp.Modify(rdma.QPAttr{State: rdma.QPInit, Port: 1}))
+		_, err = ab.qp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 1), SGL: []rdma.SGE{ab.mr.SGE(0, 64)}}})
+		must(t, err)
+		_, err = bqp.PostRecv([]rdma.RecvWR{{ID: rdma.EncodeWRID(opRecv, 2), SGL: []rdma.SGE{ab.mr.SGE(64, 64)}}})
+		must(t, err)
+		_, err = c.qp.PostSend([]rdma.SendWR{send(rdma.EncodeWRID(opSend, 1), c.mr.SGE(0, 8))})
+		must(t, err)
+		pollN(t, ctx, c.cq, 1)
+		must(t, bqp.Modify(rdma.QPAttr{State: rdma.QPError})) // b's flush joins a's receive in the CQ
+		must(t, ab.qp.Close())                                // a's receive completion goes with it
+		got := pollN(t, ctx, ab.cq, 1)[0]
+		if got.QPNum != bqp.Num() || got.Status != rdma.WCWRFlushErr {
+			t.Fatalf("delay %v: %+v; want only b's flush", delay, got)
+		}
+		if n, err := ab.cq.Poll(make([]rdma.Completion, 4)); n != 0 || err != nil {
+			t.Fatalf("delay %v: %d more completions (%v) after the closed queue pair's were removed", delay, n, err)
+		}
+	}
+}
