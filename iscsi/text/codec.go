@@ -21,7 +21,15 @@ const (
 	// MaxTextLen is the default bound Accumulator puts on a text spanning
 	// several PDUs.
 	MaxTextLen = 64 << 10
+	// MaxUnknownKeys bounds the keys of one text that a Negotiator does
+	// not know (each one is answered NotUnderstood); a text with more
+	// fails the negotiation.
+	MaxUnknownKeys = 64
 )
+
+// ErrTextTooLong is wrapped by the error of an Accumulator whose text
+// overruns its Max.
+var ErrTextTooLong = errors.New("text too long")
 
 // Special answer values (RFC 7143 §6.2).
 const (
@@ -402,25 +410,32 @@ func SplitList(v string) ([]string, error) {
 }
 
 // Accumulator joins a text that spans several Login or Text PDUs with the
-// C (continue) bit (RFC 7143 §6.1, §11.10.2). The zero value accepts up to
-// MaxTextLen bytes.
+// C (continue) bit (RFC 7143 §6.1, §11.10.2), up to a bound. The zero value
+// accepts up to MaxTextLen bytes. It keeps memory only while a text is
+// partial: a complete text goes to the caller, and an overrun drops what
+// was buffered.
 type Accumulator struct {
 	// Max bounds the total text; 0 means MaxTextLen.
 	Max int
-	buf []byte
+	buf []byte // the partial text; nil between texts
 }
 
 // Add appends one PDU's data segment. When cont is false the text is
-// complete and returned (the caller owns it) and the
-// Accumulator is ready for the next text.
+// complete and returned, and the Accumulator is ready for the next text: a
+// text of several PDUs is a new slice the caller owns; a text of one PDU is
+// data itself, not copied. A text longer than Max fails with an error
+// wrapping ErrTextTooLong, and what was buffered is dropped.
 func (a *Accumulator) Add(data []byte, cont bool) (text []byte, done bool, err error) {
 	limit := a.Max
-	if limit == 0 {
+	if limit <= 0 {
 		limit = MaxTextLen
 	}
 	if len(a.buf)+len(data) > limit {
-		a.buf = a.buf[:0]
-		return nil, false, fmt.Errorf("text: accumulate: text exceeds %d bytes", limit)
+		a.buf = nil
+		return nil, false, fmt.Errorf("text: accumulate: %w: over %d bytes", ErrTextTooLong, limit)
+	}
+	if !cont && a.buf == nil {
+		return data, true, nil
 	}
 	a.buf = append(a.buf, data...)
 	if cont {

@@ -212,6 +212,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("InitiatorName=iqn.x\x00HeaderDigest=CRC32C,None\x00"))
 	f.Add([]byte("CHAP_C=0x0102\x00CHAP_I=7\x00"))
 	f.Add([]byte("A=\x00\x00"))
+	f.Add(append(manyKeys(40), "K3=again\x00"...)) // indexed list with a duplicate
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var p Pairs
 		if err := Parse(data, &p); err != nil {
@@ -380,5 +381,45 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAccumulatorBounds checks what an Accumulator keeps: nothing once a
+// text is complete or has overrun Max (issue 7: a session kept every byte
+// of continued Text PDUs), and no copy of a text that fits in one PDU.
+func TestAccumulatorBounds(t *testing.T) {
+	var a Accumulator
+	one := []byte("A=1\x00")
+	allocs := testing.AllocsPerRun(10, func() {
+		got, done, err := a.Add(one, false)
+		if err != nil || !done || &got[0] != &one[0] {
+			t.Fatalf("one PDU: %q %v %v, want the data itself", got, done, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations for a one-PDU text", allocs)
+	}
+
+	a.Max = 100
+	if _, _, err := a.Add(make([]byte, 60), true); err != nil {
+		t.Fatal(err)
+	}
+	_, done, err := a.Add(make([]byte, 41), true)
+	if !errors.Is(err, ErrTextTooLong) || done {
+		t.Fatalf("101 bytes with Max 100: done=%v err=%v, want ErrTextTooLong", done, err)
+	}
+	if a.Pending() || cap(a.buf) != 0 {
+		t.Fatalf("after an overrun the accumulator still holds %d bytes", cap(a.buf))
+	}
+	// Exactly Max is fine, and the joined text leaves with the caller.
+	if _, _, err := a.Add(make([]byte, 60), true); err != nil {
+		t.Fatal(err)
+	}
+	got, done, err := a.Add(make([]byte, 40), false)
+	if err != nil || !done || len(got) != 100 {
+		t.Fatalf("100 bytes with Max 100: %d %v %v", len(got), done, err)
+	}
+	if cap(a.buf) != 0 {
+		t.Fatalf("after a complete text the accumulator still holds %d bytes", cap(a.buf))
 	}
 }
