@@ -38,9 +38,9 @@ type loginState struct {
 	discovery bool
 	target    *Target // nil for discovery
 	neg       *text.Negotiator
-	text      []byte     // text of a request continued over several PDUs (C bit)
-	in, out   text.Pairs // keys of the request and of the response
-	reply     []byte     // encoded response keys
+	text      text.Accumulator // request text continued over PDUs (C bit), up to Server.MaxTextLength
+	in, out   text.Pairs       // keys of the request and of the response
+	reply     []byte           // encoded response keys
 
 	chapAuth *auth.Target // the CHAP exchange, once AuthMethod=CHAP; it knows when it is done
 
@@ -96,19 +96,19 @@ func (ls *loginState) handle(req *pdu.LoginRequest, rsp *pdu.LoginResponse) erro
 	if req.Transit && req.NSG <= req.CSG {
 		return loginFail(pdu.LoginInitiatorError, "transit from %v to %v", req.CSG, req.NSG)
 	}
-	if len(ls.text)+len(req.Data) > 64<<10 {
-		return loginFail(pdu.LoginOutOfResources, "login text longer than 64 KiB")
+	ls.text.Max = ls.srv.maxTextLength()
+	data, done, err := ls.text.Add(req.Data, req.Continue)
+	if err != nil {
+		// The initiator's fault, as LIO answers it too.
+		return loginFail(pdu.LoginInitiatorError, "login %v", err)
 	}
-	ls.text = append(ls.text, req.Data...)
-	if req.Continue {
+	if !done {
 		// The text continues in the next PDU: acknowledge with an empty
 		// response (RFC 7143 §11.12.2).
 		return nil
 	}
 	ls.in.Reset()
-	err := text.Parse(ls.text, &ls.in)
-	ls.text = ls.text[:0]
-	if err != nil {
+	if err := text.Parse(data, &ls.in); err != nil {
 		return loginFail(pdu.LoginInitiatorError, "login text: %v", err)
 	}
 	ls.out.Reset()

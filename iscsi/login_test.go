@@ -334,3 +334,41 @@ func TestLoginISER(t *testing.T) {
 			wantErr: pdu.LoginInitiatorError},
 	})
 }
+
+// TestLoginTextBounded continues a login text over several PDUs (C bit)
+// past Server.MaxTextLength: the login fails with an initiator error
+// (LIO answers an oversized login text the same way), within the limit it
+// goes on.
+func TestLoginTextBounded(t *testing.T) {
+	sec, op := pdu.StageSecurity, pdu.StageOperational
+	pad := func(k string, n int) string { return "X-pad" + k + "=" + strings.Repeat("a", n) }
+	for _, tc := range []struct {
+		name  string
+		limit int
+		steps []step
+	}{
+		{"default-over", 0, []step{
+			{csg: sec, cont: true, kv: []string{"InitiatorName=" + iName}},
+			{csg: sec, cont: true, mutateReq: func(r *pdu.LoginRequest) { r.Data = make([]byte, 64<<10) },
+				wantErr: pdu.LoginInitiatorError},
+		}},
+		{"configured-over", 1000, []step{
+			{csg: sec, cont: true, kv: []string{"InitiatorName=" + iName, pad("1", 200)}},
+			{csg: sec, cont: true, kv: []string{pad("2", 250), pad("3", 240)}},
+			{csg: sec, nsg: op, transit: true, kv: []string{"TargetName=" + tName, "AuthMethod=None", pad("4", 230)},
+				wantErr: pdu.LoginInitiatorError},
+		}},
+		{"configured-within", 1000, []step{
+			{csg: sec, cont: true, kv: []string{"InitiatorName=" + iName, pad("1", 200)}},
+			{csg: sec, cont: true, kv: []string{pad("2", 250), pad("3", 240)}},
+			{csg: sec, nsg: op, transit: true, kv: []string{"TargetName=" + tName, "AuthMethod=None"},
+				wantT: true, wantNSG: op, wantKeys: map[string]string{"X-pad1": text.NotUnderstood, "X-pad3": text.NotUnderstood}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testServer(t, nil)
+			s.MaxTextLength = tc.limit
+			runSteps(t, newLogin(s), tc.steps)
+		})
+	}
+}

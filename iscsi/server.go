@@ -117,6 +117,9 @@ type Server struct {
 	// Workers is the most goroutines executing SCSI commands per
 	// connection; default 32.
 	Workers int
+	// MaxTextLength is the largest text (login or Text request)
+	// accumulated over C-bit PDUs; default 65536.
+	MaxTextLength int
 
 	mu       sync.Mutex
 	inShut   bool
@@ -201,6 +204,13 @@ func (s *Server) workers() int {
 		return s.Workers
 	}
 	return 32
+}
+
+func (s *Server) maxTextLength() int {
+	if s.MaxTextLength > 0 {
+		return s.MaxTextLength
+	}
+	return defaultMaxTextLength
 }
 
 // lookupTarget finds a target by iSCSI name.
