@@ -275,7 +275,6 @@ func (c *conn) enterFullFeature(ls *loginState, rsp *pdu.LoginResponse) error {
 	}
 	c.sess = sess
 	rsp.TSIH = sess.tsih
-	rsp.Data = ls.reply
 	depth := c.srv.queueDepth()
 	c.maxCmdSN = c.expCmdSN + uint32(depth) - 1
 	if ls.target != nil {

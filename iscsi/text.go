@@ -86,15 +86,7 @@ func (c *conn) textRequest(p *pdu.TextRequest) error {
 	}
 	max := int(c.params.InitiatorMaxRecvDSL)
 	if len(ts.pending) > max {
-		// Split at a key boundary when possible (RFC 7143 §6.1: the
-		// text may break anywhere, but whole keys read better).
-		cut := max
-		for i := max - 1; i > 0; i-- {
-			if ts.pending[i] == 0 {
-				cut = i + 1
-				break
-			}
-		}
+		cut := textCut(ts.pending, max)
 		if ts.ttt == 0 {
 			ts.ttt = c.newTextTTT()
 		}
@@ -108,6 +100,18 @@ func (c *conn) textRequest(p *pdu.TextRequest) error {
 	ts.pending, ts.ttt = nil, 0
 	rsp.Final = true
 	return c.sendText(&rsp, data)
+}
+
+// textCut returns where to end the first piece of a text longer than
+// max: after the last whole key=value that fits, or at max (RFC 7143
+// §6.1: the text may break anywhere, but whole keys read better).
+func textCut(b []byte, max int) int {
+	for i := max - 1; i > 0; i-- {
+		if b[i] == 0 {
+			return i + 1
+		}
+	}
+	return max
 }
 
 func btoi(b bool) int {
