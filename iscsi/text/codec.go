@@ -415,7 +415,7 @@ func SplitList(v string) ([]string, error) {
 // partial: a complete text goes to the caller, and an overrun drops what
 // was buffered.
 type Accumulator struct {
-	// Max bounds the total text; 0 means MaxTextLen.
+	// Max bounds the total text; 0 or less means MaxTextLen.
 	Max int
 	buf []byte // the partial text; nil between texts
 }
