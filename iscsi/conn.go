@@ -304,7 +304,6 @@ func (c *conn) enterFullFeature(ls *loginState, rsp *pdu.LoginResponse) error {
 	}
 	c.sess = sess
 	rsp.TSIH = sess.tsih
-	rsp.Data = ls.reply
 	c.params.CmdWindow = c.srv.queueDepth()
 	if !ls.discovery {
 		c.budget = NewBudget(c.srv.limits.MaxSessionTaskMemory, c.srv.memory)

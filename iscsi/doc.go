@@ -46,6 +46,19 @@
 // the TSIH and reinstates an older session of the same initiator and ISID.
 // Every failure sends the Login Response status of RFC 7143 §11.13.5.
 //
+// # Text limits
+//
+// What an initiator sends decides little of what the target keeps or
+// sends. A login or Text request continued over PDUs (C bit) is joined up
+// to Server.MaxTextLength (64 KiB): past it a login fails with an
+// initiator error and a Text exchange ends with a Reject, its buffers
+// freed. A text may carry at most text.MaxUnknownKeys keys to answer
+// NotUnderstood (login) or Reject (Text). Responses go out in pieces the
+// initiator may receive, continued with the C bit: Login Responses at 8192
+// bytes or the MaxRecvDataSegmentLength the initiator declared if less,
+// Text Responses at the negotiated one. Between exchanges a session holds
+// no text buffer.
+//
 // # Task management
 //
 // ABORT TASK and ABORT TASK SET abort the session's own tasks; LOGICAL

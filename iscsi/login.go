@@ -38,15 +38,24 @@ type loginState struct {
 	discovery bool
 	target    *Target // nil for discovery
 	neg       *text.Negotiator
-	text      []byte     // text of a request continued over several PDUs (C bit)
-	in, out   text.Pairs // keys of the request and of the response
-	reply     []byte     // encoded response keys
+	text      text.Accumulator // request text continued over PDUs (C bit), up to Server.MaxTextLength
+	in, out   text.Pairs       // keys of the request and of the response
+	reply     []byte           // encoded response keys
+	// unsent is the tail of reply still to go: a response longer than
+	// the initiator receives is sent in pieces with the C bit, each
+	// fetched with an empty Login Request (RFC 7143 §11.13.3, §6.1).
+	unsent []byte
+	// then is the stage change the response makes with its last piece.
+	then struct {
+		transit bool
+		nsg     pdu.Stage
+	}
 
 	chapAuth *auth.Target // the CHAP exchange, once AuthMethod=CHAP; it knows when it is done
 
 	reinstate     *session // the session whose connection this login replaces
 	mrdslDeclared bool     // our MaxRecvDataSegmentLength went out
-	done          bool     // transit to full feature phase accepted
+	done          bool     // transit to full feature phase accepted and its response complete
 }
 
 // loginFail returns a login error with status st.
@@ -96,19 +105,27 @@ func (ls *loginState) handle(req *pdu.LoginRequest, rsp *pdu.LoginResponse) erro
 	if req.Transit && req.NSG <= req.CSG {
 		return loginFail(pdu.LoginInitiatorError, "transit from %v to %v", req.CSG, req.NSG)
 	}
-	if len(ls.text)+len(req.Data) > 64<<10 {
-		return loginFail(pdu.LoginOutOfResources, "login text longer than 64 KiB")
+	if ls.unsent != nil {
+		// The initiator fetches the rest of our response.
+		if len(req.Data) > 0 || req.Continue {
+			return loginFail(pdu.LoginInitiatorError, "Login Request with text while the Login Response continues")
+		}
+		ls.respond(rsp)
+		return nil
 	}
-	ls.text = append(ls.text, req.Data...)
-	if req.Continue {
+	ls.text.Max = ls.srv.maxTextLength()
+	data, done, err := ls.text.Add(req.Data, req.Continue)
+	if err != nil {
+		// The initiator's fault, as LIO answers it too.
+		return loginFail(pdu.LoginInitiatorError, "login %v", err)
+	}
+	if !done {
 		// The text continues in the next PDU: acknowledge with an empty
 		// response (RFC 7143 §11.12.2).
 		return nil
 	}
 	ls.in.Reset()
-	err := text.Parse(ls.text, &ls.in)
-	ls.text = ls.text[:0]
-	if err != nil {
+	if err := text.Parse(data, &ls.in); err != nil {
 		return loginFail(pdu.LoginInitiatorError, "login text: %v", err)
 	}
 	ls.out.Reset()
@@ -126,23 +143,49 @@ func (ls *loginState) handle(req *pdu.LoginRequest, rsp *pdu.LoginResponse) erro
 			transit = false // our offers need answers before we leave the stage
 		}
 	}
-	if transit {
-		if req.NSG == pdu.StageFullFeature {
-			if err := ls.neg.CheckLogin(); err != nil {
-				return textLoginError(err)
-			}
-			ls.done = true
+	if transit && req.NSG == pdu.StageFullFeature {
+		if err := ls.neg.CheckLogin(); err != nil {
+			return textLoginError(err)
 		}
-		rsp.Transit = true
-		rsp.NSG = req.NSG
-		ls.stage = req.NSG
 	}
+	ls.then.transit, ls.then.nsg = transit, req.NSG
 	ls.reply, err = ls.out.AppendBinary(ls.reply[:0])
 	if err != nil {
 		return loginFail(pdu.LoginTargetError, "encode login text: %v", err)
 	}
-	rsp.Data = ls.reply
+	ls.unsent = ls.reply
+	ls.respond(rsp)
 	return nil
+}
+
+// loginMaxDSL bounds the data segment of a Login Response: the login-phase
+// default of the initiator's MaxRecvDataSegmentLength (RFC 7143 §13.12).
+const loginMaxDSL = 8192
+
+// respond puts the next piece of the response into rsp: with the C bit
+// and T=0 while more follows (RFC 7143 §11.13.3), else the last piece,
+// which carries the stage change.
+func (ls *loginState) respond(rsp *pdu.LoginResponse) {
+	max := loginMaxDSL
+	if ls.neg != nil && !ls.iser {
+		// An initiator that declared less gets less.
+		if peer := int(ls.neg.Params().PeerMaxRecvDataSegmentLength); peer >= 512 {
+			max = min(max, peer)
+		}
+	}
+	if len(ls.unsent) > max {
+		cut := textCut(ls.unsent, max)
+		rsp.Data, ls.unsent = ls.unsent[:cut], ls.unsent[cut:]
+		rsp.Continue = true
+		return
+	}
+	rsp.Data, ls.unsent = ls.unsent, nil
+	if ls.then.transit {
+		rsp.Transit = true
+		rsp.NSG = ls.then.nsg
+		ls.stage = ls.then.nsg
+		ls.done = ls.then.nsg == pdu.StageFullFeature
+	}
 }
 
 // declareMRDSL makes sure the target declares its MaxRecvDataSegmentLength

@@ -1,6 +1,7 @@
 package iscsi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -333,4 +334,130 @@ func TestLoginISER(t *testing.T) {
 		{csg: sec, nsg: ffp, transit: true, kv: []string{"InitiatorName=" + iName, "TargetName=" + tName, "AuthMethod=None"},
 			wantErr: pdu.LoginInitiatorError},
 	})
+}
+
+// TestLoginTextBounded continues a login text over several PDUs (C bit)
+// past Server.MaxTextLength: the login fails with an initiator error
+// (LIO answers an oversized login text the same way), within the limit it
+// goes on.
+func TestLoginTextBounded(t *testing.T) {
+	sec, op := pdu.StageSecurity, pdu.StageOperational
+	pad := func(k string, n int) string { return "X-pad" + k + "=" + strings.Repeat("a", n) }
+	for _, tc := range []struct {
+		name  string
+		limit int
+		steps []step
+	}{
+		{"default-over", 0, []step{
+			{csg: sec, cont: true, kv: []string{"InitiatorName=" + iName}},
+			{csg: sec, cont: true, mutateReq: func(r *pdu.LoginRequest) { r.Data = make([]byte, 64<<10) },
+				wantErr: pdu.LoginInitiatorError},
+		}},
+		{"configured-over", 1000, []step{
+			{csg: sec, cont: true, kv: []string{"InitiatorName=" + iName, pad("1", 200)}},
+			{csg: sec, cont: true, kv: []string{pad("2", 250), pad("3", 240)}},
+			{csg: sec, nsg: op, transit: true, kv: []string{"TargetName=" + tName, "AuthMethod=None", pad("4", 230)},
+				wantErr: pdu.LoginInitiatorError},
+		}},
+		{"configured-within", 1000, []step{
+			{csg: sec, cont: true, kv: []string{"InitiatorName=" + iName, pad("1", 200)}},
+			{csg: sec, cont: true, kv: []string{pad("2", 250), pad("3", 240)}},
+			{csg: sec, nsg: op, transit: true, kv: []string{"TargetName=" + tName, "AuthMethod=None"},
+				wantT: true, wantNSG: op, wantKeys: map[string]string{"X-pad1": text.NotUnderstood, "X-pad3": text.NotUnderstood}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testServer(t, nil)
+			s.MaxTextLength = tc.limit
+			runSteps(t, newLogin(s), tc.steps)
+		})
+	}
+}
+
+// loginPDU sends one Login Request to ls and returns the response.
+func loginPDU(t *testing.T, ls *loginState, req pdu.LoginRequest) (pdu.LoginResponse, error) {
+	t.Helper()
+	req.ISID = pdu.ISID{0x80, 0, 0, 0, 0, 1}
+	req.ITT, req.CmdSN = 1, 5
+	var rsp pdu.LoginResponse
+	err := ls.handle(&req, &rsp)
+	rsp.Data = bytes.Clone(rsp.Data)
+	return rsp, err
+}
+
+// TestLoginResponseContinued checks that a Login Response longer than
+// the initiator may receive goes out in pieces with the C bit (RFC 7143
+// §11.13.3: T=0 until the last piece), each fetched with an empty Login
+// Request, and that the stage moves only with the last piece. Issue 7 saw
+// a 135,792-byte Login Response in one PDU.
+func TestLoginResponseContinued(t *testing.T) {
+	sec, op, ffp := pdu.StageSecurity, pdu.StageOperational, pdu.StageFullFeature
+	ls := newLogin(testServer(t, nil))
+	if _, err := loginPDU(t, ls, pdu.LoginRequest{Transit: true, CSG: sec, NSG: op,
+		Data: keys("InitiatorName="+iName, "TargetName="+tName, "AuthMethod=None")}); err != nil {
+		t.Fatal(err)
+	}
+	// The initiator declares it receives 512 bytes; 40 unknown keys make
+	// the answer about 1.5 KB.
+	kv := []string{"MaxRecvDataSegmentLength=512", "HeaderDigest=None", "MaxBurstLength=65536"}
+	for i := range 40 {
+		kv = append(kv, "X-vendor.unknown-key-"+strconv.Itoa(i)+"=1")
+	}
+	rsp, err := loginPDU(t, ls, pdu.LoginRequest{Transit: true, CSG: op, NSG: ffp, Data: keys(kv...)})
+	var all []byte
+	pieces := 0
+	for ; err == nil && rsp.Continue; pieces++ {
+		if rsp.Transit || len(rsp.Data) > 512 || len(rsp.Data) == 0 || ls.done || ls.stage != op {
+			t.Fatalf("piece %d: T=%v %d bytes done=%v stage=%v", pieces, rsp.Transit, len(rsp.Data), ls.done, ls.stage)
+		}
+		all = append(all, rsp.Data...)
+		rsp, err = loginPDU(t, ls, pdu.LoginRequest{CSG: op})
+	}
+	if err != nil {
+		t.Fatalf("after %d pieces: %v", pieces, err)
+	}
+	all = append(all, rsp.Data...)
+	if pieces < 2 || len(rsp.Data) > 512 {
+		t.Fatalf("%d continued pieces, last of %d bytes; want the answer split at 512", pieces, len(rsp.Data))
+	}
+	if !rsp.Transit || rsp.NSG != ffp || !ls.done {
+		t.Fatalf("last piece: T=%v NSG=%v done=%v", rsp.Transit, rsp.NSG, ls.done)
+	}
+	var got text.Pairs
+	if err := text.Parse(all, &got); err != nil {
+		t.Fatalf("joined answer: %v", err)
+	}
+	if v, _ := got.Get("X-vendor.unknown-key-39"); v != text.NotUnderstood {
+		t.Fatalf("X-vendor.unknown-key-39=%q", v)
+	}
+	if v, _ := got.Get(text.KeyMaxBurstLength); v != "65536" {
+		t.Fatalf("MaxBurstLength=%q", v)
+	}
+	if p := ls.params(); p.InitiatorMaxRecvDSL != 512 {
+		t.Fatalf("params %+v", p)
+	}
+}
+
+// TestLoginResponseContinuedMisuse sends keys while the target still has
+// a continued response to deliver: the login fails.
+func TestLoginResponseContinuedMisuse(t *testing.T) {
+	sec, op, ffp := pdu.StageSecurity, pdu.StageOperational, pdu.StageFullFeature
+	ls := newLogin(testServer(t, nil))
+	if _, err := loginPDU(t, ls, pdu.LoginRequest{Transit: true, CSG: sec, NSG: op,
+		Data: keys("InitiatorName="+iName, "TargetName="+tName, "AuthMethod=None")}); err != nil {
+		t.Fatal(err)
+	}
+	kv := []string{"MaxRecvDataSegmentLength=512"}
+	for i := range 40 {
+		kv = append(kv, "X-vendor.unknown-key-"+strconv.Itoa(i)+"=1")
+	}
+	rsp, err := loginPDU(t, ls, pdu.LoginRequest{Transit: true, CSG: op, NSG: ffp, Data: keys(kv...)})
+	if err != nil || !rsp.Continue {
+		t.Fatalf("C=%v err=%v, want a continued response", rsp.Continue, err)
+	}
+	_, err = loginPDU(t, ls, pdu.LoginRequest{CSG: op, Data: keys("MaxBurstLength=65536")})
+	var le *loginError
+	if !errors.As(err, &le) || le.status != pdu.LoginInitiatorError {
+		t.Fatalf("keys during a continued response: %v, want an initiator error", err)
+	}
 }

@@ -191,6 +191,9 @@ type Server struct {
 	Workers int
 	// Limits bound what initiators can make the server hold.
 	Limits Limits
+	// MaxTextLength is the largest text (login or Text request)
+	// accumulated over C-bit PDUs; default 65536.
+	MaxTextLength int
 
 	mu       sync.Mutex
 	inShut   bool
@@ -287,6 +290,13 @@ func (s *Server) workers() int {
 		return s.Workers
 	}
 	return 32
+}
+
+func (s *Server) maxTextLength() int {
+	if s.MaxTextLength > 0 {
+		return s.MaxTextLength
+	}
+	return defaultMaxTextLength
 }
 
 // lookupTarget finds a target by iSCSI name.

@@ -1,6 +1,7 @@
 package iscsi
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 
@@ -8,14 +9,24 @@ import (
 	"github.com/goiser/goiser/iscsi/text"
 )
 
+// defaultMaxTextLength is Server.MaxTextLength's default.
+const defaultMaxTextLength = 64 << 10
+
 // textState holds a text exchange (RFC 7143 §6.1, §11.10) in progress:
 // request text continued over several PDUs, or a response too long for
-// one PDU that the initiator fetches piece by piece.
+// one PDU that the initiator fetches piece by piece. Between exchanges it
+// holds no buffer.
 type textState struct {
-	req     []byte // accumulated request text (C bit)
-	pending []byte // response text not yet sent
-	ttt     uint32 // TTT of the continued exchange; 0 when none
+	req     text.Accumulator // request text continued over PDUs (C bit), up to Server.MaxTextLength
+	pending []byte           // response text not yet sent
+	ttt     uint32           // TTT of the continued exchange; 0 when none
 	nextTTT uint32
+}
+
+// end drops the exchange in progress.
+func (ts *textState) end() {
+	ts.req.Reset()
+	ts.pending, ts.ttt = nil, 0
 }
 
 // textRequest handles a Text Request in the full feature phase: SendTargets
@@ -31,21 +42,34 @@ func (c *conn) textRequest(p *pdu.TextRequest) error {
 	case p.TTT != reservedTag && p.TTT == ts.ttt && len(ts.pending) > 0:
 		// The initiator asks for the next piece of a long response.
 	case p.TTT != reservedTag && p.TTT != ts.ttt:
-		ts.pending, ts.ttt, ts.req = nil, 0, ts.req[:0]
+		ts.end()
 		return c.reject(pdu.RejectProtocolError, c.bhsOf(p), "Text Request with an unknown TTT")
 	default:
-		ts.req = append(ts.req, p.Data...)
-		if p.Continue {
+		ts.req.Max = c.srv.maxTextLength()
+		data, done, err := ts.req.Add(p.Data, p.Continue)
+		if err != nil {
+			// Too long: end the exchange, free what it buffered (LIO
+			// rejects an oversized text as a protocol error too).
+			ts.end()
+			return c.reject(pdu.RejectProtocolError, c.bhsOf(p), err.Error())
+		}
+		if !done {
 			// Acknowledge and wait for the rest (RFC 7143 §11.10.2).
 			ts.ttt = c.newTextTTT()
 			rsp.TTT = ts.ttt
 			return c.sendText(&rsp, nil)
 		}
 		var pairs text.Pairs
-		err := text.Parse(ts.req, &pairs)
-		ts.req = ts.req[:0]
-		if err != nil {
+		if err := text.Parse(data, &pairs); err != nil {
+			ts.end()
 			return c.reject(pdu.RejectProtocolError, c.bhsOf(p), err.Error())
+		}
+		// Every key but SendTargets is answered Reject: bound the answers
+		// as the login bounds NotUnderstood ones.
+		if n := pairs.Len() - btoi(pairs.Has(text.KeySendTargets)); n > text.MaxUnknownKeys {
+			ts.end()
+			return c.reject(pdu.RejectProtocolError, c.bhsOf(p),
+				fmt.Sprintf("%d keys to answer Reject, more than %d", n, text.MaxUnknownKeys))
 		}
 		var out []byte
 		for _, kv := range pairs.All() {
@@ -62,15 +86,7 @@ func (c *conn) textRequest(p *pdu.TextRequest) error {
 	}
 	max := int(c.params.InitiatorMaxRecvDSL)
 	if len(ts.pending) > max {
-		// Split at a key boundary when possible (RFC 7143 §6.1: the
-		// text may break anywhere, but whole keys read better).
-		cut := max
-		for i := max - 1; i > 0; i-- {
-			if ts.pending[i] == 0 {
-				cut = i + 1
-				break
-			}
-		}
+		cut := textCut(ts.pending, max)
 		if ts.ttt == 0 {
 			ts.ttt = c.newTextTTT()
 		}
@@ -84,6 +100,25 @@ func (c *conn) textRequest(p *pdu.TextRequest) error {
 	ts.pending, ts.ttt = nil, 0
 	rsp.Final = true
 	return c.sendText(&rsp, data)
+}
+
+// textCut returns where to end the first piece of a text longer than
+// max: after the last whole key=value that fits, or at max (RFC 7143
+// §6.1: the text may break anywhere, but whole keys read better).
+func textCut(b []byte, max int) int {
+	for i := max - 1; i > 0; i-- {
+		if b[i] == 0 {
+			return i + 1
+		}
+	}
+	return max
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c *conn) bhsOf(p *pdu.TextRequest) *[BHSLen]byte {

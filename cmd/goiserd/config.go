@@ -181,6 +181,9 @@ type Limits struct {
 	// DataOutTimeout: a write waiting this long for its Data-Out ends its
 	// connection ("30s"; "0s" disables).
 	DataOutTimeout Duration `json:"data_out_timeout"`
+	// MaxTextLength: the most text a login or Text request may carry over
+	// continued (C-bit) PDUs ("64K").
+	MaxTextLength Size `json:"max_text_length"`
 }
 
 // validate checks the ranges of the limits.
@@ -212,6 +215,11 @@ func (l *Limits) validate() error {
 		if f.v != "" && n < 1<<20 {
 			return fmt.Errorf("%s: %s is less than 1M", f.name, f.v)
 		}
+	}
+	if n, err := l.MaxTextLength.Bytes(); err != nil {
+		return fmt.Errorf("max_text_length: %w", err)
+	} else if l.MaxTextLength != "" && (n < 8192 || n > 16<<20) {
+		return fmt.Errorf("max_text_length: %s is outside 8K..16M", l.MaxTextLength)
 	}
 	for _, f := range []struct {
 		name string

@@ -186,6 +186,9 @@ func newServer(cfg *Config, targets []*openedTarget, log *slog.Logger) *iscsi.Se
 	if q := cfg.Limits.QueueDepth; q != nil {
 		srv.QueueDepth = *q
 	}
+	if n, _ := cfg.Limits.MaxTextLength.Bytes(); n > 0 {
+		srv.MaxTextLength = int(n)
+	}
 	for _, t := range targets {
 		it := &iscsi.Target{
 			Name:       t.cfg.Name,

@@ -79,7 +79,8 @@ type login struct {
 
 	out, in  text.Pairs // keys to send next, keys received
 	req, rsp PDU
-	data     []byte // reassembled data segment of the last response
+	acc      text.Accumulator // joins a continued response, up to text.MaxTextLen
+	data     []byte           // reassembled data segment of the last response
 }
 
 // DialConn connects to addr and logs in to cfg.TargetName, returning a Conn
@@ -367,9 +368,9 @@ func (l *login) send(csg, nsg pdu.Stage, transit bool, data []byte) error {
 }
 
 // receive reads one Login Response, and more while the target sets the C
-// bit, into l.data.
+// bit, into l.data; a text longer than text.MaxTextLen fails.
 func (l *login) receive() error {
-	l.data = l.data[:0]
+	l.acc.Reset()
 	for range 64 {
 		p := &l.rsp
 		if err := l.c.ReadPDU(p); err != nil {
@@ -397,8 +398,12 @@ func (l *login) receive() error {
 			return fmt.Errorf("login response ISID %v, want %v", r.ISID, l.cfg.ISID)
 		}
 		l.transit, l.csg, l.nsg, l.tsih = r.Transit, r.CSG, r.NSG, r.TSIH
-		l.data = append(l.data, p.Data...)
-		if !r.Continue {
+		data, done, err := l.acc.Add(p.Data, r.Continue)
+		if err != nil {
+			return fmt.Errorf("login response: %w", err)
+		}
+		if done {
+			l.data = data
 			return nil
 		}
 		// Continue: an empty request with the same stages, T clear.

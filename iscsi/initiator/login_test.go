@@ -1,15 +1,21 @@
 package initiator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goiser/goiser/iscsi"
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/tcp"
 	"github.com/goiser/goiser/iscsi/text"
+	"github.com/goiser/goiser/scsi"
+	"github.com/goiser/goiser/scsi/backend"
 )
 
 // scriptedTarget answers Login Requests on one end of a pipe with the
@@ -241,4 +247,109 @@ func TestLoginFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoginResponseTooLong has a target continue its Login Response past
+// text.MaxTextLen: the initiator gives up instead of buffering it.
+func TestLoginResponseTooLong(t *testing.T) {
+	piece := bytes.Repeat([]byte{'a'}, 8192)
+	_, _, err := runLogin(t, Config{}, func(st *scriptedTarget) {
+		for range text.MaxTextLen/len(piece) + 1 {
+			st.step(t, pdu.LoginResponse{CSG: pdu.StageSecurity, Continue: true, Data: piece})
+		}
+	})
+	if !errors.Is(err, text.ErrTextTooLong) {
+		t.Fatalf("login: %v, want ErrTextTooLong", err)
+	}
+}
+
+// TestLoginContinuedByServer runs the initiator's login exchanges against
+// our target over TCP, declaring MaxRecvDataSegmentLength=512 and adding
+// keys the target does not know, so that the target's operational answer
+// comes back in several Login Responses with the C bit.
+func TestLoginContinuedByServer(t *testing.T) {
+	mem, err := backend.NewMemory(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: mem}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &iscsi.Server{Targets: []*iscsi.Target{{Name: "iqn.2026-11.org.goiser:t", LUNs: luns}}}
+	tr, err := tcp.Listen("127.0.0.1:0", tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(tr) }()
+	t.Cleanup(func() { _ = srv.Close(); _ = luns.Close() })
+
+	cfg, err := Config{InitiatorName: "iqn.2026-11.org.goiser:i", TargetName: "iqn.2026-11.org.goiser:t",
+		MaxRecvDataSegmentLength: 512}.withDefaults(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", tr.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &pduRecorder{Conn: nc}
+	c := NewConn(rec)
+	t.Cleanup(func() { c.Close() })
+	c.SetMaxRecvDataSegmentLength(8192)
+	l := &login{c: c, cfg: cfg, log: cfg.Logger}
+	if err := l.newNegotiator(); err != nil {
+		t.Fatal(err)
+	}
+	for rounds := 0; l.step != stepFullFeature; rounds++ {
+		if rounds > 8 {
+			t.Fatal("login did not finish")
+		}
+		if l.step == stepOperational && !l.out.Has("X-org.goiser.k0") {
+			for i := range 40 {
+				l.out.Set("X-org.goiser.k"+strconv.Itoa(i), "1")
+			}
+		}
+		if err := l.exchange(); err != nil {
+			t.Fatalf("login %v: %v", l.step, err)
+		}
+	}
+	if _, err := l.params(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.continued < 2 {
+		t.Fatalf("%d Login Responses with the C bit, want the answer continued", rec.continued)
+	}
+	if rec.largest > 512 {
+		t.Fatalf("a Login Response carried %d bytes, more than the 512 we declared", rec.largest)
+	}
+}
+
+// pduRecorder watches the Login Responses read through it.
+type pduRecorder struct {
+	net.Conn
+	buf       []byte
+	continued int // Login Responses with the C bit
+	largest   int // largest data segment
+}
+
+func (r *pduRecorder) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	r.buf = append(r.buf, b[:n]...)
+	for len(r.buf) >= BHSLen {
+		h := pdu.BHS(r.buf[:BHSLen])
+		dl := int(h.DataSegmentLength())
+		size := BHSLen + (dl+3)&^3
+		if len(r.buf) < size {
+			break
+		}
+		if h.Opcode() == pdu.OpLoginResp {
+			if r.buf[1]&0x40 != 0 {
+				r.continued++
+			}
+			r.largest = max(r.largest, dl)
+		}
+		r.buf = r.buf[size:]
+	}
+	return n, err
 }

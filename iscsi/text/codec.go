@@ -21,7 +21,15 @@ const (
 	// MaxTextLen is the default bound Accumulator puts on a text spanning
 	// several PDUs.
 	MaxTextLen = 64 << 10
+	// MaxUnknownKeys bounds the keys of one text that a Negotiator does
+	// not know (each one is answered NotUnderstood); a text with more
+	// fails the negotiation.
+	MaxUnknownKeys = 64
 )
+
+// ErrTextTooLong is wrapped by the error of an Accumulator whose text
+// overruns its Max.
+var ErrTextTooLong = errors.New("text too long")
 
 // Special answer values (RFC 7143 §6.2).
 const (
@@ -40,10 +48,20 @@ type Pair struct {
 
 // Pairs is an ordered list of key=value pairs with unique keys, the content
 // of a login or text data segment. The zero value is empty and ready; Reset
-// empties it keeping its storage.
+// empties it keeping its storage. Lookups cost O(1) at any size: a list
+// past a login's size (indexAt keys) gets a map index, built lazily, so that
+// a small list allocates nothing beyond its slice.
 type Pairs struct {
 	list []Pair
+	// index maps each key of list to its position. It is nil, or holds
+	// exactly the keys of list; it exists only once list has grown past
+	// indexAt.
+	index map[string]int
 }
+
+// indexAt is the length past which Pairs indexes its keys; a login carries
+// about 20 keys.
+const indexAt = 32
 
 // Len returns the number of pairs.
 func (p *Pairs) Len() int { return len(p.list) }
@@ -55,53 +73,92 @@ func (p *Pairs) At(i int) Pair { return p.list[i] }
 // next change.
 func (p *Pairs) All() []Pair { return p.list }
 
-// Reset removes all pairs.
-func (p *Pairs) Reset() { p.list = p.list[:0] }
+// Reset removes all pairs. The index of a large list is dropped, not
+// kept for the next use.
+func (p *Pairs) Reset() {
+	clear(p.list) // release the strings
+	p.list = p.list[:0]
+	p.index = nil
+}
 
 // Get returns the value of key.
 func (p *Pairs) Get(key string) (string, bool) {
-	for _, kv := range p.list {
-		if kv.Key == key {
-			return kv.Value, true
-		}
+	if i, _ := p.find(key); i >= 0 {
+		return p.list[i].Value, true
 	}
 	return "", false
 }
 
 // Has reports whether key is present.
 func (p *Pairs) Has(key string) bool {
-	_, ok := p.Get(key)
-	return ok
+	i, _ := p.find(key)
+	return i >= 0
 }
 
 // Set replaces the value of key, or appends the pair if key is absent.
 func (p *Pairs) Set(key, value string) {
-	for i := range p.list {
-		if p.list[i].Key == key {
-			p.list[i].Value = value
-			return
-		}
+	if i, _ := p.find(key); i >= 0 {
+		p.list[i].Value = value
+		return
 	}
-	p.list = append(p.list, Pair{key, value})
+	p.push(key, value)
 }
 
 // Add appends key=value and fails with *DuplicateKeyError if key is present.
 func (p *Pairs) Add(key, value string) error {
-	if p.Has(key) {
+	if i, _ := p.find(key); i >= 0 {
 		return &DuplicateKeyError{Key: key}
 	}
-	p.list = append(p.list, Pair{key, value})
+	p.push(key, value)
 	return nil
 }
 
 // Del removes key if present.
 func (p *Pairs) Del(key string) {
-	for i := range p.list {
-		if p.list[i].Key == key {
-			p.list = append(p.list[:i], p.list[i+1:]...)
-			return
+	i, _ := p.find(key)
+	if i < 0 {
+		return
+	}
+	p.list = append(p.list[:i], p.list[i+1:]...)
+	p.list[len(p.list):cap(p.list)][0] = Pair{} // release the strings
+	if p.index != nil {
+		delete(p.index, key)
+		for j := i; j < len(p.list); j++ {
+			p.index[p.list[j].Key] = j
 		}
 	}
+}
+
+// push appends a pair whose key is absent, indexing it when the list is
+// large.
+func (p *Pairs) push(key, value string) {
+	p.list = append(p.list, Pair{key, value})
+	switch {
+	case p.index != nil:
+		p.index[key] = len(p.list) - 1
+	case len(p.list) > indexAt:
+		p.index = make(map[string]int, 2*len(p.list))
+		for i, kv := range p.list {
+			p.index[kv.Key] = i
+		}
+	}
+}
+
+// find returns the position of key in the list, or -1, and how many keys
+// it compared on the way (a map lookup counts as one); tests bound it.
+func (p *Pairs) find(key string) (i, probes int) {
+	if p.index != nil {
+		if i, ok := p.index[key]; ok {
+			return i, 1
+		}
+		return -1, 1
+	}
+	for i := range p.list {
+		if p.list[i].Key == key {
+			return i, i + 1
+		}
+	}
+	return -1, len(p.list)
 }
 
 // AppendBinary appends the wire form: every pair as key=value followed by
@@ -353,25 +410,32 @@ func SplitList(v string) ([]string, error) {
 }
 
 // Accumulator joins a text that spans several Login or Text PDUs with the
-// C (continue) bit (RFC 7143 §6.1, §11.10.2). The zero value accepts up to
-// MaxTextLen bytes.
+// C (continue) bit (RFC 7143 §6.1, §11.10.2), up to a bound. The zero value
+// accepts up to MaxTextLen bytes. It keeps memory only while a text is
+// partial: a complete text goes to the caller, and an overrun drops what
+// was buffered.
 type Accumulator struct {
-	// Max bounds the total text; 0 means MaxTextLen.
+	// Max bounds the total text; 0 or less means MaxTextLen.
 	Max int
-	buf []byte
+	buf []byte // the partial text; nil between texts
 }
 
 // Add appends one PDU's data segment. When cont is false the text is
-// complete and returned (the caller owns it) and the
-// Accumulator is ready for the next text.
+// complete and returned, and the Accumulator is ready for the next text: a
+// text of several PDUs is a new slice the caller owns; a text of one PDU is
+// data itself, not copied. A text longer than Max fails with an error
+// wrapping ErrTextTooLong, and what was buffered is dropped.
 func (a *Accumulator) Add(data []byte, cont bool) (text []byte, done bool, err error) {
 	limit := a.Max
-	if limit == 0 {
+	if limit <= 0 {
 		limit = MaxTextLen
 	}
 	if len(a.buf)+len(data) > limit {
-		a.buf = a.buf[:0]
-		return nil, false, fmt.Errorf("text: accumulate: text exceeds %d bytes", limit)
+		a.buf = nil
+		return nil, false, fmt.Errorf("text: accumulate: %w: over %d bytes", ErrTextTooLong, limit)
+	}
+	if !cont && a.buf == nil {
+		return data, true, nil
 	}
 	a.buf = append(a.buf, data...)
 	if cont {

@@ -3,6 +3,7 @@ package text
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -211,6 +212,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("InitiatorName=iqn.x\x00HeaderDigest=CRC32C,None\x00"))
 	f.Add([]byte("CHAP_C=0x0102\x00CHAP_I=7\x00"))
 	f.Add([]byte("A=\x00\x00"))
+	f.Add(append(manyKeys(40), "K3=again\x00"...)) // indexed list with a duplicate
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var p Pairs
 		if err := Parse(data, &p); err != nil {
@@ -245,4 +247,179 @@ func FuzzDecodeBinary(f *testing.F) {
 			}
 		}
 	})
+}
+
+// manyKeys returns a text of n distinct keys K0, K1, ... (base 36).
+func manyKeys(n int) []byte {
+	var b []byte
+	for i := range n {
+		b = append(b, 'K')
+		b = strconv.AppendInt(b, int64(i), 36)
+		b = append(b, "=v\x00"...)
+	}
+	return b
+}
+
+// TestParseManyKeysLinear parses 100k distinct keys, far more than any
+// login carries, and checks that finding a key costs a bounded number of
+// comparisons however many keys came before, so that Parse (one lookup per
+// key for duplicates) does O(n) work, not O(n²): issue 7 measured 80k keys
+// at 5.3 s. It counts comparisons, never time.
+func TestParseManyKeysLinear(t *testing.T) {
+	const n, maxProbes = 100_000, 32
+	var p Pairs
+	if err := Parse(manyKeys(n), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Len() != n {
+		t.Fatalf("%d pairs, want %d", p.Len(), n)
+	}
+	worst := 0
+	for i := 0; i < n; i += 97 {
+		k := "K" + strconv.FormatInt(int64(i), 36)
+		at, probes := p.find(k)
+		if at != i {
+			t.Fatalf("find(%s) = %d, want %d", k, at, i)
+		}
+		worst = max(worst, probes)
+	}
+	if at, probes := p.find("Absent"); at != -1 || probes > maxProbes {
+		t.Fatalf("find(Absent) = %d after %d comparisons", at, probes)
+	}
+	if worst > maxProbes {
+		t.Fatalf("a lookup among %d keys compared %d keys, want at most %d", n, worst, maxProbes)
+	}
+	var dup *DuplicateKeyError
+	if err := Parse([]byte("K2s=w\x00"), &p); !errors.As(err, &dup) || dup.Key != "K2s" {
+		t.Fatalf("duplicate among many keys: %v", err)
+	}
+}
+
+// TestPairsEdits checks that Get, Set, Add and Del agree on small and
+// large lists alike, after deletions and a Reset.
+func TestPairsEdits(t *testing.T) {
+	for _, n := range []int{3, 31, 32, 33, 40, 1000} {
+		var p Pairs
+		for i := range n {
+			p.Set("K"+strconv.Itoa(i), strconv.Itoa(i))
+		}
+		// Delete every third key, then check every key.
+		for i := 0; i < n; i += 3 {
+			p.Del("K" + strconv.Itoa(i))
+		}
+		for i := range n {
+			k := "K" + strconv.Itoa(i)
+			v, ok := p.Get(k)
+			if want := i%3 != 0; ok != want || (ok && v != strconv.Itoa(i)) {
+				t.Fatalf("n=%d: Get(%s) = %q, %v after deletes", n, k, v, ok)
+			}
+		}
+		if err := p.Add("K0", "again"); err != nil {
+			t.Fatalf("n=%d: Add of a deleted key: %v", n, err)
+		}
+		if err := p.Add("K1", "x"); err == nil {
+			t.Fatalf("n=%d: Add of a present key accepted", n)
+		}
+		p.Set("K1", "y")
+		if v, _ := p.Get("K1"); v != "y" || p.At(p.Len()-1).Key != "K0" {
+			t.Fatalf("n=%d: Set/Add order broken: K1=%q last=%v", n, v, p.At(p.Len()-1))
+		}
+		p.Reset()
+		if p.Len() != 0 || p.Has("K1") {
+			t.Fatalf("n=%d: not empty after Reset", n)
+		}
+		p.Set("K1", "z")
+		if v, _ := p.Get("K1"); v != "z" || p.Len() != 1 {
+			t.Fatalf("n=%d: reuse after Reset: %q", n, v)
+		}
+	}
+}
+
+// TestPairsSmallNoAlloc checks that a login-sized list (about 20 keys)
+// reused with Reset allocates nothing: no index for small lists.
+func TestPairsSmallNoAlloc(t *testing.T) {
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = "Key" + strconv.Itoa(i)
+	}
+	var p Pairs
+	allocs := testing.AllocsPerRun(100, func() {
+		p.Reset()
+		for _, k := range keys {
+			if err := p.Add(k, "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !p.Has("Key19") || p.Has("Key20") {
+			t.Fatal("lookup")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per reuse of a 20-key list, want 0", allocs)
+	}
+}
+
+// BenchmarkParse parses a login-sized text and a text of many keys.
+func BenchmarkParse(b *testing.B) {
+	login := []byte("InitiatorName=iqn.1994-05.com.redhat:abc\x00InitiatorAlias=host\x00TargetName=iqn.2026-01.io.goiser:t\x00" +
+		"SessionType=Normal\x00AuthMethod=None\x00HeaderDigest=None\x00DataDigest=None\x00DefaultTime2Wait=2\x00" +
+		"DefaultTime2Retain=0\x00IFMarker=No\x00OFMarker=No\x00ErrorRecoveryLevel=0\x00InitialR2T=No\x00" +
+		"ImmediateData=Yes\x00MaxBurstLength=16776192\x00FirstBurstLength=262144\x00MaxOutstandingR2T=1\x00" +
+		"MaxConnections=1\x00DataPDUInOrder=Yes\x00DataSequenceInOrder=Yes\x00MaxRecvDataSegmentLength=262144\x00")
+	for _, bc := range []struct {
+		name string
+		text []byte
+	}{{"login", login}, {"keys=16k", manyKeys(16 << 10)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.text)))
+			var p Pairs
+			for b.Loop() {
+				p.Reset()
+				if err := Parse(bc.text, &p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestAccumulatorBounds checks what an Accumulator keeps: nothing once a
+// text is complete or has overrun Max (issue 7: a session kept every byte
+// of continued Text PDUs), and no copy of a text that fits in one PDU.
+func TestAccumulatorBounds(t *testing.T) {
+	var a Accumulator
+	one := []byte("A=1\x00")
+	allocs := testing.AllocsPerRun(10, func() {
+		got, done, err := a.Add(one, false)
+		if err != nil || !done || &got[0] != &one[0] {
+			t.Fatalf("one PDU: %q %v %v, want the data itself", got, done, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations for a one-PDU text", allocs)
+	}
+
+	a.Max = 100
+	if _, _, err := a.Add(make([]byte, 60), true); err != nil {
+		t.Fatal(err)
+	}
+	_, done, err := a.Add(make([]byte, 41), true)
+	if !errors.Is(err, ErrTextTooLong) || done {
+		t.Fatalf("101 bytes with Max 100: done=%v err=%v, want ErrTextTooLong", done, err)
+	}
+	if a.Pending() || cap(a.buf) != 0 {
+		t.Fatalf("after an overrun the accumulator still holds %d bytes", cap(a.buf))
+	}
+	// Exactly Max is fine, and the joined text leaves with the caller.
+	if _, _, err := a.Add(make([]byte, 60), true); err != nil {
+		t.Fatal(err)
+	}
+	got, done, err := a.Add(make([]byte, 40), false)
+	if err != nil || !done || len(got) != 100 {
+		t.Fatalf("100 bytes with Max 100: %d %v %v", len(got), done, err)
+	}
+	if cap(a.buf) != 0 {
+		t.Fatalf("after a complete text the accumulator still holds %d bytes", cap(a.buf))
+	}
 }

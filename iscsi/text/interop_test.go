@@ -100,6 +100,7 @@ func FuzzNegotiator(f *testing.F) {
 	f.Add([]byte("SessionType=Discovery\x00FirstBurstLength=512\x00InitialR2T=Yes\x00ImmediateData=No\x00"), uint8(1), true)
 	f.Add([]byte("AuthMethod=CHAP,None\x00CHAP_A=5\x00InitiatorName=iqn.x\x00"), uint8(0), false)
 	f.Add([]byte("MaxRecvDataSegmentLength=4096\x00SendTargets=All\x00"), uint8(3), false)
+	f.Add(manyKeys(MaxUnknownKeys+1), uint8(1), false) // too many keys to answer NotUnderstood
 	f.Fuzz(func(t *testing.T, data []byte, stage uint8, iser bool) {
 		var in Pairs
 		if Parse(data, &in) != nil {

@@ -164,8 +164,23 @@ func (n *Negotiator) peerSender() Sender {
 // offers are appended to out; answers to our pending offers are checked
 // and settle them. KindAuth keys (CHAP_*) and SendTargets are left to the
 // caller. An *Error fails the login: a key sent twice, a key not allowed
-// in this stage or from this sender, an answer outside what we offered.
+// in this stage or from this sender, an answer outside what we offered,
+// more than MaxUnknownKeys keys we do not know.
 func (n *Negotiator) Receive(stage pdu.Stage, in *Pairs, out *Pairs) error {
+	// Each unknown key costs an answer: bound them before answering any
+	// (RFC 7143 §6.2 wants every key answered, so a text with too many
+	// fails instead of being answered in part).
+	unknown := 0
+	for _, kv := range in.All() {
+		if _, known := Lookup(kv.Key); !known {
+			if _, ours := n.offered[kv.Key]; !ours {
+				unknown++
+			}
+		}
+	}
+	if unknown > MaxUnknownKeys {
+		return negErr("", "%d keys not understood, more than %d", unknown, MaxUnknownKeys)
+	}
 	// SessionType first: it decides which keys are relevant. FirstBurstLength
 	// last: it depends on InitialR2T and ImmediateData.
 	for _, kv := range in.All() {

@@ -2,6 +2,7 @@ package text
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -185,6 +186,38 @@ func expect[T comparable](t *testing.T, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestUnknownKeysBounded checks that one text may carry at most
+// MaxUnknownKeys keys we do not know: each costs a NotUnderstood answer,
+// and issue 7 saw a 65 KB login of unknown keys answered with one
+// 135,792-byte Login Response.
+func TestUnknownKeysBounded(t *testing.T) {
+	unknown := func(n int) *Pairs {
+		var p Pairs
+		for i := range n {
+			p.Set(fmt.Sprintf("X-vendor.key%d", i), "1")
+		}
+		p.Set(KeyMaxBurstLength, "65536")
+		return &p
+	}
+	for _, role := range []Role{RoleTarget, RoleInitiator} {
+		n, _ := NewNegotiator(Config{Role: role, Local: DefaultParams()})
+		var out Pairs
+		if err := n.Receive(op, unknown(MaxUnknownKeys), &out); err != nil {
+			t.Fatalf("%v: %d unknown keys: %v", role, MaxUnknownKeys, err)
+		}
+		if v, _ := out.Get("X-vendor.key0"); v != NotUnderstood {
+			t.Fatalf("%v: X-vendor.key0=%q", role, v)
+		}
+		n, _ = NewNegotiator(Config{Role: role, Local: DefaultParams()})
+		out.Reset()
+		err := n.Receive(op, unknown(MaxUnknownKeys+1), &out)
+		var ne *Error
+		if !errors.As(err, &ne) || ne.Status != pdu.LoginInitiatorError {
+			t.Fatalf("%v: %d unknown keys: %v, want an initiator error", role, MaxUnknownKeys+1, err)
+		}
 	}
 }
 
