@@ -1,0 +1,169 @@
+package scsi
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync/atomic"
+	"testing"
+
+	"github.com/goiser/goiser/scsi/backend"
+)
+
+// Regression tests for the SCSI core holes of the security audit (issue 7).
+
+// probeBackend is a thin-provisioned memory backend that records whether
+// changes since the last Flush are outstanding, and calls the optional hooks
+// before each operation (set them before commands run).
+type probeBackend struct {
+	*backend.Memory
+	flushes  atomic.Int64
+	unsynced atomic.Bool // a WriteAt or Unmap happened after the last Flush
+	reads    atomic.Int64
+	onRead   func()
+	onChange func()
+}
+
+func newProbe(t testing.TB, size int64) *probeBackend {
+	t.Helper()
+	m, err := backend.NewMemory(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &probeBackend{Memory: m}
+}
+
+func (p *probeBackend) ReadAt(b []byte, off int64) (int, error) {
+	p.reads.Add(1)
+	if p.onRead != nil {
+		p.onRead()
+	}
+	return p.Memory.ReadAt(b, off)
+}
+
+func (p *probeBackend) WriteAt(b []byte, off int64) (int, error) {
+	if p.onChange != nil {
+		p.onChange()
+	}
+	p.unsynced.Store(true)
+	return p.Memory.WriteAt(b, off)
+}
+
+func (p *probeBackend) Unmap(off, n int64) error {
+	if p.onChange != nil {
+		p.onChange()
+	}
+	p.unsynced.Store(true)
+	return p.Memory.Unmap(off, n)
+}
+
+func (p *probeBackend) Flush() error {
+	p.flushes.Add(1)
+	p.unsynced.Store(false)
+	return p.Memory.Flush()
+}
+
+// twoLUNs returns a target with LUNs 0 and 1 on probe backends of testBlocks
+// blocks, each configured by mod (which may be nil).
+func twoLUNs(t *testing.T, mod func(*LUNConfig)) (*Target, [2]*probeBackend) {
+	t.Helper()
+	var bes [2]*probeBackend
+	var lcs []LUNConfig
+	for i := range bes {
+		bes[i] = newProbe(t, testBlocks*512)
+		lc := LUNConfig{Number: uint64(i), Backend: bes[i]}
+		if mod != nil {
+			mod(&lc)
+		}
+		lcs = append(lcs, lc)
+	}
+	tg, err := NewTarget(TargetConfig{LUNs: lcs, Name: "iqn.2026-01.test:tgt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	return tg, bes
+}
+
+func prOutLUN(tg *Target, n Nexus, lun uint64, sa, typ byte, key, saKey uint64) *Command {
+	p := make([]byte, 24)
+	binary.BigEndian.PutUint64(p[0:], key)
+	binary.BigEndian.PutUint64(p[8:], saKey)
+	return run(tg, n, lun, []byte{OpPersistentReserveOut, sa, typ, 0, 0, 0, 0, 0, 24, 0}, p, 0)
+}
+
+func readBlocks(t *testing.T, tg *Target, lun uint64, lba uint32, n uint16) []byte {
+	t.Helper()
+	r := run(tg, nexA, lun, cdb10(OpRead10, 0, lba, n), nil, int(n)*512)
+	expectGood(t, r)
+	return r.DataIn
+}
+
+// TestShortDataOutChangesNothing: a command whose Data-Out is shorter than
+// its CDB asks (EDTL < transfer length) fails without touching the medium.
+func TestShortDataOutChangesNothing(t *testing.T) {
+	tg := newTarget(t, nil)
+	orig := pattern(4*512, 5)
+	expectGood(t, run(tg, nexA, 0, cdb10(OpWrite10, 0, 0, 4), orig, 0))
+	exec := func(cdb, out []byte, edtl int) *Command {
+		c := &Command{Nexus: nexA, CDB: cdb, DataOut: out, ExpectedDataOutLen: edtl}
+		tg.Execute(context.Background(), c)
+		return c
+	}
+	other := pattern(4*512, 77)
+	wa := cdb16(OpWriteAtomic16, 0, 0, 0)
+	binary.BigEndian.PutUint16(wa[12:], 2)
+	caw := cdb16(OpCompareAndWrite, 0, 0, 0)
+	caw[13] = 1
+	cases := []struct {
+		name string
+		cdb  []byte
+		out  []byte
+		edtl int
+		want int
+		asc  ASC
+	}{
+		{"write10 100 of 512 bytes", cdb10(OpWrite10, 0, 0, 1), other[:100], 100, 512, ASCInvalidFieldInCommandIU},
+		{"write6", []byte{OpWrite6, 0, 0, 0, 2, 0}, other[:600], 600, 1024, ASCInvalidFieldInCommandIU},
+		{"write12", cdb12(OpWrite12, 0, 0, 2), other[:512], 512, 1024, ASCInvalidFieldInCommandIU},
+		{"write16", cdb16(OpWrite16, 0, 0, 4), other[:1500], 0, 2048, ASCInvalidFieldInCommandIU},
+		{"write16 all data, EDTL short", cdb16(OpWrite16, 0, 0, 2), other[:1024], 512, 1024, ASCInvalidFieldInCommandIU},
+		{"write and verify", cdb10(OpWriteVerify10, 0, 0, 2), other[:700], 700, 1024, ASCInvalidFieldInCommandIU},
+		{"orwrite", cdb16(OpOrWrite16, 0, 0, 2), other[:513], 513, 1024, ASCInvalidFieldInCommandIU},
+		{"write atomic", wa, other[:1000], 1000, 1024, ASCInvalidFieldInCommandIU},
+		{"write same", cdb10(OpWriteSame10, 0, 0, 4), other[:100], 100, 512, ASCParameterListLengthError},
+		{"compare and write", caw, append(append([]byte{}, orig[:512]...), other[:100]...), 612, 1024, ASCParameterListLengthError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := exec(tc.cdb, tc.out, tc.edtl)
+			expect(t, c, StatusCheckCondition, SenseIllegalRequest, tc.asc)
+			if c.Want != tc.want {
+				t.Errorf("Want %d, want %d (the transport's overflow residual)", c.Want, tc.want)
+			}
+			if !bytes.Equal(readBlocks(t, tg, 0, 0, 4), orig) {
+				t.Fatal("a short Data-Out changed the medium")
+			}
+		})
+	}
+	// Parameter lists: nothing applies.
+	pg := controlPage(t, tg, nexA, pcCurrent)
+	pg[2] |= 0x04 // D_SENSE
+	ms := append(make([]byte, 4), pg...)
+	expect(t, exec([]byte{OpModeSelect6, 0x10, 0, 0, byte(len(ms)), 0}, ms[:len(ms)-1], len(ms)-1), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
+	if tg.luns[0].dsense.Load() {
+		t.Fatal("a short MODE SELECT parameter list applied")
+	}
+	p := make([]byte, 24)
+	binary.BigEndian.PutUint64(p[8:], 0xAB)
+	expect(t, exec([]byte{OpPersistentReserveOut, prOutRegisterIgnore, 0, 0, 0, 0, 0, 0, 24, 0}, p[:16], 16), StatusCheckCondition, SenseIllegalRequest, ASCParameterListLengthError)
+	if _, keys := readKeys(t, tg, nexA); len(keys) != 0 {
+		t.Fatal("a short PR OUT parameter list registered")
+	}
+	// EDTL larger than the CDB asks: the CDB's length is written, GOOD.
+	c := exec(cdb10(OpWrite10, 0, 0, 1), other[:1024], 1024)
+	expectGood(t, c)
+	if !bytes.Equal(readBlocks(t, tg, 0, 0, 2), append(append([]byte{}, other[:512]...), orig[512:1024]...)) {
+		t.Fatal("EDTL > transfer length wrote beyond the CDB")
+	}
+}
