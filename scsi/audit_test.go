@@ -167,3 +167,59 @@ func TestShortDataOutChangesNothing(t *testing.T) {
 		t.Fatal("EDTL > transfer length wrote beyond the CDB")
 	}
 }
+
+// TestWriteThroughEveryMediumChange: with WCE=0 every command that changes
+// the medium leaves nothing unsynced behind when it returns GOOD.
+func TestWriteThroughEveryMediumChange(t *testing.T) {
+	tg, bes := twoLUNs(t, func(c *LUNConfig) { c.WriteThrough = true })
+	n0, n1 := naaOf(t, tg, 0), naaOf(t, tg, 1)
+	blk := pattern(512, 1)
+	caw := cdb16(OpCompareAndWrite, 0, 40, 0)
+	caw[13] = 1
+	unmap := make([]byte, 24)
+	binary.BigEndian.PutUint16(unmap[0:], 22)
+	binary.BigEndian.PutUint16(unmap[2:], 16)
+	binary.BigEndian.PutUint64(unmap[8:], 60)
+	binary.BigEndian.PutUint32(unmap[16:], 4)
+	xc := xcopyList(1, 2, [][]byte{n0, n1}, 512, [][5]uint64{{0, 1, 8, 0, 0}})
+	wa := cdb16(OpWriteAtomic16, 0, 70, 0)
+	binary.BigEndian.PutUint16(wa[12:], 1)
+	cases := []struct {
+		name string
+		lun  uint64 // the LU whose medium changes
+		cdb  []byte
+		out  []byte
+	}{
+		{"write10", 0, cdb10(OpWrite10, 0, 40, 1), blk},
+		{"write6", 0, []byte{OpWrite6, 0, 0, 41, 1, 0}, blk},
+		{"write same", 0, cdb10(OpWriteSame10, 0, 50, 8), blk},
+		{"write same unmap", 0, cdb16(OpWriteSame16, 0x08, 50, 8), blk},
+		{"write same ndob", 0, cdb16(OpWriteSame16, 0x01, 50, 8), nil},
+		{"unmap", 0, []byte{OpUnmap, 0, 0, 0, 0, 0, 0, 0, 24, 0}, unmap},
+		{"compare and write", 0, caw, append(append([]byte{}, blk...), pattern(512, 2)...)},
+		{"orwrite", 0, cdb16(OpOrWrite16, 0, 42, 1), blk},
+		{"write atomic", 0, wa, blk},
+		{"write and verify", 0, cdb10(OpWriteVerify10, 0, 43, 1), blk},
+		{"extended copy", 1, xcopyCDB(len(xc)), xc},
+	}
+	for _, tc := range cases {
+		bes[0].unsynced.Store(false)
+		bes[1].unsynced.Store(false)
+		expectGood(t, run(tg, nexA, 0, tc.cdb, tc.out, 0))
+		if bes[tc.lun].unsynced.Load() {
+			t.Errorf("%s: GOOD with WCE=0 but the change was not flushed", tc.name)
+		}
+	}
+	// With the write cache enabled a plain WRITE is not flushed.
+	tgWB, bWB := twoLUNs(t, nil)
+	before := bWB[0].flushes.Load()
+	expectGood(t, run(tgWB, nexA, 0, cdb10(OpWrite10, 0, 40, 1), blk, 0))
+	if bWB[0].flushes.Load() != before {
+		t.Error("WCE=1 WRITE was flushed")
+	}
+	// FUA flushes under WCE=1.
+	expectGood(t, run(tgWB, nexA, 0, cdb10(OpWrite10, 0x08, 40, 1), blk, 0))
+	if bWB[0].unsynced.Load() {
+		t.Error("WRITE with FUA was not flushed")
+	}
+}

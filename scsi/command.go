@@ -126,6 +126,9 @@ type Command struct {
 	Want int
 
 	senseBuf [MaxSenseLen]byte
+	// changed records the LUs this command changed; Execute resets it and
+	// flushes them before GOOD when it must (see mediumChanges).
+	changed mediumChanges
 }
 
 // Reset clears every field so the Command can be reused.

@@ -70,6 +70,8 @@ type opInfo struct {
 	noLUN     bool // runs for a LUN that does not exist
 	medium    bool // needs the medium: NOT READY, MEDIUM NOT PRESENT while a removable LU is ejected
 	blockData bool // its Data-Out is logical block data (not a parameter list); see shortDataOut
+	fua       bool // byte 1 bit 3 is FUA and bit 1 FUA_NV: forces the changes durable
+	verify    bool // WRITE AND VERIFY: its changes are always made durable
 	timeoutMs uint32
 	sub       []*opInfo // commands with service actions, by service action
 }
@@ -177,8 +179,8 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpPreventAllow, name: "PREVENT ALLOW MEDIUM REMOVAL", run: hPreventAllow, usage: u(0x1E, 0, 0, 0, 0x03, 0), class: resvWrite})
 	o.add(&opInfo{op: OpReadCapacity10, name: "READ CAPACITY(10)", run: hReadCapacity10, usage: u(0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpRead10, name: "READ(10)", run: hRead, usage: rw10(OpRead10, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpWrite10, name: "WRITE(10)", run: hWrite, usage: rw10(OpWrite10, 0x1A), class: resvWrite, blockData: true, medium: true})
-	o.add(&opInfo{op: OpWriteVerify10, name: "WRITE AND VERIFY(10)", run: hWriteVerify, usage: rw10(OpWriteVerify10, 0x16), class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWrite10, name: "WRITE(10)", run: hWrite, usage: rw10(OpWrite10, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteVerify10, name: "WRITE AND VERIFY(10)", run: hWriteVerify, usage: rw10(OpWriteVerify10, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify10, name: "VERIFY(10)", run: hVerify, usage: rw10(OpVerify10, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch10, name: "PRE-FETCH(10)", run: hPrefetch, usage: rw10(OpPrefetch10, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpReadDefectData10, name: "READ DEFECT DATA(10)", run: hReadDefectData, usage: u(0x37, 0, 0x1F, 0, 0, 0, 0, 0xFF, 0xFF, 0), class: resvRead})
@@ -204,15 +206,15 @@ func newOpTable() *opTable {
 			usage: cat(u(OpReceiveCopyResults, 0x1F, 0xFF), make([]byte, 7), ff4, u(0, 0)), class: resvRead})
 	}
 	o.add(&opInfo{op: OpRead16, name: "READ(16)", run: hRead, usage: rw16(OpRead16, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWrite16, name: "WRITE(16)", run: hWrite, usage: rw16(OpWrite16, 0x1A), class: resvWrite, blockData: true, medium: true})
-	o.add(&opInfo{op: OpOrWrite16, name: "ORWRITE(16)", run: hOrWrite, usage: rw16(OpOrWrite16, 0x1A), class: resvWrite, blockData: true, medium: true})
-	o.add(&opInfo{op: OpWriteVerify16, name: "WRITE AND VERIFY(16)", run: hWriteVerify, usage: rw16(OpWriteVerify16, 0x16), class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpWrite16, name: "WRITE(16)", run: hWrite, usage: rw16(OpWrite16, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpOrWrite16, name: "ORWRITE(16)", run: hOrWrite, usage: rw16(OpOrWrite16, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteVerify16, name: "WRITE AND VERIFY(16)", run: hWriteVerify, usage: rw16(OpWriteVerify16, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify16, name: "VERIFY(16)", run: hVerify, usage: rw16(OpVerify16, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch16, name: "PRE-FETCH(16)", run: hPrefetch, usage: rw16(OpPrefetch16, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpSyncCache16, name: "SYNCHRONIZE CACHE(16)", run: hSyncCache, usage: rw16(OpSyncCache16, 0x06), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteSame16, name: "WRITE SAME(16)", run: hWriteSame, usage: rw16(OpWriteSame16, 0x09), class: resvWrite, medium: true, timeoutMs: 120000})
-	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAReadCapacity16, hasSA: true, name: "READ CAPACITY(16)", run: hReadCapacity16,
 		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0x01, 0)), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAGetLBAStatus, hasSA: true, name: "GET LBA STATUS", run: hGetLBAStatus,
@@ -223,8 +225,8 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpMaintenanceIn, sa: SAReportSupportedTMFunctions, hasSA: true, name: "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", run: hReportTMFs,
 		usage: u(0xA3, 0x1F, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), class: resvAllowed, spc2OK: true})
 	o.add(&opInfo{op: OpRead12, name: "READ(12)", run: hRead, usage: rw12(OpRead12, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpWrite12, name: "WRITE(12)", run: hWrite, usage: rw12(OpWrite12, 0x1A), class: resvWrite, blockData: true, medium: true})
-	o.add(&opInfo{op: OpWriteVerify12, name: "WRITE AND VERIFY(12)", run: hWriteVerify, usage: rw12(OpWriteVerify12, 0x16), class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWrite12, name: "WRITE(12)", run: hWrite, usage: rw12(OpWrite12, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteVerify12, name: "WRITE AND VERIFY(12)", run: hWriteVerify, usage: rw12(OpWriteVerify12, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify12, name: "VERIFY(12)", run: hVerify, usage: rw12(OpVerify12, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpReadDefectData12, name: "READ DEFECT DATA(12)", run: hReadDefectData, usage: cat(u(0xB7, 0x1F), ff4, ff4, u(0, 0)), class: resvRead})
 	// o.all is in insertion order, which follows opcode order above except
@@ -251,8 +253,12 @@ func opLess(a, b *opInfo) bool {
 // execute is Target.Execute.
 func (t *Target) execute(ctx context.Context, c *Command) {
 	c.Status, c.Sense, c.DataInLen, c.Want = StatusGood, nil, 0, 0
+	c.changed = mediumChanges{}
 	l := t.luns[c.LUN]
 	r := t.dispatch(ctx, l, c)
+	if c.changed.n > 0 || c.changed.overflow {
+		r = t.settle(c, r)
+	}
 	c.Status = r.status
 	if r.status == StatusCheckCondition {
 		desc := false
@@ -314,6 +320,7 @@ func (t *Target) dispatch(ctx context.Context, l *lun, c *Command) result {
 			return r
 		}
 	}
+	c.changed.force = info.verify || info.fua && cdb[1]&0x0A != 0
 	return info.run(t, l, ctx, c)
 }
 

@@ -70,7 +70,10 @@
 // UNMAP, GET LBA STATUS, COMPARE AND WRITE, ORWRITE(16), WRITE ATOMIC(16),
 // READ CAPACITY 10/16, READ DEFECT DATA 10/12, START STOP UNIT, PREVENT
 // ALLOW MEDIUM REMOVAL. FUA, FUA_NV, SYNCHRONIZE CACHE and a write cache
-// disabled through MODE SELECT reach the backend's Flush.
+// disabled through MODE SELECT reach the backend's Flush: every command that
+// changes a medium (WRITE, WRITE SAME, UNMAP, COMPARE AND WRITE, EXTENDED
+// COPY's destinations ...) records the LUs it changed in the Command, and
+// Execute flushes them before GOOD while their WCE is 0 or the CDB has FUA.
 //
 // Not implemented: persistence of reservations across power loss (APTPL),
 // ALL_TG_PT and SPEC_I_PT, protection information, SANITIZE, EXTENDED COPY

@@ -62,8 +62,9 @@ type LUNConfig struct {
 	// backend implements backend.Unmapper (LBPME=0).
 	NoThinProvisioning bool
 	// WriteThrough clears the initial WCE bit of the caching mode page:
-	// every write is then flushed to the backend's stable storage before it
-	// completes. The zero value reports a write-back cache (WCE=1):
+	// every command that changes the medium (WRITE, WRITE SAME, UNMAP,
+	// COMPARE AND WRITE, an EXTENDED COPY writing this LU ...) is then
+	// flushed to the backend's stable storage before it completes. The zero value reports a write-back cache (WCE=1):
 	// initiators make data durable with FUA and SYNCHRONIZE CACHE.
 	WriteThrough bool
 }

@@ -132,7 +132,7 @@ func hExtendedCopy(t *Target, l *lun, ctx context.Context, c *Command) result {
 	}
 	var done copyResult
 	done.nexus, done.listID = c.Nexus, listID
-	r := t.runCopy(ctx, targets, segs, &done)
+	r := t.runCopy(ctx, c, targets, segs, &done)
 	if r.status != StatusGood {
 		done.status = 1
 	}
@@ -143,7 +143,7 @@ func hExtendedCopy(t *Target, l *lun, ctx context.Context, c *Command) result {
 }
 
 // runCopy checks and performs the segments in order.
-func (t *Target) runCopy(ctx context.Context, targets []*lun, segs []xcopySegment, done *copyResult) result {
+func (t *Target) runCopy(ctx context.Context, c *Command, targets []*lun, segs []xcopySegment, done *copyResult) result {
 	for i := range segs {
 		s := &segs[i]
 		if s.srcIndex >= len(targets) || s.dstIdx >= len(targets) || targets[s.srcIndex] == nil || targets[s.dstIdx] == nil {
@@ -181,7 +181,7 @@ func (t *Target) runCopy(ctx context.Context, targets []*lun, segs []xcopySegmen
 				return copyAborted(ASCNoAdditionalSense)
 			}
 			s.dst.cawMu.RLock()
-			err = s.dst.writeAt(chunk, int64((s.dstLBA+k)*bs))
+			err = s.dst.writeAt(c, chunk, int64((s.dstLBA+k)*bs))
 			s.dst.cawMu.RUnlock()
 			if err != nil {
 				t.log.Error("extended copy: write failed", "lun", s.dst.number, "err", err)
