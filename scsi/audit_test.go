@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -221,5 +222,106 @@ func TestWriteThroughEveryMediumChange(t *testing.T) {
 	expectGood(t, run(tgWB, nexA, 0, cdb10(OpWrite10, 0x08, 40, 1), blk, 0))
 	if bWB[0].unsynced.Load() {
 		t.Error("WRITE with FUA was not flushed")
+	}
+}
+
+// TestExtendedCopyHonoursCopyTargetAccess: every LU that EXTENDED COPY reads
+// or writes is checked as if the nexus had sent it a READ or WRITE.
+func TestExtendedCopyHonoursCopyTargetAccess(t *testing.T) {
+	tg, _ := twoLUNs(t, func(c *LUNConfig) { c.Removable = true })
+	n0, n1 := naaOf(t, tg, 0), naaOf(t, tg, 1)
+	clearUA(t, tg, nexB)
+	src := pattern(8*512, 9)
+	expectGood(t, run(tg, nexA, 0, cdb10(OpWrite10, 0, 0, 8), src, 0))
+	zero := make([]byte, 8*512)
+	copy01 := xcopyList(1, 2, [][]byte{n0, n1}, 512, [][5]uint64{{0, 1, 8, 0, 0}})
+	copy10 := xcopyList(1, 2, [][]byte{n1, n0}, 512, [][5]uint64{{0, 1, 8, 0, 100}})
+	xcopy := func(n Nexus, lun uint64, p []byte) *Command { return run(tg, n, lun, xcopyCDB(len(p)), p, 0) }
+	copyAbortedConflict := func(c *Command) {
+		t.Helper()
+		expect(t, c, StatusCheckCondition, SenseCopyAborted, ASCThirdPartyDeviceFailure)
+	}
+
+	// A reserves LU 1 WRITE EXCLUSIVE: B may neither WRITE it directly nor
+	// through a copy sent to LU 0.
+	expectGood(t, prOutLUN(tg, nexA, 1, prOutRegister, 0, 0, 0xA))
+	expectGood(t, prOutLUN(tg, nexA, 1, prOutReserve, prWriteExclusive, 0xA, 0))
+	expect(t, run(tg, nexB, 1, cdb10(OpWrite10, 0, 0, 8), src, 0), StatusReservationConflict, 0, 0)
+	copyAbortedConflict(xcopy(nexB, 0, copy01))
+	if !bytes.Equal(readBlocks(t, tg, 1, 0, 8), zero) {
+		t.Fatal("EXTENDED COPY wrote a LU reserved by another initiator")
+	}
+	// Reading from it is allowed under WRITE EXCLUSIVE.
+	expectGood(t, xcopy(nexB, 0, copy10))
+	// Two segments, the second into the reserved LU: nothing is written.
+	two := xcopyList(1, 2, [][]byte{n0, n1}, 512, [][5]uint64{{0, 0, 8, 0, 200}, {0, 1, 8, 0, 0}})
+	copyAbortedConflict(xcopy(nexB, 0, two))
+	if !bytes.Equal(readBlocks(t, tg, 0, 200, 8), zero) {
+		t.Fatal("EXTENDED COPY wrote a segment before failing on a later one")
+	}
+	// The holder copies.
+	expectGood(t, xcopy(nexA, 0, copy01))
+	if !bytes.Equal(readBlocks(t, tg, 1, 0, 8), src) {
+		t.Fatal("the reservation holder's copy was not written")
+	}
+	// EXCLUSIVE ACCESS also forbids B to read it as a copy source.
+	expectGood(t, prOutLUN(tg, nexA, 1, prOutRelease, prWriteExclusive, 0xA, 0))
+	expectGood(t, prOutLUN(tg, nexA, 1, prOutReserve, prExclusiveAccess, 0xA, 0))
+	copyAbortedConflict(xcopy(nexB, 0, copy10))
+	expectGood(t, prOutLUN(tg, nexA, 1, prOutClear, 0, 0xA, 0))
+	clearUA(t, tg, nexB)
+
+	// RESERVE(6) of A on LU 1.
+	expectGood(t, run(tg, nexA, 1, []byte{OpReserve6, 0, 0, 0, 0, 0}, nil, 0))
+	copyAbortedConflict(xcopy(nexB, 0, copy01))
+	expectGood(t, run(tg, nexA, 1, []byte{OpRelease6, 0, 0, 0, 0, 0}, nil, 0))
+
+	// Write protection (SWP) and a missing medium on the copy target.
+	pg := controlPage(t, tg, nexA, pcCurrent)
+	pg[4] |= 0x08
+	c := run(tg, nexA, 1, []byte{OpModeSelect6, 0x10, 0, 0, byte(4 + len(pg)), 0}, append(make([]byte, 4), pg...), 0)
+	expectGood(t, c)
+	expect(t, xcopy(nexA, 0, copy01), StatusCheckCondition, SenseCopyAborted, ASCWriteProtected)
+	pg[4] &^= 0x08
+	expectGood(t, run(tg, nexA, 1, []byte{OpModeSelect6, 0x10, 0, 0, byte(4 + len(pg)), 0}, append(make([]byte, 4), pg...), 0))
+	for i := 0; i < 8 && run(tg, nexB, 1, []byte{OpTestUnitReady, 0, 0, 0, 0, 0}, nil, 0).Status != StatusGood; i++ {
+	}
+	expectGood(t, run(tg, nexB, 1, startStop(false, true), nil, 0))
+	expect(t, xcopy(nexA, 0, copy01), StatusCheckCondition, SenseCopyAborted, ASCMediumNotPresent)
+	expect(t, xcopy(nexA, 0, copy10), StatusCheckCondition, SenseCopyAborted, ASCMediumNotPresent)
+	expectGood(t, run(tg, nexB, 1, startStop(true, true), nil, 0))
+	expectGood(t, xcopy(nexA, 0, copy01))
+}
+
+// TestExtendedCopyCrossedCopies runs copies A->B and B->A at once: the
+// copy manager must not deadlock on the two LUs' locks.
+func TestExtendedCopyCrossedCopies(t *testing.T) {
+	tg, _ := twoLUNs(t, nil)
+	n0, n1 := naaOf(t, tg, 0), naaOf(t, tg, 1)
+	p01 := xcopyList(1, 2, [][]byte{n0, n1}, 512, [][5]uint64{{0, 1, 2048, 0, 0}})
+	p10 := xcopyList(2, 2, [][]byte{n1, n0}, 512, [][5]uint64{{0, 1, 2048, 0, 0}})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				expectGoodAsync(t, run(tg, nexA, 0, xcopyCDB(len(p01)), p01, 0))
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				expectGoodAsync(t, run(tg, nexB, 1, xcopyCDB(len(p10)), p10, 0))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func expectGoodAsync(t *testing.T, c *Command) {
+	if c.Status != StatusGood {
+		k, a, _ := SenseFields(c.Sense)
+		t.Errorf("CDB % x: %v %v %v", c.CDB, c.Status, k, a)
 	}
 }

@@ -309,13 +309,10 @@ func (t *Target) dispatch(ctx context.Context, l *lun, c *Command) result {
 	if cdb[n-1]&0x07 != 0 {
 		return invalidCDB(n-1, highBit(cdb[n-1]&0x07))
 	}
-	if l != nil && l.conflict(c.Nexus, info, cdb) {
-		return resConflict
-	}
-	if l != nil && info.medium && l.ejected.Load() {
-		return checkCondition(SenseNotReady, ASCMediumNotPresent)
-	}
 	if l != nil {
+		if r := l.access(c.Nexus, info, cdb); r.status != StatusGood {
+			return r
+		}
 		if r, short := l.shortDataOut(info, c); short {
 			return r
 		}
@@ -353,6 +350,21 @@ func (l *lun) shortDataOut(info *opInfo, c *Command) (result, bool) {
 		return checkCondition(SenseIllegalRequest, ASCInvalidFieldInCommandIU), true
 	}
 	return resParamListLength, true
+}
+
+// access runs the checks that decide whether nexus n may run a command of
+// kind info on l at all, after its CDB is known to be valid: reservation
+// conflicts (RESERVE(6/10) and persistent reservations) and a missing
+// medium. dispatch applies them to the LU a command is addressed to, and
+// the copy manager to every LU an EXTENDED COPY reads or writes.
+func (l *lun) access(n Nexus, info *opInfo, cdb []byte) result {
+	if l.conflict(n, info, cdb) {
+		return resConflict
+	}
+	if info.medium && l.ejected.Load() {
+		return checkCondition(SenseNotReady, ASCMediumNotPresent)
+	}
+	return good
 }
 
 func highBit(b byte) int {

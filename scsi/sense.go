@@ -164,6 +164,8 @@ func (a ASC) String() string {
 		return "TOO MANY SEGMENT DESCRIPTORS"
 	case ASCUnsupportedSegmentDescriptor:
 		return "UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE"
+	case ASCThirdPartyDeviceFailure:
+		return "THIRD PARTY DEVICE FAILURE"
 	case ASCCopyTargetDeviceNotReachable:
 		return "COPY TARGET DEVICE NOT REACHABLE"
 	}
