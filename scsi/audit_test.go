@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/goiser/goiser/scsi/backend"
 )
@@ -291,6 +292,31 @@ func TestExtendedCopyHonoursCopyTargetAccess(t *testing.T) {
 	expect(t, xcopy(nexA, 0, copy10), StatusCheckCondition, SenseCopyAborted, ASCMediumNotPresent)
 	expectGood(t, run(tg, nexB, 1, startStop(true, true), nil, 0))
 	expectGood(t, xcopy(nexA, 0, copy01))
+}
+
+// TestExtendedCopyMixedBlockSizes: segments of LUs with different block
+// sizes in one list each copy whole blocks (the copy buffer was sized by
+// the first segment, so a larger block made the copy loop spin forever).
+func TestExtendedCopyMixedBlockSizes(t *testing.T) {
+	b0, b1 := newProbe(t, 1<<20), newProbe(t, 1<<20)
+	tg, err := NewTarget(TargetConfig{LUNs: []LUNConfig{{Number: 0, Backend: b0}, {Number: 1, Backend: b1, BlockSize: 4096}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	data := pattern(4096, 3)
+	expectGood(t, run(tg, nexA, 1, cdb10(OpWrite10, 0, 0, 1), data, 0))
+	p := xcopyList(1, 2, [][]byte{naaOf(t, tg, 0), naaOf(t, tg, 1)}, 512, [][5]uint64{{0, 0, 1, 0, 8}, {1, 1, 1, 0, 8}})
+	p[16+32+29], p[16+32+30], p[16+32+31] = 0, 0x10, 0 // LU 1's descriptor: 4096-byte blocks
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := &Command{Nexus: nexA, CDB: xcopyCDB(len(p)), DataOut: p}
+	tg.Execute(ctx, c)
+	expectGood(t, c)
+	r := run(tg, nexA, 1, cdb10(OpRead10, 0, 8, 1), nil, 4096)
+	if !bytes.Equal(r.DataIn, data) {
+		t.Fatal("the 4096-byte block was not copied")
+	}
 }
 
 // TestExtendedCopyCrossedCopies runs copies A->B and B->A at once: the

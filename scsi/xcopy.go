@@ -29,6 +29,7 @@ const (
 	xcopyTargetIdent       = 0xE4
 	xcopySegBlockToBlock   = 0x02
 	xcopySegBlockToBlockSz = 0x1C
+	xcopyChunkBytes        = 1 << 20 // the most one read/write step of a copy moves; a multiple of every block size
 )
 
 // Additional sense codes of the copy manager.
@@ -174,12 +175,15 @@ func (t *Target) runCopy(ctx context.Context, c *Command, targets []*lun, segs [
 			return r
 		}
 	}
-	var buf []byte
+	// One buffer for all segments: the largest segment, at most 1 MiB, and
+	// always whole blocks of each segment (block sizes differ between LUs).
+	var size uint64
+	for _, s := range segs {
+		size = max(size, min(s.blocks*uint64(s.src.blockSize), xcopyChunkBytes))
+	}
+	buf := make([]byte, size)
 	for _, s := range segs {
 		bs := uint64(s.src.blockSize)
-		if buf == nil && s.blocks > 0 {
-			buf = make([]byte, min(s.blocks*bs, 1<<20))
-		}
 		for k := uint64(0); k < s.blocks; {
 			if err := ctx.Err(); err != nil {
 				return checkCondition(SenseAbortedCommand, ASCNoAdditionalSense)
