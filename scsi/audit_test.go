@@ -319,6 +319,59 @@ func TestExtendedCopyMixedBlockSizes(t *testing.T) {
 	}
 }
 
+// TestPRRegistrationCap: registrations are capped per LU; over the cap
+// REGISTER gets INSUFFICIENT REGISTRATION RESOURCES.
+func TestPRRegistrationCap(t *testing.T) {
+	tg := newTarget(t, func(c *LUNConfig) { c.MaxRegistrations = 2 })
+	expectGood(t, prOut(tg, nexA, prOutRegister, 0, 0, 0xA))
+	expectGood(t, prOut(tg, nexB, prOutRegisterIgnore, 0, 0, 0xB))
+	expect(t, prOut(tg, nexC, prOutRegister, 0, 0, 0xC), StatusCheckCondition, SenseIllegalRequest, ASCInsufficientRegResources)
+	expect(t, prOut(tg, nexC, prOutRegisterIgnore, 0, 0, 0xC), StatusCheckCondition, SenseIllegalRequest, ASCInsufficientRegResources)
+	expectGood(t, prOut(tg, nexA, prOutRegister, 0, 0xA, 0xA2)) // a new key for an existing registration
+	if gen, keys := readKeys(t, tg, nexA); len(keys) != 2 || gen != 3 {
+		t.Fatalf("gen %d keys %x", gen, keys)
+	}
+	expectGood(t, prOut(tg, nexB, prOutRegister, 0, 0xB, 0)) // unregister frees a slot
+	expectGood(t, prOut(tg, nexC, prOutRegister, 0, 0, 0xC))
+
+	// The documented default.
+	tg = newTarget(t, nil)
+	for i := 0; i < DefaultMaxRegistrations-1; i++ {
+		n := nexA
+		n.InitiatorPort = n.InitiatorPort + "-" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		expectGood(t, prOut(tg, n, prOutRegister, 0, 0, uint64(i+1)))
+	}
+	expectGood(t, prOut(tg, nexA, prOutRegisterIgnore, 0, 0, 0xA))
+	expect(t, prOut(tg, nexB, prOutRegister, 0, 0, 0xB), StatusCheckCondition, SenseIllegalRequest, ASCInsufficientRegResources)
+	// Registrant access still works with many registrations.
+	expectGood(t, prOut(tg, nexA, prOutReserve, prWriteExclusiveRegOnly, 0xA, 0))
+	expectGood(t, run(tg, nexA, 0, cdb10(OpWrite10, 0, 0, 1), make([]byte, 512), 0))
+	expect(t, run(tg, nexB, 0, cdb10(OpWrite10, 0, 0, 1), make([]byte, 512), 0), StatusReservationConflict, 0, 0)
+}
+
+// TestConflictCheckSharesTheLock: the per-command reservation check only
+// reads the LU's state, so it runs beside another reader instead of
+// serialising every command on the LU's exclusive lock.
+func TestConflictCheckSharesTheLock(t *testing.T) {
+	tg := newTarget(t, nil)
+	expectGood(t, prOut(tg, nexA, prOutRegister, 0, 0, 0xA))
+	expectGood(t, prOut(tg, nexA, prOutReserve, prWriteExclusive, 0xA, 0))
+	run(tg, nexB, 0, cdb10(OpRead10, 0, 0, 1), nil, 512) // first contact of B
+	l := tg.luns[0]
+	l.mu.RLock()
+	done := make(chan *Command, 1)
+	go func() { done <- run(tg, nexB, 0, cdb10(OpWrite10, 0, 0, 1), make([]byte, 512), 0) }()
+	select {
+	case c := <-done:
+		l.mu.RUnlock()
+		expect(t, c, StatusReservationConflict, 0, 0)
+	case <-time.After(20 * time.Second):
+		l.mu.RUnlock()
+		<-done
+		t.Fatal("the reservation check waits for the LU's exclusive lock")
+	}
+}
+
 // TestExtendedCopyCrossedCopies runs copies A->B and B->A at once: the
 // copy manager must not deadlock on the two LUs' locks.
 func TestExtendedCopyCrossedCopies(t *testing.T) {

@@ -42,6 +42,9 @@ var (
 	resWriteProtected  = checkCondition(SenseDataProtect, ASCWriteProtected)
 	resConflict        = result{status: StatusReservationConflict}
 	resInvalidOpcode   = checkCondition(SenseIllegalRequest, ASCInvalidOpcode)
+	// resInsufficientRegResources refuses a registration beyond
+	// LUNConfig.MaxRegistrations (SPC-4 5.13.7).
+	resInsufficientRegResources = checkCondition(SenseIllegalRequest, ASCInsufficientRegResources)
 )
 
 // resvClass classifies a command for reservation conflict checks

@@ -67,7 +67,15 @@ type LUNConfig struct {
 	// flushed to the backend's stable storage before it completes. The zero value reports a write-back cache (WCE=1):
 	// initiators make data durable with FUA and SYNCHRONIZE CACHE.
 	WriteThrough bool
+	// MaxRegistrations caps the persistent reservation registrations the
+	// LU holds (one per I_T nexus); a REGISTER beyond it gets ILLEGAL
+	// REQUEST, INSUFFICIENT REGISTRATION RESOURCES (SPC-4 5.13.7). Zero is
+	// DefaultMaxRegistrations.
+	MaxRegistrations int
 }
+
+// DefaultMaxRegistrations is the default LUNConfig.MaxRegistrations.
+const DefaultMaxRegistrations = 1024
 
 // DefaultMaxTransferLength is the default TargetConfig.MaxTransferLength.
 const DefaultMaxTransferLength = 16 << 20
