@@ -372,6 +372,27 @@ func TestConflictCheckSharesTheLock(t *testing.T) {
 	}
 }
 
+// TestPRClearSkipsLostNexuses: CLEAR (and PREEMPT) queue unit attentions
+// only for nexuses that exist; a lost nexus's state is not recreated.
+func TestPRClearSkipsLostNexuses(t *testing.T) {
+	tg := newTarget(t, nil)
+	expectGood(t, prOut(tg, nexA, prOutRegister, 0, 0, 0xA))
+	expectGood(t, prOut(tg, nexB, prOutRegister, 0, 0, 0xB))
+	expectGood(t, prOut(tg, nexC, prOutRegister, 0, 0, 0xC))
+	tg.NexusLost(nexB)
+	tg.NexusLost(nexC)
+	expectGood(t, prOut(tg, nexA, prOutPreempt, prWriteExclusive, 0xA, 0xC))
+	expectGood(t, prOut(tg, nexA, prOutClear, 0, 0xA, 0))
+	l := tg.luns[0]
+	l.mu.RLock()
+	_, b := l.nexi[nexB]
+	_, c := l.nexi[nexC]
+	l.mu.RUnlock()
+	if b || c {
+		t.Fatalf("PR OUT recreated state for lost nexuses (B %v, C %v)", b, c)
+	}
+}
+
 // TestExtendedCopyCrossedCopies runs copies A->B and B->A at once: the
 // copy manager must not deadlock on the two LUs' locks.
 func TestExtendedCopyCrossedCopies(t *testing.T) {

@@ -201,6 +201,17 @@ func (l *lun) addUALocked(s *itl, asc ASC) {
 	s.ua = append(s.ua, asc)
 }
 
+// prUALocked queues asc for the registered nexus n, if n is still known
+// to the LU. Registrations outlive their I_T nexus (NexusLost keeps them),
+// so a persistent reservation action must not recreate the state of a
+// nexus that is gone: that state would never be reclaimed, and there is no
+// nexus to report the condition to. Called with mu held.
+func (l *lun) prUALocked(n Nexus, asc ASC) {
+	if s := l.nexi[n]; s != nil {
+		l.addUALocked(s, asc)
+	}
+}
+
 // uaOthersLocked queues asc for every known nexus but n.
 func (l *lun) uaOthersLocked(n Nexus, asc ASC) {
 	for k, s := range l.nexi {

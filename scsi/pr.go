@@ -196,7 +196,7 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 	case prOutClear:
 		for _, r := range l.prRegs {
 			if r.nexus != n {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsPreempted)
+				l.prUALocked(r.nexus, ASCReservationsPreempted)
 			}
 		}
 		l.prFilterLocked(func(prReg) bool { return false })
@@ -224,7 +224,7 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 				// to n with the new type.
 				l.prFilterLocked(func(r prReg) bool {
 					if r.nexus != n {
-						l.addUALocked(l.nexusLocked(r.nexus), ASCRegistrationsPreempted)
+						l.prUALocked(r.nexus, ASCRegistrationsPreempted)
 						return false
 					}
 					return true
@@ -244,7 +244,7 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 				if changed {
 					for _, r := range l.prRegs {
 						if r.nexus != n {
-							l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+							l.prUALocked(r.nexus, ASCReservationsReleased)
 						}
 					}
 				}
@@ -271,7 +271,7 @@ func (l *lun) removeKeyLocked(n Nexus, key uint64, self bool) int {
 	l.prFilterLocked(func(r prReg) bool {
 		if r.key == key && (r.nexus != n || self) {
 			if r.nexus != n {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCRegistrationsPreempted)
+				l.prUALocked(r.nexus, ASCRegistrationsPreempted)
 			}
 			removed++
 			return false
@@ -310,7 +310,7 @@ func (l *lun) unregisterLocked(idx int) {
 		l.prHeld = false
 		if prRegistrantsOnly(typ) {
 			for _, r := range l.prRegs {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+				l.prUALocked(r.nexus, ASCReservationsReleased)
 			}
 		}
 	}
@@ -323,7 +323,7 @@ func (l *lun) releaseLocked(n Nexus) {
 	if typ != prWriteExclusive && typ != prExclusiveAccess {
 		for _, r := range l.prRegs {
 			if r.nexus != n {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+				l.prUALocked(r.nexus, ASCReservationsReleased)
 			}
 		}
 	}
