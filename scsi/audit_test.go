@@ -393,6 +393,53 @@ func TestPRClearSkipsLostNexuses(t *testing.T) {
 	}
 }
 
+// TestMediumChangesHoldTheWriteLock: every command that changes the medium
+// holds the LU's COMPARE AND WRITE lock (shared or exclusive) while it does,
+// so COMPARE AND WRITE stays atomic against all of them.
+func TestMediumChangesHoldTheWriteLock(t *testing.T) {
+	tg, bes := twoLUNs(t, nil)
+	var unlocked atomic.Int64
+	for i, be := range bes {
+		l := tg.luns[uint64(i)]
+		be.onChange = func() {
+			if l.cawMu.TryLock() { // nobody holds it: the change is unprotected
+				l.cawMu.Unlock()
+				unlocked.Add(1)
+			}
+		}
+	}
+	n0, n1 := naaOf(t, tg, 0), naaOf(t, tg, 1)
+	blk := pattern(512, 1)
+	unmap := make([]byte, 24)
+	binary.BigEndian.PutUint16(unmap[0:], 22)
+	binary.BigEndian.PutUint16(unmap[2:], 16)
+	binary.BigEndian.PutUint64(unmap[8:], 60)
+	binary.BigEndian.PutUint32(unmap[16:], 4)
+	xc := xcopyList(1, 2, [][]byte{n0, n1}, 512, [][5]uint64{{0, 1, 8, 0, 0}})
+	caw := cdb16(OpCompareAndWrite, 0, 90, 0)
+	caw[13] = 1
+	for _, tc := range []struct {
+		name string
+		cdb  []byte
+		out  []byte
+	}{
+		{"write", cdb10(OpWrite10, 0, 0, 1), blk},
+		{"write same", cdb10(OpWriteSame10, 0, 10, 4), blk},
+		{"write same unmap", cdb16(OpWriteSame16, 0x08, 10, 4), blk},
+		{"unmap", []byte{OpUnmap, 0, 0, 0, 0, 0, 0, 0, 24, 0}, unmap},
+		{"compare and write", caw, make([]byte, 1024)},
+		{"orwrite", cdb16(OpOrWrite16, 0, 20, 1), blk},
+		{"write and verify", cdb10(OpWriteVerify10, 0, 21, 1), blk},
+		{"extended copy", xcopyCDB(len(xc)), xc},
+	} {
+		unlocked.Store(0)
+		expectGood(t, run(tg, nexA, 0, tc.cdb, tc.out, 0))
+		if n := unlocked.Load(); n != 0 {
+			t.Errorf("%s: %d medium changes without the write lock", tc.name, n)
+		}
+	}
+}
+
 // TestExtendedCopyCrossedCopies runs copies A->B and B->A at once: the
 // copy manager must not deadlock on the two LUs' locks.
 func TestExtendedCopyCrossedCopies(t *testing.T) {

@@ -64,7 +64,9 @@ func (l *lun) readAt(p []byte, off int64) error {
 
 // writeAt writes p at byte offset off on behalf of c, recording the change
 // so that Execute makes it durable when it must (see mediumChanges). Every
-// change of the medium goes through writeAt or unmap.
+// change of the medium goes through writeAt or unmap, and its caller holds
+// cawMu: shared, or exclusive for COMPARE AND WRITE, ORWRITE and WRITE
+// ATOMIC, which must not interleave with any other change.
 func (l *lun) writeAt(c *Command, p []byte, off int64) error {
 	c.changed.add(l)
 	_, err := l.be.WriteAt(p, off)
@@ -447,7 +449,10 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 		// UNMAP=1 deallocates whatever the data: with LBPRZ=1 the blocks
 		// then read as zeros, which is what initiators expect (SBC-3
 		// 5.48, libiscsi WriteSame*.Unmap).
-		if err := l.unmap(c, int64(d.lba*bs), int64(blocks*bs)); err != nil {
+		l.cawMu.RLock() // like every medium change: COMPARE AND WRITE excludes it
+		err := l.unmap(c, int64(d.lba*bs), int64(blocks*bs))
+		l.cawMu.RUnlock()
+		if err != nil {
 			return t.ioError(l, "write same unmap", err, true)
 		}
 		return good
