@@ -440,6 +440,38 @@ func TestMediumChangesHoldTheWriteLock(t *testing.T) {
 	}
 }
 
+// TestVerifyLimits: VERIFY is bounded by the MAXIMUM TRANSFER LENGTH whatever
+// its BYTCHK, and stops when its context is cancelled.
+func TestVerifyLimits(t *testing.T) {
+	be := newProbe(t, 16384*512)
+	tg, err := NewTarget(TargetConfig{LUNs: []LUNConfig{{Number: 0, Backend: be}}, MaxTransferLength: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	zero := make([]byte, 512)
+	max := uint32(64 << 10 / 512)
+	expectGood(t, run(tg, nexA, 0, cdb16(OpVerify16, 0x06, 0, max), zero, 0))
+	for _, b1 := range []byte{0x06, 0x02, 0x00} { // BYTCHK 3, 1, 0
+		expect(t, run(tg, nexA, 0, cdb16(OpVerify16, b1, 0, 16384), make([]byte, 16384*512), 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	}
+	expect(t, run(tg, nexA, 0, cdb10(OpVerify10, 0x06, 0, uint16(max+1)), zero, 0), StatusCheckCondition, SenseIllegalRequest, ASCInvalidFieldInCDB)
+	// Cancellation between chunks.
+	tg2, err := NewTarget(TargetConfig{LUNs: []LUNConfig{{Number: 0, Backend: be}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	be.onRead = cancel
+	before := be.reads.Load()
+	c := &Command{Nexus: nexA, CDB: cdb16(OpVerify16, 0x06, 0, 16384), DataOut: zero}
+	tg2.Execute(ctx, c)
+	expect(t, c, StatusCheckCondition, SenseAbortedCommand, ASCNoAdditionalSense)
+	if n := be.reads.Load() - before; n != 1 {
+		t.Fatalf("%d chunk reads after cancellation, want 1", n)
+	}
+}
+
 // TestExtendedCopyCrossedCopies runs copies A->B and B->A at once: the
 // copy manager must not deadlock on the two LUs' locks.
 func TestExtendedCopyCrossedCopies(t *testing.T) {

@@ -247,6 +247,13 @@ func hVerify(t *Target, l *lun, ctx context.Context, c *Command) result {
 	if !l.checkRange(d.lba, uint64(d.blocks)) {
 		return resLBAOutOfRange
 	}
+	// The VERIFICATION LENGTH is bounded like READ's transfer length (the
+	// Block Limits VPD page's MAXIMUM TRANSFER LENGTH covers VERIFY),
+	// whatever BYTCHK: with BYTCHK=11b one block of Data-Out would
+	// otherwise make the device server read the whole LU.
+	if l.tooLong(d.blocks) {
+		return invalidCDB(xferLenByte(c.CDB[0]), -1)
+	}
 	if d.blocks == 0 || d.bytchk() == 0 {
 		return good // the medium is always readable
 	}
