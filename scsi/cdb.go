@@ -82,12 +82,6 @@ type lbaCDB struct {
 	flags  byte // byte 1 of 10/12/16-byte CDBs (protect, DPO, FUA, BYTCHK, ...); 0 for 6-byte CDBs
 }
 
-// FUA returns the force unit access bit (byte 1 bit 3).
-func (c lbaCDB) fua() bool { return c.flags&0x08 != 0 }
-
-// fuaNV returns the FUA_NV bit (byte 1 bit 1).
-func (c lbaCDB) fuaNV() bool { return c.flags&0x02 != 0 }
-
 // protect returns the RDPROTECT/WRPROTECT/VRPROTECT/ORPROTECT field.
 func (c lbaCDB) protect() byte { return c.flags >> 5 }
 

@@ -93,7 +93,10 @@ type Command struct {
 	CDB  []byte // 6..32 bytes
 	Attr TaskAttr
 	// DataOut holds the bytes received from the initiator (for WRITE-like
-	// commands); it may be shorter or longer than the CDB asks.
+	// commands). Longer than the CDB asks, the excess is ignored; shorter,
+	// the command fails before it changes anything (ILLEGAL REQUEST,
+	// INVALID FIELD IN COMMAND INFORMATION UNIT for block data, PARAMETER
+	// LIST LENGTH ERROR for parameter lists).
 	DataOut []byte
 	// DataIn is the caller-provided buffer for data to the initiator
 	// (len = the most the transport can return, i.e. EDTL). The core never
@@ -105,6 +108,7 @@ type Command struct {
 	// for (DataOutLen) sets it, so that commands whose Data-Out must match
 	// the CDB exactly (COMPARE AND WRITE, WRITE SAME) can reject a
 	// mismatch as SBC-3 and libiscsi's InvalidDataOutSize tests require.
+	// Below what the CDB asks, the command fails like a short DataOut.
 	ExpectedDataOutLen int
 
 	// Results, set by Execute.
@@ -122,6 +126,9 @@ type Command struct {
 	Want int
 
 	senseBuf [MaxSenseLen]byte
+	// changed records the LUs this command changed; Execute resets it and
+	// flushes them before GOOD when it must (see mediumChanges).
+	changed mediumChanges
 }
 
 // Reset clears every field so the Command can be reused.

@@ -42,6 +42,9 @@ var (
 	resWriteProtected  = checkCondition(SenseDataProtect, ASCWriteProtected)
 	resConflict        = result{status: StatusReservationConflict}
 	resInvalidOpcode   = checkCondition(SenseIllegalRequest, ASCInvalidOpcode)
+	// resInsufficientRegResources refuses a registration beyond
+	// LUNConfig.MaxRegistrations (SPC-4 5.13.7).
+	resInsufficientRegResources = checkCondition(SenseIllegalRequest, ASCInsufficientRegResources)
 )
 
 // resvClass classifies a command for reservation conflict checks
@@ -69,6 +72,9 @@ type opInfo struct {
 	noUA      bool // does not report or clear pending unit attentions (INQUIRY, REPORT LUNS, REQUEST SENSE)
 	noLUN     bool // runs for a LUN that does not exist
 	medium    bool // needs the medium: NOT READY, MEDIUM NOT PRESENT while a removable LU is ejected
+	blockData bool // its Data-Out is logical block data (not a parameter list); see shortDataOut
+	fua       bool // byte 1 bit 3 is FUA and bit 1 FUA_NV: forces the changes durable
+	verify    bool // WRITE AND VERIFY: its changes are always made durable
 	timeoutMs uint32
 	sub       []*opInfo // commands with service actions, by service action
 }
@@ -166,7 +172,7 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpTestUnitReady, name: "TEST UNIT READY", run: hTestUnitReady, usage: u(0x00, 0, 0, 0, 0, 0), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpRequestSense, name: "REQUEST SENSE", run: hRequestSense, usage: u(0x03, 0x01, 0, 0, 0xFF, 0), class: resvAllowed, spc2OK: true, noUA: true, noLUN: true})
 	o.add(&opInfo{op: OpRead6, name: "READ(6)", run: hRead, usage: u(0x08, 0x1F, 0xFF, 0xFF, 0xFF, 0), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpWrite6, name: "WRITE(6)", run: hWrite, usage: u(0x0A, 0x1F, 0xFF, 0xFF, 0xFF, 0), class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpWrite6, name: "WRITE(6)", run: hWrite, usage: u(0x0A, 0x1F, 0xFF, 0xFF, 0xFF, 0), class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpInquiry, name: "INQUIRY", run: hInquiry, usage: u(0x12, 0x01, 0xFF, 0xFF, 0xFF, 0), class: resvAllowed, spc2OK: true, noUA: true, noLUN: true})
 	o.add(&opInfo{op: OpModeSelect6, name: "MODE SELECT(6)", run: hModeSelect, usage: u(0x15, 0x11, 0, 0, 0xFF, 0), class: resvWrite})
 	o.add(&opInfo{op: OpReserve6, name: "RESERVE(6)", run: hReserve, usage: u(0x16, 0, 0, 0, 0, 0), class: resvAllowed})
@@ -176,8 +182,8 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpPreventAllow, name: "PREVENT ALLOW MEDIUM REMOVAL", run: hPreventAllow, usage: u(0x1E, 0, 0, 0, 0x03, 0), class: resvWrite})
 	o.add(&opInfo{op: OpReadCapacity10, name: "READ CAPACITY(10)", run: hReadCapacity10, usage: u(0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpRead10, name: "READ(10)", run: hRead, usage: rw10(OpRead10, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpWrite10, name: "WRITE(10)", run: hWrite, usage: rw10(OpWrite10, 0x1A), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWriteVerify10, name: "WRITE AND VERIFY(10)", run: hWriteVerify, usage: rw10(OpWriteVerify10, 0x16), class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpWrite10, name: "WRITE(10)", run: hWrite, usage: rw10(OpWrite10, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteVerify10, name: "WRITE AND VERIFY(10)", run: hWriteVerify, usage: rw10(OpWriteVerify10, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify10, name: "VERIFY(10)", run: hVerify, usage: rw10(OpVerify10, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch10, name: "PRE-FETCH(10)", run: hPrefetch, usage: rw10(OpPrefetch10, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpReadDefectData10, name: "READ DEFECT DATA(10)", run: hReadDefectData, usage: u(0x37, 0, 0x1F, 0, 0, 0, 0, 0xFF, 0xFF, 0), class: resvRead})
@@ -203,15 +209,15 @@ func newOpTable() *opTable {
 			usage: cat(u(OpReceiveCopyResults, 0x1F, 0xFF), make([]byte, 7), ff4, u(0, 0)), class: resvRead})
 	}
 	o.add(&opInfo{op: OpRead16, name: "READ(16)", run: hRead, usage: rw16(OpRead16, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWrite16, name: "WRITE(16)", run: hWrite, usage: rw16(OpWrite16, 0x1A), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpOrWrite16, name: "ORWRITE(16)", run: hOrWrite, usage: rw16(OpOrWrite16, 0x1A), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWriteVerify16, name: "WRITE AND VERIFY(16)", run: hWriteVerify, usage: rw16(OpWriteVerify16, 0x16), class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpWrite16, name: "WRITE(16)", run: hWrite, usage: rw16(OpWrite16, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpOrWrite16, name: "ORWRITE(16)", run: hOrWrite, usage: rw16(OpOrWrite16, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteVerify16, name: "WRITE AND VERIFY(16)", run: hWriteVerify, usage: rw16(OpWriteVerify16, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify16, name: "VERIFY(16)", run: hVerify, usage: rw16(OpVerify16, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch16, name: "PRE-FETCH(16)", run: hPrefetch, usage: rw16(OpPrefetch16, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpSyncCache16, name: "SYNCHRONIZE CACHE(16)", run: hSyncCache, usage: rw16(OpSyncCache16, 0x06), class: resvWrite, medium: true})
 	o.add(&opInfo{op: OpWriteSame16, name: "WRITE SAME(16)", run: hWriteSame, usage: rw16(OpWriteSame16, 0x09), class: resvWrite, medium: true, timeoutMs: 120000})
-	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAReadCapacity16, hasSA: true, name: "READ CAPACITY(16)", run: hReadCapacity16,
 		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0x01, 0)), class: resvAllowed, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAGetLBAStatus, hasSA: true, name: "GET LBA STATUS", run: hGetLBAStatus,
@@ -222,8 +228,8 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpMaintenanceIn, sa: SAReportSupportedTMFunctions, hasSA: true, name: "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", run: hReportTMFs,
 		usage: u(0xA3, 0x1F, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), class: resvAllowed, spc2OK: true})
 	o.add(&opInfo{op: OpRead12, name: "READ(12)", run: hRead, usage: rw12(OpRead12, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpWrite12, name: "WRITE(12)", run: hWrite, usage: rw12(OpWrite12, 0x1A), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWriteVerify12, name: "WRITE AND VERIFY(12)", run: hWriteVerify, usage: rw12(OpWriteVerify12, 0x16), class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpWrite12, name: "WRITE(12)", run: hWrite, usage: rw12(OpWrite12, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
+	o.add(&opInfo{op: OpWriteVerify12, name: "WRITE AND VERIFY(12)", run: hWriteVerify, usage: rw12(OpWriteVerify12, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify12, name: "VERIFY(12)", run: hVerify, usage: rw12(OpVerify12, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpReadDefectData12, name: "READ DEFECT DATA(12)", run: hReadDefectData, usage: cat(u(0xB7, 0x1F), ff4, ff4, u(0, 0)), class: resvRead})
 	// o.all is in insertion order, which follows opcode order above except
@@ -250,8 +256,12 @@ func opLess(a, b *opInfo) bool {
 // execute is Target.Execute.
 func (t *Target) execute(ctx context.Context, c *Command) {
 	c.Status, c.Sense, c.DataInLen, c.Want = StatusGood, nil, 0, 0
+	c.changed = mediumChanges{}
 	l := t.luns[c.LUN]
 	r := t.dispatch(ctx, l, c)
+	if c.changed.n > 0 || c.changed.overflow {
+		r = t.settle(c, r)
+	}
 	c.Status = r.status
 	if r.status == StatusCheckCondition {
 		desc := false
@@ -302,13 +312,62 @@ func (t *Target) dispatch(ctx context.Context, l *lun, c *Command) result {
 	if cdb[n-1]&0x07 != 0 {
 		return invalidCDB(n-1, highBit(cdb[n-1]&0x07))
 	}
-	if l != nil && l.conflict(c.Nexus, info, cdb) {
+	if l != nil {
+		if r := l.access(c.Nexus, info, cdb); r.status != StatusGood {
+			return r
+		}
+		if r, short := l.shortDataOut(info, c); short {
+			return r
+		}
+	}
+	c.changed.force = info.verify || info.fua && cdb[1]&0x0A != 0
+	return info.run(t, l, ctx, c)
+}
+
+// shortDataOut refuses a command whose Data-Out falls short of what its CDB
+// asks for (the transport received less, or the initiator announced less),
+// before any handler can apply part of it: a torn sector or half a
+// parameter list must never reach the medium or the LU's state. Want is set
+// to the CDB's length so the transport reports the overflow residual.
+//
+// Block data gets ILLEGAL REQUEST, INVALID FIELD IN COMMAND INFORMATION UNIT:
+// FCP-4's choice b) for an FCP_DL below the command's transfer length,
+// what Linux LIO answers for a WRITE whose data length does not match the
+// CDB, and what libiscsi's Write*Residuals tests accept besides GOOD with
+// exactly the EDTL written. Parameter lists (and the single block of WRITE
+// SAME, the compare and write data of COMPARE AND WRITE and the verify data
+// of VERIFY, which answered so before) get PARAMETER LIST LENGTH ERROR, as
+// SPC-4 requires for a truncated parameter list. More Data-Out than the CDB
+// asks for (EDTL above the transfer length) is not an error: the handler
+// uses what the CDB asks and the transport reports the underflow.
+func (l *lun) shortDataOut(info *opInfo, c *Command) (result, bool) {
+	need, ok := dataOutLen(c.CDB, l.blockSize)
+	if !ok || need == 0 {
+		return good, false
+	}
+	if len(c.DataOut) >= need && (c.ExpectedDataOutLen == 0 || c.ExpectedDataOutLen >= need) {
+		return good, false
+	}
+	c.Want = need
+	if info.blockData {
+		return checkCondition(SenseIllegalRequest, ASCInvalidFieldInCommandIU), true
+	}
+	return resParamListLength, true
+}
+
+// access runs the checks that decide whether nexus n may run a command of
+// kind info on l at all, after its CDB is known to be valid: reservation
+// conflicts (RESERVE(6/10) and persistent reservations) and a missing
+// medium. dispatch applies them to the LU a command is addressed to, and
+// the copy manager to every LU an EXTENDED COPY reads or writes.
+func (l *lun) access(n Nexus, info *opInfo, cdb []byte) result {
+	if l.conflict(n, info, cdb) {
 		return resConflict
 	}
-	if l != nil && info.medium && l.ejected.Load() {
+	if info.medium && l.ejected.Load() {
 		return checkCondition(SenseNotReady, ASCMediumNotPresent)
 	}
-	return info.run(t, l, ctx, c)
+	return good
 }
 
 func highBit(b byte) int {

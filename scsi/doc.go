@@ -50,7 +50,10 @@
 // SWP, WCE, "any reservation", "any unit attention", "ejected") through
 // atomics and takes the lock only when one of them says so. A second
 // reader-writer lock per LU makes COMPARE AND WRITE, ORWRITE and WRITE
-// ATOMIC indivisible with respect to READ and WRITE.
+// ATOMIC indivisible with respect to READ and WRITE. Persistent reservation
+// registrations are capped per LU (LUNConfig.MaxRegistrations) and indexed
+// by nexus, so the conflict check of a command is a lookup under the read
+// lock.
 //
 // # Commands
 //
@@ -62,15 +65,19 @@
 // PERSISTENT RESERVE IN (READ KEYS, READ RESERVATION, REPORT CAPABILITIES,
 // READ FULL STATUS) and OUT (REGISTER, REGISTER AND IGNORE EXISTING KEY,
 // RESERVE, RELEASE, CLEAR, PREEMPT, PREEMPT AND ABORT, REGISTER AND MOVE
-// to a nexus the LU knows), EXTENDED COPY (LID1, block to block) and
-// RECEIVE COPY RESULTS.
+// to a nexus the LU knows), EXTENDED COPY (LID1, block to block; every LU
+// it reads or writes gets the checks a READ or WRITE of the same nexus would,
+// and a refusal is COPY ABORTED) and RECEIVE COPY RESULTS.
 //
 // SBC-3: READ/WRITE 6/10/12/16, WRITE AND VERIFY and VERIFY 10/12/16,
 // PRE-FETCH and SYNCHRONIZE CACHE 10/16, WRITE SAME 10/16 (UNMAP, NDOB),
 // UNMAP, GET LBA STATUS, COMPARE AND WRITE, ORWRITE(16), WRITE ATOMIC(16),
 // READ CAPACITY 10/16, READ DEFECT DATA 10/12, START STOP UNIT, PREVENT
 // ALLOW MEDIUM REMOVAL. FUA, FUA_NV, SYNCHRONIZE CACHE and a write cache
-// disabled through MODE SELECT reach the backend's Flush.
+// disabled through MODE SELECT reach the backend's Flush: every command that
+// changes a medium (WRITE, WRITE SAME, UNMAP, COMPARE AND WRITE, EXTENDED
+// COPY's destinations ...) records the LUs it changed in the Command, and
+// Execute flushes them before GOOD while their WCE is 0 or the CDB has FUA.
 //
 // Not implemented: persistence of reservations across power loss (APTPL),
 // ALL_TG_PT and SPEC_I_PT, protection information, SANITIZE, EXTENDED COPY

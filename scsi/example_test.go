@@ -24,7 +24,10 @@ func ExampleTarget_Execute() {
 	var cmd scsi.Command
 	cmd.Nexus = nexus
 	cmd.CDB = []byte{scsi.OpWrite10, 0, 0, 0, 0, 8, 0, 0, 1, 0} // LBA 8, 1 block
-	cmd.DataOut = []byte("hello, block 8")
+	// A WRITE carries whole blocks.
+	block := make([]byte, 512)
+	copy(block, "hello, block 8")
+	cmd.DataOut = block
 	t.Execute(ctx, &cmd)
 	fmt.Println("write:", cmd.Status, "wanted", cmd.Want, "bytes")
 

@@ -68,8 +68,9 @@ type lun struct {
 	// ejected is true while a removable LU's medium is out.
 	ejected atomic.Bool
 
-	// anyResv is true while a RESERVE(6/10) or persistent reservation exists,
-	// so that commands skip the reservation check without taking mu.
+	// anyResv is true while a RESERVE(6/10) or persistent reservation exists
+	// (registrations alone never conflict), so that commands skip the
+	// reservation check without taking mu.
 	anyResv atomic.Bool
 	// anyUA counts nexuses with pending unit attentions (guarded by mu for
 	// writes); zero lets commands skip the unit attention check.
@@ -83,7 +84,9 @@ type lun struct {
 	mu      sync.RWMutex   // guards the fields below
 	nexi    map[Nexus]*itl // nexuses that have sent commands to this LU
 	resv    *Nexus         // holder of the RESERVE(6/10) reservation, nil if none
-	prRegs  []prReg        // persistent reservation registrations, in order of registration
+	prRegs  []prReg        // persistent reservation registrations, in order of registration; at most maxRegs
+	prIdx   map[Nexus]int  // index in prRegs of each registered nexus (prAddLocked, prFilterLocked keep it)
+	maxRegs int            // immutable: LUNConfig.MaxRegistrations
 	prGen   uint32         // PRgeneration
 	prHeld  bool           // a persistent reservation exists
 	prType  byte           // its type
@@ -123,8 +126,16 @@ func newLUN(t *Target, c LUNConfig) (*lun, error) {
 	if pbs < bs || pbs > 1<<15*bs || pbs&(pbs-1) != 0 {
 		return nil, fmt.Errorf("physical block size %d: want a power of two >= the block size %d", pbs, bs)
 	}
+	maxRegs := c.MaxRegistrations
+	if maxRegs == 0 {
+		maxRegs = DefaultMaxRegistrations
+	}
+	if maxRegs < 0 {
+		return nil, fmt.Errorf("MaxRegistrations %d is negative", maxRegs)
+	}
 	l := &lun{t: t, number: c.Number, be: c.Backend, blockSize: bs, physBlockSize: pbs, nblocks: uint64(nb),
-		readOnly: c.ReadOnly, removable: c.Removable, serial: serial, prevent: make(map[Nexus]bool), nexi: make(map[Nexus]*itl)}
+		readOnly: c.ReadOnly, removable: c.Removable, serial: serial, prevent: make(map[Nexus]bool), nexi: make(map[Nexus]*itl),
+		prIdx: make(map[Nexus]int), maxRegs: maxRegs}
 	if um, ok := c.Backend.(backend.Unmapper); ok && !c.NoThinProvisioning && !c.ReadOnly {
 		l.unmapper = um
 	}
@@ -190,6 +201,17 @@ func (l *lun) addUALocked(s *itl, asc ASC) {
 	s.ua = append(s.ua, asc)
 }
 
+// prUALocked queues asc for the registered nexus n, if n is still known
+// to the LU. Registrations outlive their I_T nexus (NexusLost keeps them),
+// so a persistent reservation action must not recreate the state of a
+// nexus that is gone: that state would never be reclaimed, and there is no
+// nexus to report the condition to. Called with mu held.
+func (l *lun) prUALocked(n Nexus, asc ASC) {
+	if s := l.nexi[n]; s != nil {
+		l.addUALocked(s, asc)
+	}
+}
+
 // uaOthersLocked queues asc for every known nexus but n.
 func (l *lun) uaOthersLocked(n Nexus, asc ASC) {
 	for k, s := range l.nexi {
@@ -241,7 +263,7 @@ func (l *lun) takeUAForSense(n Nexus) (ASC, bool) {
 }
 
 func (l *lun) updateResvLocked() {
-	l.anyResv.Store(l.resv != nil || l.prHeld || len(l.prRegs) > 0)
+	l.anyResv.Store(l.resv != nil || l.prHeld)
 }
 
 // reset is LOGICAL UNIT RESET (and target reset) on behalf of n.
@@ -285,14 +307,42 @@ func (l *lun) nexusLost(n Nexus) {
 	}
 }
 
-// registeredLocked returns the index of n's registration, or -1.
+// registeredLocked returns the index of n's registration, or -1. It is a
+// map lookup: the reservation check of every command uses it.
 func (l *lun) registeredLocked(n Nexus) int {
-	for i := range l.prRegs {
-		if l.prRegs[i].nexus == n {
-			return i
-		}
+	if i, ok := l.prIdx[n]; ok {
+		return i
 	}
 	return -1
+}
+
+// prAddLocked registers n with key; false if the LU already holds maxRegs
+// registrations (INSUFFICIENT REGISTRATION RESOURCES). n must not be
+// registered.
+func (l *lun) prAddLocked(n Nexus, key uint64) bool {
+	if len(l.prRegs) >= l.maxRegs {
+		return false
+	}
+	l.prIdx[n] = len(l.prRegs)
+	l.prRegs = append(l.prRegs, prReg{nexus: n, key: key})
+	return true
+}
+
+// prFilterLocked keeps the registrations for which keep is true, in order,
+// and reindexes them.
+func (l *lun) prFilterLocked(keep func(prReg) bool) {
+	kept := l.prRegs[:0]
+	for _, r := range l.prRegs {
+		if keep(r) {
+			kept = append(kept, r)
+		}
+	}
+	clear(l.prRegs[len(kept):])
+	l.prRegs = kept
+	clear(l.prIdx)
+	for i, r := range l.prRegs {
+		l.prIdx[r.nexus] = i
+	}
 }
 
 // prHolderLocked reports whether n holds the persistent reservation.
@@ -311,8 +361,10 @@ func (l *lun) conflict(n Nexus, info *opInfo, cdb []byte) bool {
 	if !l.anyResv.Load() {
 		return false
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	// Shared: the check only reads, and every command of every nexus
+	// makes it while a reservation exists.
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if l.resv != nil {
 		if *l.resv == n {
 			return false

@@ -146,8 +146,8 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 			if sa == prOutRegister && key != 0 {
 				return resConflict
 			}
-			if saKey != 0 {
-				l.prRegs = append(l.prRegs, prReg{nexus: n, key: saKey})
+			if saKey != 0 && !l.prAddLocked(n, saKey) {
+				return resInsufficientRegResources
 			}
 			l.prGen++
 			return good
@@ -196,10 +196,10 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 	case prOutClear:
 		for _, r := range l.prRegs {
 			if r.nexus != n {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsPreempted)
+				l.prUALocked(r.nexus, ASCReservationsPreempted)
 			}
 		}
-		l.prRegs = l.prRegs[:0]
+		l.prFilterLocked(func(prReg) bool { return false })
 		l.prHeld = false
 		l.prGen++
 		return good
@@ -222,14 +222,13 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 			if saKey == 0 {
 				// Remove every other registration; the reservation passes
 				// to n with the new type.
-				for i := 0; i < len(l.prRegs); {
-					if l.prRegs[i].nexus != n {
-						l.addUALocked(l.nexusLocked(l.prRegs[i].nexus), ASCRegistrationsPreempted)
-						l.prRegs = append(l.prRegs[:i], l.prRegs[i+1:]...)
-						continue
+				l.prFilterLocked(func(r prReg) bool {
+					if r.nexus != n {
+						l.prUALocked(r.nexus, ASCRegistrationsPreempted)
+						return false
 					}
-					i++
-				}
+					return true
+				})
 				l.prType, l.prOwner = typ, n
 			} else if l.removeKeyLocked(n, saKey, false) == 0 {
 				return resConflict
@@ -245,7 +244,7 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 				if changed {
 					for _, r := range l.prRegs {
 						if r.nexus != n {
-							l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+							l.prUALocked(r.nexus, ASCReservationsReleased)
 						}
 					}
 				}
@@ -269,18 +268,16 @@ func hPROut(_ *Target, l *lun, _ context.Context, c *Command) result {
 // It returns how many it removed.
 func (l *lun) removeKeyLocked(n Nexus, key uint64, self bool) int {
 	removed := 0
-	for i := 0; i < len(l.prRegs); {
-		r := l.prRegs[i]
+	l.prFilterLocked(func(r prReg) bool {
 		if r.key == key && (r.nexus != n || self) {
 			if r.nexus != n {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCRegistrationsPreempted)
+				l.prUALocked(r.nexus, ASCRegistrationsPreempted)
 			}
-			l.prRegs = append(l.prRegs[:i], l.prRegs[i+1:]...)
 			removed++
-			continue
+			return false
 		}
-		i++
-	}
+		return true
+	})
 	if !l.prHeld {
 		return removed
 	}
@@ -298,7 +295,7 @@ func (l *lun) removeKeyLocked(n Nexus, key uint64, self bool) int {
 // releases the reservation (SPC-4 5.13.11.2.3).
 func (l *lun) unregisterLocked(idx int) {
 	n := l.prRegs[idx].nexus
-	l.prRegs = append(l.prRegs[:idx], l.prRegs[idx+1:]...)
+	l.prFilterLocked(func(r prReg) bool { return r.nexus != n })
 	if !l.prHeld {
 		return
 	}
@@ -313,7 +310,7 @@ func (l *lun) unregisterLocked(idx int) {
 		l.prHeld = false
 		if prRegistrantsOnly(typ) {
 			for _, r := range l.prRegs {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+				l.prUALocked(r.nexus, ASCReservationsReleased)
 			}
 		}
 	}
@@ -326,7 +323,7 @@ func (l *lun) releaseLocked(n Nexus) {
 	if typ != prWriteExclusive && typ != prExclusiveAccess {
 		for _, r := range l.prRegs {
 			if r.nexus != n {
-				l.addUALocked(l.nexusLocked(r.nexus), ASCReservationsReleased)
+				l.prUALocked(r.nexus, ASCReservationsReleased)
 			}
 		}
 	}
@@ -382,12 +379,12 @@ func (l *lun) registerAndMove(c *Command, scope, typ byte, plen int) result {
 	}
 	if j := l.registeredLocked(dst); j >= 0 {
 		l.prRegs[j].key = saKey
-	} else {
-		l.prRegs = append(l.prRegs, prReg{nexus: dst, key: saKey})
+	} else if !l.prAddLocked(dst, saKey) {
+		return resInsufficientRegResources
 	}
 	l.prOwner = dst
 	if unreg {
-		l.prRegs = append(l.prRegs[:idx], l.prRegs[idx+1:]...)
+		l.prFilterLocked(func(r prReg) bool { return r.nexus != n })
 	}
 	l.prGen++
 	return good

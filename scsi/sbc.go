@@ -62,9 +62,22 @@ func (l *lun) readAt(p []byte, off int64) error {
 	return err
 }
 
-func (l *lun) writeAt(p []byte, off int64) error {
+// writeAt writes p at byte offset off on behalf of c, recording the change
+// so that Execute makes it durable when it must (see mediumChanges). Every
+// change of the medium goes through writeAt or unmap, and its caller holds
+// cawMu: shared, or exclusive for COMPARE AND WRITE, ORWRITE and WRITE
+// ATOMIC, which must not interleave with any other change.
+func (l *lun) writeAt(c *Command, p []byte, off int64) error {
+	c.changed.add(l)
 	_, err := l.be.WriteAt(p, off)
 	return err
+}
+
+// unmap deallocates n bytes at off on behalf of c, recording the change
+// like writeAt.
+func (l *lun) unmap(c *Command, off, n int64) error {
+	c.changed.add(l)
+	return l.unmapper.Unmap(off, n)
 }
 
 func hRead(t *Target, l *lun, ctx context.Context, c *Command) result {
@@ -113,17 +126,6 @@ func (l *lun) writeChecks(op byte, d lbaCDB) (result, bool) {
 	return good, true
 }
 
-// durable flushes after a write with FUA or FUA_NV, or always while the
-// write cache is disabled and the backend buffers (file backends do).
-func (t *Target) durable(l *lun, d lbaCDB) result {
-	if d.fua() || d.fuaNV() || !l.wce.Load() {
-		if err := l.be.Flush(); err != nil {
-			return t.ioError(l, "flush", err, true)
-		}
-	}
-	return good
-}
-
 func hWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
 	d := decodeLBA(c.CDB)
 	c.Want = int(d.blocks) * l.blockSize
@@ -138,12 +140,12 @@ func hWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
 		return t.ioError(l, "write", err, true)
 	}
 	l.cawMu.RLock()
-	err := l.writeAt(c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
+	err := l.writeAt(c, c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
 	l.cawMu.RUnlock()
 	if err != nil {
 		return t.ioError(l, "write", err, true)
 	}
-	return t.durable(l, d)
+	return good
 }
 
 // hWriteAtomic is WRITE ATOMIC(16) (SBC-4 5.48): the blocks are written
@@ -166,12 +168,12 @@ func hWriteAtomic(t *Target, l *lun, ctx context.Context, c *Command) result {
 		return t.ioError(l, "write atomic", err, true)
 	}
 	l.cawMu.Lock()
-	err := l.writeAt(c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
+	err := l.writeAt(c, c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
 	l.cawMu.Unlock()
 	if err != nil {
 		return t.ioError(l, "write atomic", err, true)
 	}
-	return t.durable(l, d)
+	return good
 }
 
 // maxAtomicBlocks is the MAXIMUM ATOMIC TRANSFER LENGTH.
@@ -211,16 +213,14 @@ func hWriteVerify(t *Target, l *lun, ctx context.Context, c *Command) result {
 		return t.ioError(l, "write and verify", err, true)
 	}
 	l.cawMu.RLock()
-	err := l.writeAt(c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
+	err := l.writeAt(c, c.DataOut[:n], int64(d.lba)*int64(l.blockSize))
 	l.cawMu.RUnlock()
 	if err != nil {
 		return t.ioError(l, "write and verify", err, true)
 	}
-	// The medium is verified by the backend's own success; make it durable,
-	// as verification implies the data reached the medium.
-	if err := l.be.Flush(); err != nil {
-		return t.ioError(l, "flush", err, true)
-	}
+	// The medium is verified by the backend's own success; Execute makes it
+	// durable (opInfo.verify), as verification implies the data reached
+	// the medium.
 	return good
 }
 
@@ -246,6 +246,13 @@ func hVerify(t *Target, l *lun, ctx context.Context, c *Command) result {
 	}
 	if !l.checkRange(d.lba, uint64(d.blocks)) {
 		return resLBAOutOfRange
+	}
+	// The VERIFICATION LENGTH is bounded like READ's transfer length (the
+	// Block Limits VPD page's MAXIMUM TRANSFER LENGTH covers VERIFY),
+	// whatever BYTCHK: with BYTCHK=11b one block of Data-Out would
+	// otherwise make the device server read the whole LU.
+	if l.tooLong(d.blocks) {
+		return invalidCDB(xferLenByte(c.CDB[0]), -1)
 	}
 	if d.blocks == 0 || d.bytchk() == 0 {
 		return good // the medium is always readable
@@ -352,10 +359,10 @@ func hCompareAndWrite(t *Target, l *lun, ctx context.Context, c *Command) result
 		r.sense.infoValid, r.sense.info = true, uint64(i)
 		return r
 	}
-	if err := l.writeAt(data, off); err != nil {
+	if err := l.writeAt(c, data, off); err != nil {
 		return t.ioError(l, "compare and write", err, true)
 	}
-	return t.durable(l, d)
+	return good
 }
 
 func hOrWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
@@ -382,10 +389,10 @@ func hOrWrite(t *Target, l *lun, ctx context.Context, c *Command) result {
 	for i := range cur {
 		cur[i] |= c.DataOut[i]
 	}
-	if err := l.writeAt(cur, off); err != nil {
+	if err := l.writeAt(c, cur, off); err != nil {
 		return t.ioError(l, "orwrite", err, true)
 	}
-	return t.durable(l, d)
+	return good
 }
 
 func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
@@ -449,10 +456,13 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 		// UNMAP=1 deallocates whatever the data: with LBPRZ=1 the blocks
 		// then read as zeros, which is what initiators expect (SBC-3
 		// 5.48, libiscsi WriteSame*.Unmap).
-		if err := l.unmapper.Unmap(int64(d.lba*bs), int64(blocks*bs)); err != nil {
+		l.cawMu.RLock() // like every medium change: COMPARE AND WRITE excludes it
+		err := l.unmap(c, int64(d.lba*bs), int64(blocks*bs))
+		l.cawMu.RUnlock()
+		if err != nil {
 			return t.ioError(l, "write same unmap", err, true)
 		}
-		return t.durable(l, d)
+		return good
 	}
 	buf := l.chunkBuf(blocks)
 	for i := 0; i < len(buf); i += int(bs) {
@@ -465,12 +475,12 @@ func hWriteSame(t *Target, l *lun, ctx context.Context, c *Command) result {
 			return t.ioError(l, "write same", err, true)
 		}
 		k := min(blocks-done, uint64(len(buf))/bs)
-		if err := l.writeAt(buf[:k*bs], int64((d.lba+done)*bs)); err != nil {
+		if err := l.writeAt(c, buf[:k*bs], int64((d.lba+done)*bs)); err != nil {
 			return t.ioError(l, "write same", err, true)
 		}
 		done += k
 	}
-	return t.durable(l, d)
+	return good
 }
 
 func hUnmap(t *Target, l *lun, ctx context.Context, c *Command) result {
@@ -514,7 +524,7 @@ func hUnmap(t *Target, l *lun, ctx context.Context, c *Command) result {
 			continue
 		}
 		l.cawMu.RLock()
-		err := l.unmapper.Unmap(int64(lba*bs), int64(n*bs))
+		err := l.unmap(c, int64(lba*bs), int64(n*bs))
 		l.cawMu.RUnlock()
 		if err != nil {
 			return t.ioError(l, "unmap", err, true)

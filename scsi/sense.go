@@ -67,6 +67,7 @@ const (
 	ASCNoAdditionalSense            ASC = 0x0000
 	ASCLUNotReadyManualIntervention ASC = 0x0403
 	ASCWriteError                   ASC = 0x0C00
+	ASCInvalidFieldInCommandIU      ASC = 0x0E03
 	ASCUnrecoveredReadError         ASC = 0x1100
 	ASCMiscompareDuringVerify       ASC = 0x1D00
 	ASCParameterListLengthError     ASC = 0x1A00
@@ -107,6 +108,8 @@ func (a ASC) String() string {
 		return "LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED"
 	case ASCWriteError:
 		return "WRITE ERROR"
+	case ASCInvalidFieldInCommandIU:
+		return "INVALID FIELD IN COMMAND INFORMATION UNIT"
 	case ASCUnrecoveredReadError:
 		return "UNRECOVERED READ ERROR"
 	case ASCMiscompareDuringVerify:
@@ -161,6 +164,8 @@ func (a ASC) String() string {
 		return "TOO MANY SEGMENT DESCRIPTORS"
 	case ASCUnsupportedSegmentDescriptor:
 		return "UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE"
+	case ASCThirdPartyDeviceFailure:
+		return "THIRD PARTY DEVICE FAILURE"
 	case ASCCopyTargetDeviceNotReachable:
 		return "COPY TARGET DEVICE NOT REACHABLE"
 	}

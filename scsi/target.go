@@ -62,11 +62,20 @@ type LUNConfig struct {
 	// backend implements backend.Unmapper (LBPME=0).
 	NoThinProvisioning bool
 	// WriteThrough clears the initial WCE bit of the caching mode page:
-	// every write is then flushed to the backend's stable storage before it
-	// completes. The zero value reports a write-back cache (WCE=1):
+	// every command that changes the medium (WRITE, WRITE SAME, UNMAP,
+	// COMPARE AND WRITE, an EXTENDED COPY writing this LU ...) is then
+	// flushed to the backend's stable storage before it completes. The zero value reports a write-back cache (WCE=1):
 	// initiators make data durable with FUA and SYNCHRONIZE CACHE.
 	WriteThrough bool
+	// MaxRegistrations caps the persistent reservation registrations the
+	// LU holds (one per I_T nexus); a REGISTER beyond it gets ILLEGAL
+	// REQUEST, INSUFFICIENT REGISTRATION RESOURCES (SPC-4 5.13.7). Zero is
+	// DefaultMaxRegistrations.
+	MaxRegistrations int
 }
+
+// DefaultMaxRegistrations is the default LUNConfig.MaxRegistrations.
+const DefaultMaxRegistrations = 1024
 
 // DefaultMaxTransferLength is the default TargetConfig.MaxTransferLength.
 const DefaultMaxTransferLength = 16 << 20

@@ -29,6 +29,7 @@ const (
 	xcopyTargetIdent       = 0xE4
 	xcopySegBlockToBlock   = 0x02
 	xcopySegBlockToBlockSz = 0x1C
+	xcopyChunkBytes        = 1 << 20 // the most one read/write step of a copy moves; a multiple of every block size
 )
 
 // Additional sense codes of the copy manager.
@@ -37,6 +38,7 @@ const (
 	ASCUnsupportedTargetDescriptor  ASC = 0x2607
 	ASCTooManySegmentDescriptors    ASC = 0x2608
 	ASCUnsupportedSegmentDescriptor ASC = 0x2609
+	ASCThirdPartyDeviceFailure      ASC = 0x0D01
 	ASCCopyTargetDeviceNotReachable ASC = 0x0D02
 )
 
@@ -132,7 +134,7 @@ func hExtendedCopy(t *Target, l *lun, ctx context.Context, c *Command) result {
 	}
 	var done copyResult
 	done.nexus, done.listID = c.Nexus, listID
-	r := t.runCopy(ctx, targets, segs, &done)
+	r := t.runCopy(ctx, c, targets, segs, &done)
 	if r.status != StatusGood {
 		done.status = 1
 	}
@@ -142,8 +144,17 @@ func hExtendedCopy(t *Target, l *lun, ctx context.Context, c *Command) result {
 	return r
 }
 
-// runCopy checks and performs the segments in order.
-func (t *Target) runCopy(ctx context.Context, targets []*lun, segs []xcopySegment, done *copyResult) result {
+// runCopy checks and performs the segments in order. Every segment's
+// source and destination are checked, as if the nexus of the EXTENDED COPY
+// had sent them a READ and a WRITE (copyTargetAccess), before anything is
+// written, and again before each chunk.
+//
+// Locks: the copy never holds two LUs' locks at once. Each chunk is read
+// under the source's cawMu (shared) and written under the destination's
+// cawMu (shared), one after the other, and the access checks take each
+// LU's mu alone, so copies in opposite directions (A to B beside B to A)
+// cannot wait on each other.
+func (t *Target) runCopy(ctx context.Context, c *Command, targets []*lun, segs []xcopySegment, done *copyResult) result {
 	for i := range segs {
 		s := &segs[i]
 		if s.srcIndex >= len(targets) || s.dstIdx >= len(targets) || targets[s.srcIndex] == nil || targets[s.dstIdx] == nil {
@@ -157,22 +168,36 @@ func (t *Target) runCopy(ctx context.Context, targets []*lun, segs []xcopySegmen
 			s.blocks*uint64(s.src.blockSize) > xcopyMaxSegmentBytes {
 			return copyAborted(ASCNoAdditionalSense)
 		}
-		if s.dst.writeProtected() {
-			return resWriteProtected
+		if r := t.copyTargetAccess(c.Nexus, s.src, false); r.status != StatusGood {
+			return r
+		}
+		if r := t.copyTargetAccess(c.Nexus, s.dst, true); r.status != StatusGood {
+			return r
 		}
 	}
-	var buf []byte
+	// One buffer for all segments: the largest segment, at most 1 MiB, and
+	// always whole blocks of each segment (block sizes differ between LUs).
+	var size uint64
+	for _, s := range segs {
+		size = max(size, min(s.blocks*uint64(s.src.blockSize), xcopyChunkBytes))
+	}
+	buf := make([]byte, size)
 	for _, s := range segs {
 		bs := uint64(s.src.blockSize)
-		if buf == nil && s.blocks > 0 {
-			buf = make([]byte, min(s.blocks*bs, 1<<20))
-		}
 		for k := uint64(0); k < s.blocks; {
 			if err := ctx.Err(); err != nil {
 				return checkCondition(SenseAbortedCommand, ASCNoAdditionalSense)
 			}
 			n := min(s.blocks-k, uint64(len(buf))/bs)
 			chunk := buf[:n*bs]
+			// Again before each chunk, as a series of READs and WRITEs
+			// would be: a reservation taken meanwhile stops the copy.
+			if r := t.copyTargetAccess(c.Nexus, s.src, false); r.status != StatusGood {
+				return r
+			}
+			if r := t.copyTargetAccess(c.Nexus, s.dst, true); r.status != StatusGood {
+				return r
+			}
 			s.src.cawMu.RLock()
 			err := s.src.readAt(chunk, int64((s.srcLBA+k)*bs))
 			s.src.cawMu.RUnlock()
@@ -181,7 +206,7 @@ func (t *Target) runCopy(ctx context.Context, targets []*lun, segs []xcopySegmen
 				return copyAborted(ASCNoAdditionalSense)
 			}
 			s.dst.cawMu.RLock()
-			err = s.dst.writeAt(chunk, int64((s.dstLBA+k)*bs))
+			err = s.dst.writeAt(c, chunk, int64((s.dstLBA+k)*bs))
 			s.dst.cawMu.RUnlock()
 			if err != nil {
 				t.log.Error("extended copy: write failed", "lun", s.dst.number, "err", err)
@@ -193,6 +218,36 @@ func (t *Target) runCopy(ctx context.Context, targets []*lun, segs []xcopySegmen
 		done.segments++
 	}
 	return good
+}
+
+// copyTargetAccess checks that nexus n may read (write=false) or write l
+// as a copy target device of an EXTENDED COPY, with the checks a READ(16)
+// or WRITE(16) of n addressed to l would get: reservation conflicts, a
+// missing medium and, for writes, write protection. A refusal is the copy
+// manager's error, not l's status: CHECK CONDITION with COPY ABORTED, the
+// sense key SPC-4 gives for "an error condition on the source device, the
+// destination device, or both". A RESERVATION CONFLICT, which the copy
+// target would answer without sense data, becomes THIRD PARTY DEVICE FAILURE
+// (as SCST's copy manager reports a copy target's non-CHECK CONDITION
+// status); answering RESERVATION CONFLICT would tell the initiator that the
+// LU it addressed is reserved. A CHECK CONDITION keeps its additional sense
+// code (WRITE PROTECTED, MEDIUM NOT PRESENT).
+func (t *Target) copyTargetAccess(n Nexus, l *lun, write bool) result {
+	op := byte(OpRead16)
+	if write {
+		op = OpWrite16
+	}
+	r := l.access(n, t.ops.byOp[op], nil)
+	if r.status == StatusGood && write && l.writeProtected() {
+		r = resWriteProtected
+	}
+	switch r.status {
+	case StatusGood:
+		return good
+	case StatusCheckCondition:
+		return copyAborted(r.sense.asc)
+	}
+	return copyAborted(ASCThirdPartyDeviceFailure)
 }
 
 // lunByDesignator finds the LU whose NAA designator the identification

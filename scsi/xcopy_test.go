@@ -128,9 +128,10 @@ func TestExtendedCopy(t *testing.T) {
 	bad = xcopyList(1, 2, [][]byte{n0}, 512, [][5]uint64{{0, 0, 1, 0, 1}})
 	bad[48] = 0x03
 	expect(t, run(tg, nexA, 0, xcopyCDB(len(bad)), bad, 0), StatusCheckCondition, SenseIllegalRequest, ASCUnsupportedSegmentDescriptor)
-	// A read-only destination refuses.
+	// A read-only destination refuses: the copy manager reports the copy
+	// target's WRITE PROTECTED under COPY ABORTED.
 	ro, _ := backend.NewMemory(1 << 20)
 	tro, _ := NewTarget(TargetConfig{LUNs: []LUNConfig{{Number: 0, Backend: ro, ReadOnly: true}}})
 	pro := xcopyList(1, 2, [][]byte{naaOf(t, tro, 0)}, 512, [][5]uint64{{0, 0, 1, 0, 1}})
-	expect(t, run(tro, nexA, 0, xcopyCDB(len(pro)), pro, 0), StatusCheckCondition, SenseDataProtect, ASCWriteProtected)
+	expect(t, run(tro, nexA, 0, xcopyCDB(len(pro)), pro, 0), StatusCheckCondition, SenseCopyAborted, ASCWriteProtected)
 }
