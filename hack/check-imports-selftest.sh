@@ -11,12 +11,14 @@ trap 'rm -rf "$tmp"' EXIT
 setup() {
   rm -rf "$tmp/m" && mkdir -p "$tmp/m"
   printf 'module %s\n\ngo 1.26\n' "$mod" >"$tmp/m/go.mod"
-  mkdir -p "$tmp/m/scsi" "$tmp/m/iscsi" "$tmp/m/rdma/soft" "$tmp/m/rdma/driver" "$tmp/m/cgo/verbs"
+  mkdir -p "$tmp/m/scsi" "$tmp/m/iscsi" "$tmp/m/iser" "$tmp/m/rdma/soft" "$tmp/m/rdma/driver" "$tmp/m/cgo/verbs"
   printf 'package scsi\n' >"$tmp/m/scsi/scsi.go"
   printf 'package iscsi\n\nimport _ "%s/scsi"\n' "$mod" >"$tmp/m/iscsi/iscsi.go"
   printf 'package driver\n' >"$tmp/m/rdma/driver/driver.go"
   printf 'package rdma\n\nimport _ "%s/rdma/driver"\n' "$mod" >"$tmp/m/rdma/rdma.go"
   printf 'package soft\n\nimport _ "%s/rdma/driver"\n' "$mod" >"$tmp/m/rdma/soft/soft.go"
+  printf 'package iser\n\nimport (\n\t_ "%s/iscsi"\n\t_ "%s/rdma"\n)\n' "$mod" "$mod" >"$tmp/m/iser/iser.go"
+  printf 'package iser\n\nimport _ "%s/rdma/soft"\n' "$mod" >"$tmp/m/iser/soft_test.go"
   printf 'package verbs\n\n// #include <stdlib.h>\nimport "C"\n\nvar _ = C.free\n' >"$tmp/m/cgo/verbs/verbs.go"
 }
 
@@ -50,5 +52,9 @@ expect "iscsi imports rdma" fail "must not depend on"
 setup
 printf 'package rdma\n\nimport _ "%s/rdma/soft"\n' "$mod" >"$tmp/m/rdma/rdma.go"
 expect "rdma imports a provider" fail "must not depend on"
+
+setup
+printf 'package iser\n\nimport _ "%s/rdma/soft"\n' "$mod" >"$tmp/m/iser/soft.go"
+expect "iser imports a provider" fail "must not depend on"
 
 exit $fail

@@ -3,6 +3,7 @@
 #   - import "C" only in cgo/...
 #   - scsi never imports iscsi, iser, rdma or cgo; iscsi never imports iser, rdma or cgo
 #   - rdma never imports a provider (rdma/soft, cgo/verbs)
+#   - iser never imports a provider either (its tests may use rdma/soft)
 #   - everything but cgo/... builds with CGO_ENABLED=0
 # CHECK_ROOT runs the check on another module tree (its self-test does).
 set -euo pipefail
@@ -21,6 +22,7 @@ check() { # check PKGPATTERN FORBIDDEN-REGEX
 for p in $(go list ./scsi/... 2>/dev/null); do check "$p" 'iscsi|iser|rdma|cgo'; done
 for p in $(go list ./iscsi/... 2>/dev/null); do check "$p" 'iser|rdma|cgo'; done
 for p in $(go list ./rdma/... 2>/dev/null | grep -v -E '/rdma/(soft|rdmatest)'); do check "$p" 'rdma/soft|cgo'; done
+for p in $(go list ./iser/... 2>/dev/null); do check "$p" 'rdma/soft|cgo'; done
 for p in $(go list ./rdma/driver/... 2>/dev/null); do check "$p" 'rdma$|iscsi|iser|scsi|cgo'; done
 
 pkgs=$(go list ./... | grep -v "^$mod/cgo/" || true)
