@@ -218,8 +218,9 @@ func (c *conn) login() error {
 	timer := time.NewTimer(c.srv.loginTimeout())
 	defer timer.Stop()
 	ls := &loginState{srv: c.srv, c: c, opts: c.srv.Negotiation.withDefaults()}
-	if ic, ok := c.tc.(ISERConn); ok {
-		ls.iser = ic.ISER()
+	if ic, ok := c.tc.(ISERConn); ok && ic.ISER() {
+		ls.iser = true
+		ls.iserRecv = ic.TargetRecvDataSegmentLength()
 	}
 	var rsp pdu.LoginResponse
 	var req pdu.LoginRequest

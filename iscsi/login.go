@@ -26,6 +26,8 @@ type loginState struct {
 	c    *conn
 	opts Negotiation // the server's offer, defaults applied
 	iser bool        // the transport is iSER (RFC 7145 keys)
+	// iserRecv is the largest data segment the iSER transport receives.
+	iserRecv uint32
 
 	started   bool // the first Login Request was seen
 	stage     pdu.Stage
@@ -323,6 +325,9 @@ func (ls *loginState) leading(req *pdu.LoginRequest) error {
 	// iSER (RFC 7145 §6.3-6.4): what we receive is bounded like
 	// MaxRecvDataSegmentLength; what we send, only by the initiator.
 	local.TargetRecvDataSegmentLength = o.MaxRecvDataSegmentLength
+	if ls.iserRecv > 0 {
+		local.TargetRecvDataSegmentLength = min(local.TargetRecvDataSegmentLength, max(ls.iserRecv, 512))
+	}
 	local.InitiatorRecvDataSegmentLength = 16777215
 	if ls.target != nil {
 		local.TargetName = ls.target.Name

@@ -290,4 +290,8 @@ type ISERConn interface {
 	TransportConn
 	// ISER reports whether the connection runs iSER.
 	ISER() bool
+	// TargetRecvDataSegmentLength is the largest data segment the
+	// transport can receive in one SEND (its receive buffers): the target
+	// declares no more than that (RFC 7145 §6.4).
+	TargetRecvDataSegmentLength() uint32
 }

@@ -96,7 +96,10 @@ func (r *ConnRequest) Device() *Device { return r.dev }
 // possibly padded with zeros by the CM).
 func (r *ConnRequest) PrivateData() []byte { return r.r.PrivateData() }
 
-// Param is the peer's connection parameters.
+// Param is the peer's connection parameters seen from this side (as the
+// IB CM and librdmacm report them): InitiatorDepth is how many RDMA READs
+// this side may issue at once (the peer's responder resources),
+// ResponderResources how many of the peer's READs it is asked to answer.
 func (r *ConnRequest) Param() ConnParam { return r.r.Param() }
 
 // LocalAddr is the address the request arrived at.

@@ -144,7 +144,11 @@ type ConnRequest interface {
 	// PrivateData is the peer's private data (a copy; at most 56 bytes on
 	// RDMA_PS_TCP, possibly padded with zeros by the CM).
 	PrivateData() []byte
-	// Param is the peer's connection parameters.
+	// Param is the peer's connection parameters seen from this side, as
+	// the IB CM and librdmacm report them: InitiatorDepth is how many
+	// RDMA READs this side may issue at once (the peer's responder
+	// resources) and ResponderResources how many of the peer's READs this
+	// side is asked to answer (the peer's initiator depth).
 	Param() ConnParam
 	// LocalAddr and RemoteAddr are the IP addresses of the two ends.
 	LocalAddr() net.Addr

@@ -157,8 +157,14 @@ func (r *connReq) Context() driver.Context { return r.dev.cm }
 // PrivateData returns a copy of the dialer's private data (not padded).
 func (r *connReq) PrivateData() []byte { return append([]byte(nil), r.private...) }
 
-// Param is the dialer's connection parameters, as given.
-func (r *connReq) Param() driver.ConnParam { return r.param }
+// Param is the dialer's connection parameters seen from the accepting
+// side, as the IB CM reports them: the dialer's responder resources are
+// our initiator depth and its initiator depth our responder resources.
+func (r *connReq) Param() driver.ConnParam {
+	p := r.param
+	p.InitiatorDepth, p.ResponderResources = r.param.ResponderResources, r.param.InitiatorDepth
+	return p
+}
 
 // LocalAddr is the address the dialer dialed.
 func (r *connReq) LocalAddr() net.Addr { return r.local }

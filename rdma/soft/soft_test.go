@@ -603,3 +603,54 @@ func TestCloseDropsCompletions(t *testing.T) {
 		}
 	}
 }
+
+// TestConnParamPerspective: a connection request reports the dialer's
+// parameters from the accepting side, as the IB CM does (librdmacm on rxe
+// and mlx5): the dialer's responder resources are the acceptor's initiator
+// depth. iSER targets size their RDMA READ depth from it.
+func TestConnParamPerspective(t *testing.T) {
+	ctx := ctxT(t)
+	p := soft.New(soft.Config{})
+	l, err := rdma.Listen(p, "127.0.0.1:3260", rdma.ListenConfig{})
+	must(t, err)
+	defer l.Close()
+	errc := make(chan error, 1)
+	go func() {
+		d, err := rdma.Dial(ctx, p, "127.0.0.1:3260", rdma.DialConfig{})
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer d.Close()
+		pd, err := d.Device().AllocPD()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer pd.Close()
+		cq, err := d.Device().NewCompletionQueue(rdma.CompletionQueueConfig{Entries: 8})
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer cq.Close()
+		qp, err := d.CreateQP(pd, rdma.QueuePairConfig{SendCQ: cq, RecvCQ: cq})
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer qp.Close()
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err = d.Connect(short, rdma.ConnParam{ResponderResources: 4, InitiatorDepth: 1, RetryCount: 7, RNRRetryCount: 6}, nil)
+		errc <- err
+	}()
+	req, err := l.Accept(ctx)
+	must(t, err)
+	got := req.Param()
+	_ = req.Reject(nil)
+	<-errc
+	if got.InitiatorDepth != 4 || got.ResponderResources != 1 || got.RetryCount != 7 || got.RNRRetryCount != 6 {
+		t.Fatalf("request parameters %+v; want InitiatorDepth 4 (the dialer's responder resources), ResponderResources 1", got)
+	}
+}
