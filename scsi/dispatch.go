@@ -73,6 +73,10 @@ type opInfo struct {
 	noLUN     bool // runs for a LUN that does not exist
 	medium    bool // needs the medium: NOT READY, MEDIUM NOT PRESENT while a removable LU is ejected
 	blockData bool // its Data-Out is logical block data (not a parameter list); see shortDataOut
+	// protected: a write-protected LU refuses it with DATA PROTECT, WRITE
+	// PROTECTED before its Data-Out is looked at (blockData commands are
+	// protected too).
+	protected bool
 	fua       bool // byte 1 bit 3 is FUA and bit 1 FUA_NV: forces the changes durable
 	verify    bool // WRITE AND VERIFY: its changes are always made durable
 	timeoutMs uint32
@@ -188,8 +192,8 @@ func newOpTable() *opTable {
 	o.add(&opInfo{op: OpPrefetch10, name: "PRE-FETCH(10)", run: hPrefetch, usage: rw10(OpPrefetch10, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpReadDefectData10, name: "READ DEFECT DATA(10)", run: hReadDefectData, usage: u(0x37, 0, 0x1F, 0, 0, 0, 0, 0xFF, 0xFF, 0), class: resvRead})
 	o.add(&opInfo{op: OpSyncCache10, name: "SYNCHRONIZE CACHE(10)", run: hSyncCache, usage: rw10(OpSyncCache10, 0x06), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWriteSame10, name: "WRITE SAME(10)", run: hWriteSame, usage: rw10(OpWriteSame10, 0x08), class: resvWrite, medium: true, timeoutMs: 120000})
-	o.add(&opInfo{op: OpUnmap, name: "UNMAP", run: hUnmap, usage: u(0x42, 0, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0), class: resvWrite, medium: true, timeoutMs: 120000})
+	o.add(&opInfo{op: OpWriteSame10, name: "WRITE SAME(10)", run: hWriteSame, usage: rw10(OpWriteSame10, 0x08), class: resvWrite, medium: true, protected: true, timeoutMs: 120000})
+	o.add(&opInfo{op: OpUnmap, name: "UNMAP", run: hUnmap, usage: u(0x42, 0, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0), class: resvWrite, medium: true, protected: true, timeoutMs: 120000})
 	o.add(&opInfo{op: OpModeSelect10, name: "MODE SELECT(10)", run: hModeSelect, usage: u(0x55, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0), class: resvWrite})
 	o.add(&opInfo{op: OpReserve10, name: "RESERVE(10)", run: hReserve, usage: u(0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0), class: resvAllowed})
 	o.add(&opInfo{op: OpRelease10, name: "RELEASE(10)", run: hRelease, usage: u(0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0), class: resvAllowed, spc2OK: true})
@@ -209,14 +213,14 @@ func newOpTable() *opTable {
 			usage: cat(u(OpReceiveCopyResults, 0x1F, 0xFF), make([]byte, 7), ff4, u(0, 0)), class: resvRead})
 	}
 	o.add(&opInfo{op: OpRead16, name: "READ(16)", run: hRead, usage: rw16(OpRead16, 0x1E), class: resvRead, medium: true})
-	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, medium: true})
+	o.add(&opInfo{op: OpCompareAndWrite, name: "COMPARE AND WRITE", run: hCompareAndWrite, usage: cat(u(OpCompareAndWrite, 0x1A), ff8, u(0, 0, 0, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, medium: true, protected: true})
 	o.add(&opInfo{op: OpWrite16, name: "WRITE(16)", run: hWrite, usage: rw16(OpWrite16, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpOrWrite16, name: "ORWRITE(16)", run: hOrWrite, usage: rw16(OpOrWrite16, 0x1A), fua: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpWriteVerify16, name: "WRITE AND VERIFY(16)", run: hWriteVerify, usage: rw16(OpWriteVerify16, 0x16), verify: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpVerify16, name: "VERIFY(16)", run: hVerify, usage: rw16(OpVerify16, 0x16), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpPrefetch16, name: "PRE-FETCH(16)", run: hPrefetch, usage: rw16(OpPrefetch16, 0x02), class: resvRead, medium: true})
 	o.add(&opInfo{op: OpSyncCache16, name: "SYNCHRONIZE CACHE(16)", run: hSyncCache, usage: rw16(OpSyncCache16, 0x06), class: resvWrite, medium: true})
-	o.add(&opInfo{op: OpWriteSame16, name: "WRITE SAME(16)", run: hWriteSame, usage: rw16(OpWriteSame16, 0x09), class: resvWrite, medium: true, timeoutMs: 120000})
+	o.add(&opInfo{op: OpWriteSame16, name: "WRITE SAME(16)", run: hWriteSame, usage: rw16(OpWriteSame16, 0x09), class: resvWrite, medium: true, protected: true, timeoutMs: 120000})
 	o.add(&opInfo{op: OpWriteAtomic16, name: "WRITE ATOMIC(16)", run: hWriteAtomic, usage: cat(u(OpWriteAtomic16, 0x18), ff8, u(0, 0, 0xFF, 0xFF, 0x1F, 0)), fua: true, class: resvWrite, blockData: true, medium: true})
 	o.add(&opInfo{op: OpServiceActionIn16, sa: SAReadCapacity16, hasSA: true, name: "READ CAPACITY(16)", run: hReadCapacity16,
 		usage: cat(u(0x9E, 0x1F), ff8, ff4, u(0x01, 0)), class: resvAllowed, medium: true})
@@ -343,6 +347,11 @@ func (t *Target) dispatch(ctx context.Context, l *lun, c *Command) result {
 func (l *lun) shortDataOut(info *opInfo, c *Command) (result, bool) {
 	need, ok := dataOutLen(c.CDB, l.blockSize)
 	if !ok || need == 0 {
+		return good, false
+	}
+	if (info.blockData || info.protected) && l.writeProtected() {
+		// The handler refuses it as write protected before reading any
+		// data (libiscsi ReadOnly.ReadOnlySBC expects that answer).
 		return good, false
 	}
 	if len(c.DataOut) >= need && (c.ExpectedDataOutLen == 0 || c.ExpectedDataOutLen >= need) {
