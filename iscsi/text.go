@@ -3,6 +3,7 @@ package iscsi
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/goiser/goiser/iscsi/pdu"
@@ -214,5 +215,9 @@ func (s *Server) portals(local net.Addr) []string {
 	if len(out) == 0 && local != nil {
 		out = append(out, local.String())
 	}
-	return out
+	// A TCP and an iSER portal on the same address and port are one
+	// TargetAddress (SendTargets does not name transports); a stable
+	// order keeps discovery output reproducible.
+	slices.Sort(out)
+	return slices.Compact(out)
 }
