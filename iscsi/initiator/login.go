@@ -115,7 +115,7 @@ func dialLogin(ctx context.Context, addr string, cfg Config, discovery bool) (*C
 	c := NewConn(nc)
 	c.SetWriteTimeout(cfg.WriteTimeout)
 	// Login PDUs carry at most 8192 bytes of data (RFC 7143 §13.12).
-	c.SetMaxRecvDataSegmentLength(8192)
+	c.SetMaxRecvDataSegmentLength(text.DefaultMaxRecvDataSegmentLength)
 	l := &login{c: c, cfg: cfg, discovery: discovery, log: cfg.Logger.With("target", cfg.TargetName, "addr", addr)}
 	if err := l.run(ctx); err != nil {
 		_ = nc.Close()
@@ -138,14 +138,14 @@ func (l *login) newNegotiator() error {
 	local.HeaderDigest = l.cfg.HeaderDigest != DigestNone
 	local.DataDigest = l.cfg.DataDigest != DigestNone
 	local.MaxConnections = 1
-	local.InitialR2T = l.cfg.InitialR2T.value(true)
-	local.ImmediateData = l.cfg.ImmediateData.value(true)
+	local.InitialR2T = l.cfg.InitialR2T.value(text.DefaultInitialR2T)
+	local.ImmediateData = l.cfg.ImmediateData.value(text.DefaultImmediateData)
 	local.MaxRecvDataSegmentLength = l.cfg.MaxRecvDataSegmentLength
 	local.MaxBurstLength = l.cfg.MaxBurstLength
 	local.FirstBurstLength = min(l.cfg.FirstBurstLength, l.cfg.MaxBurstLength)
 	local.MaxOutstandingR2T = uint16(l.cfg.MaxOutstandingR2T)
-	local.DefaultTime2Wait = 0
-	local.DefaultTime2Retain = 0
+	local.DefaultTime2Wait = text.OfferedInitiatorTime2Wait
+	local.DefaultTime2Retain = text.OfferedInitiatorTime2Retain
 	local.ErrorRecoveryLevel = 0
 	methods := []string{text.None}
 	if l.cfg.CHAP != nil {

@@ -498,6 +498,18 @@ func TestLookupTable(t *testing.T) {
 	if _, ok := Lookup("X-com.example"); ok {
 		t.Error("extension key found")
 	}
+	// One source: every key's Default is what DefaultParams holds.
+	def := DefaultParams()
+	for _, name := range KeyNames() {
+		d, _ := Lookup(name)
+		v, ok := def.value(name)
+		if d.Default == "" || !ok || name == KeySessionType {
+			continue
+		}
+		if v != d.Default {
+			t.Errorf("%s: KeyDef.Default %q, DefaultParams %q", name, d.Default, v)
+		}
+	}
 	if KindBoolAnd.String() != "Boolean-AND" || RoleInitiator.String() != "initiator" {
 		t.Error("String")
 	}
