@@ -41,7 +41,10 @@
 // target fail on its mistakes: PDUs are decoded with iscsi/pdu's strict
 // types; StatSN must have no gaps; Data-In must arrive in DataSN and
 // offset order; R2Ts must be numbered and within MaxBurstLength; a GOOD
-// read must match its residual; a target must answer every key offered.
+// read must match its residual; a target must answer every key offered,
+// except the Boolean offers whose outcome the offer decides (RFC 7143
+// §6.2: InitialR2T=Yes, DataPDUInOrder=Yes, ImmediateData=No, ...), which
+// LIO leaves unanswered.
 //
 // Errors: a command that reached the target returns its status in Result
 // (Result.Err, *SCSIError with decoded sense); a login refusal is a

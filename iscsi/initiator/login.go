@@ -318,8 +318,9 @@ func (l *login) next() error {
 	case stepOperational:
 		if l.transit && l.nsg == pdu.StageFullFeature && l.out.Len() == 0 {
 			if pending := l.unanswered(); len(pending) > 0 {
-				// RFC 7143 §6.2: the responder answers every key offered.
-				return fmt.Errorf("target moved to full feature phase without answering %v", pending)
+				// RFC 7143 §6.2: the responder answers every key offered,
+				// except a Boolean the offer decides (Pending leaves those out).
+				return fmt.Errorf("target moved to full feature phase without answering %v (RFC 7143 §6.2 requires an answer)", pending)
 			}
 			if l.tsih == 0 {
 				return errors.New("final login response carries TSIH 0")
@@ -414,7 +415,10 @@ func (l *login) receive() error {
 	return errors.New("login response continued for more than 64 PDUs")
 }
 
-// unanswered returns the keys we offered that the target has not answered.
+// unanswered returns the keys we offered that the target has not answered
+// and had to: an omitted answer to a Boolean offer that decides its own
+// outcome (InitialR2T=Yes, DataPDUInOrder=Yes, ImmediateData=No, ...) is
+// allowed and the offered value holds (RFC 7143 §6.2).
 func (l *login) unanswered() []string {
 	return l.neg.Pending()
 }
