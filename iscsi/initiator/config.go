@@ -218,11 +218,21 @@ type Params struct {
 	// HeaderDigest and DataDigest are true when CRC32C is in use.
 	HeaderDigest, DataDigest bool
 	// MaxRecvDataSegmentLength is what we declared: the largest data
-	// segment the target may send us.
+	// segment the target may send us. On iSER it is
+	// InitiatorRecvDataSegmentLength.
 	MaxRecvDataSegmentLength uint32
 	// TargetMaxRecvDataSegmentLength is what the target declared: the
-	// largest data segment we may send (default 8192).
+	// largest data segment we may send (default 8192). On iSER it is
+	// TargetRecvDataSegmentLength.
 	TargetMaxRecvDataSegmentLength uint32
+	// RDMAExtensions is true on an iSER connection (RFC 7145 §6.2);
+	// the two values below are then the negotiated
+	// InitiatorRecvDataSegmentLength and TargetRecvDataSegmentLength
+	// (RFC 7145 §6.3, §6.4): the largest data segment of a PDU the
+	// initiator, respectively the target, receives in one SEND. Zero on
+	// TCP.
+	RDMAExtensions                                              bool
+	InitiatorRecvDataSegmentLength, TargetRecvDataSegmentLength uint32
 	// Negotiated session values.
 	FirstBurstLength, MaxBurstLength, MaxOutstandingR2T uint32
 	ImmediateData, InitialR2T                           bool

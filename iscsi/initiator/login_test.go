@@ -354,7 +354,7 @@ func TestLoginContinuedByServer(t *testing.T) {
 	c := NewConn(rec)
 	t.Cleanup(func() { c.Close() })
 	c.SetMaxRecvDataSegmentLength(8192)
-	l := &login{c: c, cfg: cfg, log: cfg.Logger}
+	l := &login{t: c, cfg: cfg, log: cfg.Logger}
 	if err := l.newNegotiator(); err != nil {
 		t.Fatal(err)
 	}
