@@ -109,12 +109,12 @@ type task struct {
 	sense      [senseMax]byte
 	data       []byte // response data of non-SCSI tasks (reused)
 	// io is what BeginTask was given; begun says EndTask is owed.
-	io    TaskIO
-	begun bool
-	more       bool   // Text Response C bit
-	ttt        uint32 // Text Response TTT
-	err        error
-	statusSet  bool
+	io        TaskIO
+	begun     bool
+	more      bool   // Text Response C bit
+	ttt       uint32 // Text Response TTT
+	err       error
+	statusSet bool
 
 	// Owned by the goroutine issuing the task: the request PDUs and the
 	// buffers they are encoded into.
