@@ -351,8 +351,8 @@ func (s *Session) endTaskLocked(t *task) {
 	if t.dataIn == nil && t.io.DataIn != nil {
 		n = -1 // abandoned: the caller's buffer is not ours any more
 	}
+	s.c.EndTask(t.itt, n) // the transport may still read t.io
 	t.io = TaskIO{}
-	s.c.EndTask(t.itt, n)
 }
 
 // ctlSlots is the number of task slots reserved for non-SCSI requests.
