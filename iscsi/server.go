@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goiser/goiser/iscsi/text"
 	"github.com/goiser/goiser/scsi"
 )
 
@@ -46,15 +47,18 @@ type CHAP struct {
 }
 
 // Negotiation holds the values the target offers during login (RFC 7143
-// §13). Zero values mean the defaults given per field.
+// §13). Zero values mean the defaults given per field; they are
+// iscsi/text's Offered and Default constants, the one source of
+// negotiation defaults for the target and the Go initiator.
 type Negotiation struct {
-	// MaxRecvDataSegmentLength the target declares; default 262144.
+	// MaxRecvDataSegmentLength the target declares; default 262144
+	// (text.OfferedMaxRecvDataSegmentLength), clamped to 512..2^24-1.
 	MaxRecvDataSegmentLength uint32
-	// MaxBurstLength offered; default 262144.
+	// MaxBurstLength offered; default 262144 (text.OfferedMaxBurstLength).
 	MaxBurstLength uint32
-	// FirstBurstLength offered; default 65536.
+	// FirstBurstLength offered; default 65536 (text.OfferedFirstBurstLength).
 	FirstBurstLength uint32
-	// MaxOutstandingR2T offered; default 1.
+	// MaxOutstandingR2T offered; default 1 (text.OfferedMaxOutstandingR2T).
 	MaxOutstandingR2T uint32
 	// NoImmediateData answers ImmediateData=No (default Yes).
 	NoImmediateData bool
@@ -65,30 +69,33 @@ type Negotiation struct {
 	// what the initiator proposes first).
 	NoDigests bool
 	// DefaultTime2Wait and DefaultTime2Retain offered; default 2 and 20
-	// (the RFC defaults, so they need no offer; at ErrorRecoveryLevel 0
-	// they only tell the initiator how long to wait before a new login).
+	// (text.OfferedTargetTime2Wait and OfferedTargetTime2Retain, the RFC
+	// defaults, so they need no offer; at ErrorRecoveryLevel 0 they only
+	// tell the initiator how long to wait before a new login). Zero
+	// selects the default, so 0 itself cannot be offered.
 	DefaultTime2Wait, DefaultTime2Retain uint32
 }
 
+// withDefaults fills zero fields from iscsi/text's Offered constants.
 func (n Negotiation) withDefaults() Negotiation {
 	if n.MaxRecvDataSegmentLength == 0 {
-		n.MaxRecvDataSegmentLength = 262144
+		n.MaxRecvDataSegmentLength = text.OfferedMaxRecvDataSegmentLength
 	}
 	n.MaxRecvDataSegmentLength = min(max(n.MaxRecvDataSegmentLength, 512), 16777215)
 	if n.MaxBurstLength == 0 {
-		n.MaxBurstLength = 262144
+		n.MaxBurstLength = text.OfferedMaxBurstLength
 	}
 	if n.FirstBurstLength == 0 {
-		n.FirstBurstLength = 65536
+		n.FirstBurstLength = text.OfferedFirstBurstLength
 	}
 	if n.MaxOutstandingR2T == 0 {
-		n.MaxOutstandingR2T = 1
+		n.MaxOutstandingR2T = text.OfferedMaxOutstandingR2T
 	}
 	if n.DefaultTime2Wait == 0 {
-		n.DefaultTime2Wait = 2
+		n.DefaultTime2Wait = text.OfferedTargetTime2Wait
 	}
 	if n.DefaultTime2Retain == 0 {
-		n.DefaultTime2Retain = 20
+		n.DefaultTime2Retain = text.OfferedTargetTime2Retain
 	}
 	return n
 }

@@ -147,7 +147,8 @@ type Negotiation struct {
 	// Digests: whether CRC32C header and data digests are accepted when
 	// the initiator proposes them (true).
 	Digests *bool `json:"digests"`
-	// DefaultTime2Wait and DefaultTime2Retain offered, seconds (2, 0).
+	// DefaultTime2Wait and DefaultTime2Retain offered, seconds (2, 20;
+	// 0 also selects the default).
 	DefaultTime2Wait   *uint32 `json:"default_time2wait"`
 	DefaultTime2Retain *uint32 `json:"default_time2retain"`
 	// NopInInterval is how long a connection may stay silent before the

@@ -147,7 +147,17 @@ func (s *Session) Start(ctx context.Context, lun uint64, cdb, dataOut, dataIn []
 		cmd.ExtCDB = t.ext[:copy(t.ext[:], cdb[16:])]
 		ahs = cmd.AppendAHS(t.ahs[:0])
 	}
+	// The transport learns the task's buffers before the command leaves
+	// (iSER puts their STags in the command's iSER header).
 	t.mu.Lock()
+	t.io = TaskIO{ITT: t.itt, DataOut: dataOut, DataIn: dataIn, Immediate: imm, Unsolicited: unsol}
+	t.mu.Unlock()
+	if err := s.c.BeginTask(&t.io); err != nil {
+		cmd.Data = nil
+		return Call{}, s.sendFailed(t, fmt.Errorf("initiator: begin task: %w", err), false)
+	}
+	t.mu.Lock()
+	t.begun = true
 	t.lun = l
 	t.dataIn = dataIn
 	t.readEDTL = len(dataIn)
@@ -188,7 +198,7 @@ func (c Call) sendData(ttt, off, n uint32) error {
 		}
 		_, err := d.AppendBinary(t.dohdr[:0])
 		if err == nil {
-			err = s.c.write(&t.dohdr, nil, d.Data, 0)
+			err = s.c.Send(&t.dohdr, nil, d.Data)
 		}
 		d.Data = nil
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goiser/goiser/iscsi/pdu"
+	"github.com/goiser/goiser/iscsi/text"
 )
 
 // Digest selects a digest to offer at login (RFC 7143 §13.1).
@@ -103,8 +104,9 @@ type Config struct {
 	// MaxRecvDataSegmentLength is the largest data segment we accept
 	// (declared to the target). Zero means 262144.
 	MaxRecvDataSegmentLength uint32
-	// ImmediateData and InitialR2T are offered as given (RFC defaults:
-	// ImmediateData=Yes, InitialR2T=Yes).
+	// ImmediateData and InitialR2T are offered as given (Default: the
+	// RFC defaults, text.DefaultImmediateData and DefaultInitialR2T,
+	// both Yes).
 	ImmediateData, InitialR2T Bool
 	// FirstBurstLength (default 65536), MaxBurstLength (default 262144)
 	// and MaxOutstandingR2T (default 1) are offered as given.
@@ -126,11 +128,13 @@ type Config struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Defaults.
+// Defaults. The negotiation values come from iscsi/text, the one source
+// shared with the target (text.Offered...).
 const (
-	DefaultMaxRecvDataSegmentLength = 262144
-	DefaultFirstBurstLength         = 65536
-	DefaultMaxBurstLength           = 262144
+	DefaultMaxRecvDataSegmentLength = text.OfferedMaxRecvDataSegmentLength
+	DefaultFirstBurstLength         = text.OfferedFirstBurstLength
+	DefaultMaxBurstLength           = text.OfferedMaxBurstLength
+	DefaultMaxOutstandingR2T        = text.OfferedMaxOutstandingR2T
 	DefaultMaxTasks                 = 128
 	DefaultLoginTimeout             = 15 * time.Second
 	DefaultWriteTimeout             = 30 * time.Second
@@ -157,7 +161,7 @@ func (c Config) withDefaults(discovery bool) (Config, error) {
 		c.MaxBurstLength = DefaultMaxBurstLength
 	}
 	if c.MaxOutstandingR2T == 0 {
-		c.MaxOutstandingR2T = 1
+		c.MaxOutstandingR2T = DefaultMaxOutstandingR2T
 	}
 	if c.FirstBurstLength < 512 || c.MaxBurstLength < 512 || c.FirstBurstLength > maxDataSegment || c.MaxBurstLength > maxDataSegment {
 		return c, fmt.Errorf("initiator: config: burst lengths %d/%d outside 512..2^24-1", c.FirstBurstLength, c.MaxBurstLength)
@@ -214,11 +218,21 @@ type Params struct {
 	// HeaderDigest and DataDigest are true when CRC32C is in use.
 	HeaderDigest, DataDigest bool
 	// MaxRecvDataSegmentLength is what we declared: the largest data
-	// segment the target may send us.
+	// segment the target may send us. On iSER it is
+	// InitiatorRecvDataSegmentLength.
 	MaxRecvDataSegmentLength uint32
 	// TargetMaxRecvDataSegmentLength is what the target declared: the
-	// largest data segment we may send (default 8192).
+	// largest data segment we may send (default 8192). On iSER it is
+	// TargetRecvDataSegmentLength.
 	TargetMaxRecvDataSegmentLength uint32
+	// RDMAExtensions is true on an iSER connection (RFC 7145 §6.2);
+	// the two values below are then the negotiated
+	// InitiatorRecvDataSegmentLength and TargetRecvDataSegmentLength
+	// (RFC 7145 §6.3, §6.4): the largest data segment of a PDU the
+	// initiator, respectively the target, receives in one SEND. Zero on
+	// TCP.
+	RDMAExtensions                                              bool
+	InitiatorRecvDataSegmentLength, TargetRecvDataSegmentLength uint32
 	// Negotiated session values.
 	FirstBurstLength, MaxBurstLength, MaxOutstandingR2T uint32
 	ImmediateData, InitialR2T                           bool

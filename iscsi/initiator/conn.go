@@ -52,8 +52,9 @@ func (p *PDU) PutU32(off int, v uint32) { binary.BigEndian.PutUint32(p.BHS[off:o
 
 // Conn frames iSCSI PDUs on a byte stream (RFC 7143 §11.1 and §7.8): it
 // writes and reads BHS, AHS, header digest, data segment, padding and data
-// digest. It is the TCP side of the initiator's transport seam; a Session
-// exchanges PDUs with it and never touches the stream itself.
+// digest. It is the TCP Transport: a Session exchanges PDUs with it and
+// never touches the stream itself; Data-In and R2T arrive as PDUs, so
+// its task hooks do nothing.
 //
 // Writes are safe from several goroutines (they are serialized); reads
 // must come from one goroutine at a time.
@@ -195,6 +196,33 @@ func (c *Conn) WriteBytes(b []byte) error {
 	return nil
 }
 
+// Send sends one PDU whose BHS already carries the segment lengths
+// (Transport). It allocates nothing.
+func (c *Conn) Send(bhs *[BHSLen]byte, ahs, data []byte) error {
+	return c.write(bhs, ahs, data, 0)
+}
+
+// Caps reports what TCP does: nothing itself (Transport).
+func (c *Conn) Caps() Caps { return Caps{} }
+
+// Negotiated applies the login's outcome (Transport): digests, the receive
+// limit, and Params for Conn.Params.
+func (c *Conn) Negotiated(p Params) error {
+	c.params = p
+	c.SetDigests(p.HeaderDigest, p.DataDigest)
+	c.SetMaxRecvDataSegmentLength(p.MaxRecvDataSegmentLength)
+	return nil
+}
+
+// BeginTask does nothing: over TCP, SCSI data travels in Data-In and
+// Data-Out PDUs (Transport).
+func (c *Conn) BeginTask(*TaskIO) error { return nil }
+
+// EndTask does nothing (Transport).
+func (c *Conn) EndTask(uint32, int) {}
+
+var _ Transport = (*Conn)(nil)
+
 // write sends one PDU with the data segment data (which must match the
 // length already stored in bhs). It allocates nothing.
 func (c *Conn) write(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt) error {
@@ -258,7 +286,7 @@ func (c *Conn) writeLocked(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt)
 // *pdu.DataSegmentTooLongError leaves the stream out of step: close the
 // Conn.
 func (c *Conn) ReadPDU(p *PDU) error {
-	if err := c.readHeader(&p.BHS, &p.AHS); err != nil {
+	if err := c.RecvHeader(&p.BHS, &p.AHS); err != nil {
 		return err
 	}
 	n := int(pdu.BHS(p.BHS[:]).DataSegmentLength())
@@ -266,12 +294,13 @@ func (c *Conn) ReadPDU(p *PDU) error {
 		p.Data = make([]byte, n)
 	}
 	p.Data = p.Data[:n]
-	return c.readData(&p.BHS, p.Data)
+	return c.RecvData(&p.BHS, p.Data)
 }
 
-// readHeader reads a BHS, its AHS (into *ahs, grown as needed) and the
-// header digest, and checks the announced data segment length.
-func (c *Conn) readHeader(bhs *[BHSLen]byte, ahs *[]byte) error {
+// RecvHeader reads a BHS, its AHS (into *ahs, grown as needed) and the
+// header digest, and checks the announced data segment length
+// (Transport).
+func (c *Conn) RecvHeader(bhs *[BHSLen]byte, ahs *[]byte) error {
 	if _, err := io.ReadFull(c.r, bhs[:]); err != nil {
 		return fmt.Errorf("read BHS: %w", err)
 	}
@@ -303,9 +332,10 @@ func (c *Conn) readHeader(bhs *[BHSLen]byte, ahs *[]byte) error {
 	return nil
 }
 
-// readData reads the data segment announced by bhs into dst (len(dst) must
-// equal the announced length), then the padding and the data digest.
-func (c *Conn) readData(bhs *[BHSLen]byte, dst []byte) error {
+// RecvData reads the data segment announced by bhs into dst (len(dst) must
+// equal the announced length), then the padding and the data digest
+// (Transport).
+func (c *Conn) RecvData(bhs *[BHSLen]byte, dst []byte) error {
 	if len(dst) == 0 {
 		return nil
 	}
@@ -332,8 +362,9 @@ func (c *Conn) readData(bhs *[BHSLen]byte, dst []byte) error {
 	return nil
 }
 
-// discardData skips a data segment of n bytes with its padding and digest.
-func (c *Conn) discardData(bhs *[BHSLen]byte, n int) error {
+// SkipData skips a data segment of n bytes with its padding and digest
+// (Transport).
+func (c *Conn) SkipData(bhs *[BHSLen]byte, n int) error {
 	if n == 0 {
 		return nil
 	}

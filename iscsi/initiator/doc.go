@@ -33,15 +33,34 @@
 // test wants them) and ReadPDU exchange arbitrary PDUs, and SeqNumbers
 // gives the CmdSN and ExpStatSN to put in them.
 //
-// Conn is also the transport seam: the Session only exchanges whole
-// headers and data segments with it, so another transport (iSER) can take
-// its place without touching the session logic.
+// The transport is a seam, Transport: the login and the Session only
+// exchange whole headers and data segments with it, never stream bytes.
+// *Conn is the TCP Transport (Dial, DialConn and Discover use it); Login
+// and DiscoverOver log in over any Transport, such as package iser's,
+// where every PDU is an RDMA SEND behind an iSER header:
+//
+//	s, err := initiator.Login(ctx, t, cfg) // t: an established Transport
+//
+// A Transport's Caps say what it does itself. With ISER the login offers
+// RDMAExtensions=Yes, InitiatorRecvDataSegmentLength and
+// TargetRecvDataSegmentLength and no digests (RFC 7145 §6.3). With
+// PlacesDataIn the target writes read data itself (RDMA WRITE): no
+// Data-In PDU may come, and Result.DataInLen is the EDTL less the
+// residual. With NoR2T the target fetches write data itself (RDMA READ):
+// an R2T ends the session. Per SCSI command the Session calls BeginTask
+// with the command's buffers (a TaskIO) before the command PDU leaves, so
+// the transport can put their STags in its header, and EndTask once the
+// task is over, before the caller sees the result, so staged read data
+// can be copied out. For TCP both are no-ops.
 //
 // The initiator is strict about what a target sends, so that tests of a
 // target fail on its mistakes: PDUs are decoded with iscsi/pdu's strict
 // types; StatSN must have no gaps; Data-In must arrive in DataSN and
 // offset order; R2Ts must be numbered and within MaxBurstLength; a GOOD
-// read must match its residual; a target must answer every key offered.
+// read must match its residual; a target must answer every key offered,
+// except the Boolean offers whose outcome the offer decides (RFC 7143
+// §6.2: InitialR2T=Yes, DataPDUInOrder=Yes, ImmediateData=No, ...), which
+// LIO leaves unanswered.
 //
 // Errors: a command that reached the target returns its status in Result
 // (Result.Err, *SCSIError with decoded sense); a login refusal is a

@@ -29,7 +29,7 @@ func fakeSession(tb testing.TB) (*Session, net.Conn) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return newSession(c, cfg), y
+	return newSession(c, c.params, c.seq(), cfg), y
 }
 
 // hdr builds a target PDU header.

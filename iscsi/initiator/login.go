@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
 	"github.com/goiser/goiser/iscsi/auth"
 	"github.com/goiser/goiser/iscsi/pdu"
@@ -61,7 +60,8 @@ func (s loginStep) String() string {
 // the goroutine running it. Key negotiation is iscsi/text's Negotiator in
 // the initiator role; CHAP is iscsi/auth's Initiator.
 type login struct {
-	c         *Conn
+	t         Transport
+	caps      Caps
 	cfg       Config
 	log       *slog.Logger
 	discovery bool
@@ -114,14 +114,41 @@ func dialLogin(ctx context.Context, addr string, cfg Config, discovery bool) (*C
 	}
 	c := NewConn(nc)
 	c.SetWriteTimeout(cfg.WriteTimeout)
-	// Login PDUs carry at most 8192 bytes of data (RFC 7143 §13.12).
-	c.SetMaxRecvDataSegmentLength(8192)
-	l := &login{c: c, cfg: cfg, discovery: discovery, log: cfg.Logger.With("target", cfg.TargetName, "addr", addr)}
-	if err := l.run(ctx); err != nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("initiator: login to %s at %s: %w", cfg.TargetName, addr, err)
+	_, seq, err := loginOver(ctx, c, cfg, discovery, addr)
+	if err != nil {
+		return nil, err
 	}
+	c.cmdSN, c.expStatSN, c.maxCmdSN = seq.cmdSN, seq.expStatSN, seq.maxCmdSN
 	return c, nil
+}
+
+// seq returns the sequence numbers login left in c.
+func (c *Conn) seq() seqNumbers { return seqNumbers{c.cmdSN, c.expStatSN, c.maxCmdSN} }
+
+// loginOver runs the login over t (cfg has its defaults) and hands the
+// outcome to t.Negotiated. On failure it closes t. addr only names the
+// peer in errors and logs.
+func loginOver(ctx context.Context, t Transport, cfg Config, discovery bool, addr string) (Params, seqNumbers, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.LoginTimeout)
+	defer cancel()
+	if c, ok := t.(*Conn); ok {
+		// Login PDUs carry at most 8192 bytes of data (RFC 7143 §13.12).
+		c.SetMaxRecvDataSegmentLength(text.DefaultMaxRecvDataSegmentLength)
+	}
+	where := cfg.TargetName
+	if addr != "" {
+		where += " at " + addr
+	}
+	l := &login{t: t, caps: t.Caps(), cfg: cfg, discovery: discovery, log: cfg.Logger.With("target", cfg.TargetName, "addr", addr)}
+	p, err := l.run(ctx)
+	if err == nil {
+		err = t.Negotiated(p)
+	}
+	if err != nil {
+		_ = t.Close()
+		return Params{}, seqNumbers{}, fmt.Errorf("initiator: login to %s: %w", where, err)
+	}
+	return p, seqNumbers{l.cmdSN, l.expStatSN, l.maxCmdSN}, nil
 }
 
 // newNegotiator builds the initiator's text.Negotiator from cfg.
@@ -138,14 +165,24 @@ func (l *login) newNegotiator() error {
 	local.HeaderDigest = l.cfg.HeaderDigest != DigestNone
 	local.DataDigest = l.cfg.DataDigest != DigestNone
 	local.MaxConnections = 1
-	local.InitialR2T = l.cfg.InitialR2T.value(true)
-	local.ImmediateData = l.cfg.ImmediateData.value(true)
+	local.InitialR2T = l.cfg.InitialR2T.value(text.DefaultInitialR2T)
+	local.ImmediateData = l.cfg.ImmediateData.value(text.DefaultImmediateData)
 	local.MaxRecvDataSegmentLength = l.cfg.MaxRecvDataSegmentLength
+	if m := l.caps.MaxRecvDataSegmentLength; m != 0 {
+		local.MaxRecvDataSegmentLength = max(min(local.MaxRecvDataSegmentLength, m), 512)
+	}
+	// iSER (RFC 7145 §6.3, §6.4): what we receive in one SEND, and what
+	// we would send; the target answers the minimum of each.
+	local.InitiatorRecvDataSegmentLength = local.MaxRecvDataSegmentLength
+	local.TargetRecvDataSegmentLength = l.cfg.MaxRecvDataSegmentLength
+	if m := l.caps.MaxSendDataSegmentLength; m != 0 {
+		local.TargetRecvDataSegmentLength = max(min(local.TargetRecvDataSegmentLength, m), 512)
+	}
 	local.MaxBurstLength = l.cfg.MaxBurstLength
 	local.FirstBurstLength = min(l.cfg.FirstBurstLength, l.cfg.MaxBurstLength)
 	local.MaxOutstandingR2T = uint16(l.cfg.MaxOutstandingR2T)
-	local.DefaultTime2Wait = 0
-	local.DefaultTime2Retain = 0
+	local.DefaultTime2Wait = text.OfferedInitiatorTime2Wait
+	local.DefaultTime2Retain = text.OfferedInitiatorTime2Retain
 	local.ErrorRecoveryLevel = 0
 	methods := []string{text.None}
 	if l.cfg.CHAP != nil {
@@ -164,7 +201,10 @@ func (l *login) newNegotiator() error {
 		}
 		l.chap = a
 	}
-	n, err := text.NewNegotiator(text.Config{Role: text.RoleInitiator, Local: local, AuthMethods: methods})
+	if l.caps.ISER && (l.cfg.HeaderDigest == DigestRequireCRC32C || l.cfg.DataDigest == DigestRequireCRC32C) {
+		return errors.New("CRC32C digests required, but iSER runs without digests (RFC 7145 §6.3)")
+	}
+	n, err := text.NewNegotiator(text.Config{Role: text.RoleInitiator, ISER: l.caps.ISER, Local: local, AuthMethods: methods})
 	if err != nil {
 		return err
 	}
@@ -172,40 +212,40 @@ func (l *login) newNegotiator() error {
 	return nil
 }
 
-// run drives the login from stepStart to stepFullFeature.
-func (l *login) run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { _ = l.c.nc.SetDeadline(time.Unix(1, 0)) })
+// run drives the login from stepStart to stepFullFeature and returns the
+// values in force. When ctx ends, the transport is closed (the login
+// fails either way).
+func (l *login) run(ctx context.Context) (Params, error) {
+	stop := context.AfterFunc(ctx, func() { _ = l.t.Close() })
 	defer stop()
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
-		return fmt.Errorf("random CmdSN: %w", err)
+		return Params{}, fmt.Errorf("random CmdSN: %w", err)
 	}
 	l.cmdSN = binary.BigEndian.Uint32(r[:]) & 0x7fffffff
 	if err := l.newNegotiator(); err != nil {
-		return err
+		return Params{}, err
 	}
 	for rounds := 0; l.step != stepFullFeature; rounds++ {
 		if rounds > 32 {
-			return errors.New("login did not finish in 32 exchanges")
+			return Params{}, errors.New("login did not finish in 32 exchanges")
 		}
 		if err := l.exchange(); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("login %v: %w", l.step, ctx.Err())
+				return Params{}, fmt.Errorf("login %v: %w", l.step, ctx.Err())
 			}
-			return fmt.Errorf("login %v: %w", l.step, err)
+			return Params{}, fmt.Errorf("login %v: %w", l.step, err)
 		}
+	}
+	if !stop() {
+		return Params{}, fmt.Errorf("login: %w", ctx.Err())
 	}
 	p, err := l.params()
 	if err != nil {
-		return err
+		return Params{}, err
 	}
-	c := l.c
-	c.params = p
-	c.cmdSN, c.expStatSN, c.maxCmdSN = l.cmdSN, l.expStatSN, l.maxCmdSN
-	c.SetDigests(p.HeaderDigest, p.DataDigest)
-	c.SetMaxRecvDataSegmentLength(p.MaxRecvDataSegmentLength)
 	l.log.Debug("login complete", "tsih", l.tsih, "params", p)
-	return nil
+	return p, nil
 }
 
 // params converts the negotiated values and checks them against cfg.
@@ -227,6 +267,21 @@ func (l *login) params() (Params, error) {
 		ImmediateData:                  n.ImmediateData,
 		InitialR2T:                     n.InitialR2T,
 		ErrorRecoveryLevel:             n.ErrorRecoveryLevel,
+	}
+	if l.caps.ISER {
+		if !n.RDMAExtensions {
+			return p, errors.New("login: target did not agree to RDMAExtensions=Yes on an iSER connection")
+		}
+		p.RDMAExtensions = true
+		p.InitiatorRecvDataSegmentLength = n.InitiatorRecvDataSegmentLength
+		p.TargetRecvDataSegmentLength = n.TargetRecvDataSegmentLength
+		// The iSER keys take MaxRecvDataSegmentLength's place in both
+		// directions (RFC 7145 §6.3).
+		p.MaxRecvDataSegmentLength = n.InitiatorRecvDataSegmentLength
+		p.TargetMaxRecvDataSegmentLength = n.TargetRecvDataSegmentLength
+		if p.HeaderDigest || p.DataDigest {
+			return p, errors.New("login: digests negotiated on an iSER connection")
+		}
 	}
 	if l.cfg.HeaderDigest == DigestRequireCRC32C && !p.HeaderDigest || l.cfg.DataDigest == DigestRequireCRC32C && !p.DataDigest {
 		return p, errors.New("login: target refused CRC32C digests")
@@ -318,8 +373,9 @@ func (l *login) next() error {
 	case stepOperational:
 		if l.transit && l.nsg == pdu.StageFullFeature && l.out.Len() == 0 {
 			if pending := l.unanswered(); len(pending) > 0 {
-				// RFC 7143 §6.2: the responder answers every key offered.
-				return fmt.Errorf("target moved to full feature phase without answering %v", pending)
+				// RFC 7143 §6.2: the responder answers every key offered,
+				// except a Boolean the offer decides (Pending leaves those out).
+				return fmt.Errorf("target moved to full feature phase without answering %v (RFC 7143 §6.2 requires an answer)", pending)
 			}
 			if l.tsih == 0 {
 				return errors.New("final login response carries TSIH 0")
@@ -364,7 +420,8 @@ func (l *login) send(csg, nsg pdu.Stage, transit bool, data []byte) error {
 		return fmt.Errorf("encode login request: %d bytes", len(b))
 	}
 	p.AHS, p.Data = nil, data
-	return l.c.WritePDU(p)
+	pdu.BHS(p.BHS[:]).SetDataSegmentLength(uint32(len(data)))
+	return l.t.Send(&p.BHS, nil, data)
 }
 
 // receive reads one Login Response, and more while the target sets the C
@@ -373,7 +430,19 @@ func (l *login) receive() error {
 	l.acc.Reset()
 	for range 64 {
 		p := &l.rsp
-		if err := l.c.ReadPDU(p); err != nil {
+		if err := l.t.RecvHeader(&p.BHS, &p.AHS); err != nil {
+			return err
+		}
+		n := int(pdu.BHS(p.BHS[:]).DataSegmentLength())
+		if n > text.DefaultMaxRecvDataSegmentLength {
+			// RFC 7143 §13.12: 8192 bytes at most during login.
+			return fmt.Errorf("login response data segment of %d bytes, more than %d", n, text.DefaultMaxRecvDataSegmentLength)
+		}
+		if cap(p.Data) < n {
+			p.Data = make([]byte, n)
+		}
+		p.Data = p.Data[:n]
+		if err := l.t.RecvData(&p.BHS, p.Data); err != nil {
 			return err
 		}
 		if op := p.Opcode(); op != pdu.OpLoginResp {
@@ -414,7 +483,10 @@ func (l *login) receive() error {
 	return errors.New("login response continued for more than 64 PDUs")
 }
 
-// unanswered returns the keys we offered that the target has not answered.
+// unanswered returns the keys we offered that the target has not answered
+// and had to: an omitted answer to a Boolean offer that decides its own
+// outcome (InitialR2T=Yes, DataPDUInOrder=Yes, ImmediateData=No, ...) is
+// allowed and the offered value holds (RFC 7143 §6.2).
 func (l *login) unanswered() []string {
 	return l.neg.Pending()
 }

@@ -249,6 +249,63 @@ func TestLoginFailures(t *testing.T) {
 	}
 }
 
+// TestLoginLIOAnswers logs in against a scripted target that answers
+// like LIO (drivers/target/iscsi/iscsi_target_parameters.c): it leaves
+// out the answers RFC 7143 §6.2 makes optional, the Boolean offers whose
+// outcome the offer decides (OR keys offered Yes, AND keys offered No).
+// An omitted answer to any other offer still fails the login.
+func TestLoginLIOAnswers(t *testing.T) {
+	lio := func(omit ...string) func(st *scriptedTarget) {
+		return func(st *scriptedTarget) {
+			st.step(t, with(secToOp, keys("AuthMethod=None", "TargetPortalGroupTag=1")))
+			st.stepFunc(t, func() pdu.LoginResponse {
+				over := []string{"MaxRecvDataSegmentLength=262144"}
+				for _, k := range omit {
+					over = append(over, k+"=-")
+				}
+				return with(opToFFP, st.answer(over...))
+			})
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		omit []string
+		want string // error; "" for success
+	}{
+		{name: "defaults", omit: []string{"InitialR2T", "DataPDUInOrder", "DataSequenceInOrder"}},
+		{name: "immediate-data-no", cfg: Config{ImmediateData: No},
+			omit: []string{"InitialR2T", "DataPDUInOrder", "DataSequenceInOrder", "ImmediateData"}},
+		{name: "initial-r2t-no", cfg: Config{InitialR2T: No}, omit: []string{"InitialR2T"},
+			want: "without answering [InitialR2T] (RFC 7143 §6.2 requires an answer)"},
+		{name: "immediate-data-yes", omit: []string{"ImmediateData"}, want: "without answering [ImmediateData]"},
+		{name: "numeric", omit: []string{"MaxOutstandingR2T", "DefaultTime2Wait"},
+			want: "without answering [DefaultTime2Wait MaxOutstandingR2T]"},
+		{name: "list", omit: []string{"HeaderDigest"}, want: "without answering [HeaderDigest]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, st, err := runLogin(t, tc.cfg, lio(tc.omit...))
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("login: %v, want an error mentioning %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("login: %v", err)
+			}
+			// The omitted keys were offered, once.
+			if got := string(st.reqs[1].Data); !strings.Contains(got, "InitialR2T=Yes") || !strings.Contains(got, "DataPDUInOrder=Yes") {
+				t.Fatalf("operational offer %q", got)
+			}
+			p := c.Params()
+			if !p.InitialR2T || p.ImmediateData != (tc.cfg.ImmediateData != No) || p.TargetMaxRecvDataSegmentLength != 262144 || p.TargetPortalGroupTag != 1 {
+				t.Fatalf("params %+v", p)
+			}
+		})
+	}
+}
+
 // TestLoginResponseTooLong has a target continue its Login Response past
 // text.MaxTextLen: the initiator gives up instead of buffering it.
 func TestLoginResponseTooLong(t *testing.T) {
@@ -297,7 +354,7 @@ func TestLoginContinuedByServer(t *testing.T) {
 	c := NewConn(rec)
 	t.Cleanup(func() { c.Close() })
 	c.SetMaxRecvDataSegmentLength(8192)
-	l := &login{c: c, cfg: cfg, log: cfg.Logger}
+	l := &login{t: c, cfg: cfg, log: cfg.Logger}
 	if err := l.newNegotiator(); err != nil {
 		t.Fatal(err)
 	}

@@ -181,8 +181,8 @@ func (s *Session) SendTargets(ctx context.Context, which string) ([]Target, erro
 	return out, nil
 }
 
-// Discover logs in to addr in a discovery session, asks SendTargets=All,
-// and logs out.
+// Discover logs in to addr over TCP in a discovery session, asks
+// SendTargets=All, and logs out.
 func Discover(ctx context.Context, addr string, cfg Config) ([]Target, error) {
 	cfg, err := cfg.withDefaults(true)
 	if err != nil {
@@ -192,7 +192,28 @@ func Discover(ctx context.Context, addr string, cfg Config) ([]Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newSession(c, cfg)
+	return discover(ctx, newSession(c, c.params, c.seq(), cfg))
+}
+
+// DiscoverOver is Discover over t, an established connection of any
+// Transport (iSER discovery runs over RDMA like any login). It owns t and
+// closes it before returning.
+func DiscoverOver(ctx context.Context, t Transport, cfg Config) ([]Target, error) {
+	cfg, err := cfg.withDefaults(true)
+	if err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	p, seq, err := loginOver(ctx, t, cfg, true, "")
+	if err != nil {
+		return nil, err
+	}
+	return discover(ctx, newSession(t, p, seq, cfg))
+}
+
+// discover asks SendTargets=All in the discovery session s, logs out and
+// closes s.
+func discover(ctx context.Context, s *Session) ([]Target, error) {
 	defer s.Close()
 	ts, err := s.SendTargets(ctx, "All")
 	if err != nil {

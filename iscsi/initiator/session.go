@@ -108,10 +108,13 @@ type task struct {
 	senseLen   int
 	sense      [senseMax]byte
 	data       []byte // response data of non-SCSI tasks (reused)
-	more       bool   // Text Response C bit
-	ttt        uint32 // Text Response TTT
-	err        error
-	statusSet  bool
+	// io is what BeginTask was given; begun says EndTask is owed.
+	io        TaskIO
+	begun     bool
+	more      bool   // Text Response C bit
+	ttt       uint32 // Text Response TTT
+	err       error
+	statusSet bool
 
 	// Owned by the goroutine issuing the task: the request PDUs and the
 	// buffers they are encoded into.
@@ -127,32 +130,15 @@ type task struct {
 	ext    [pdu.MaxCDBLen - 16]byte
 }
 
-// pduTransport is the seam between the session and the byte stream: whole
-// headers and data segments, never stream offsets. *Conn implements it for
-// TCP. An iSER transport would implement the same methods over RDMA SENDs,
-// and readData would find Data-In already placed by the target's RDMA
-// WRITE (the buffer registered when the command was sent).
-type pduTransport interface {
-	// write sends one PDU: BHS (lengths filled in), AHS and data segment.
-	write(bhs *[BHSLen]byte, ahs, data []byte, corrupt Corrupt) error
-	// readHeader reads the next BHS and its AHS (digest checked).
-	readHeader(bhs *[BHSLen]byte, ahs *[]byte) error
-	// readData places the data segment of the last header in dst.
-	readData(bhs *[BHSLen]byte, dst []byte) error
-	// discardData skips the n-byte data segment of the last header.
-	discardData(bhs *[BHSLen]byte, n int) error
-	// Close ends the connection; a blocked read returns an error.
-	Close() error
-}
-
 // Session is a logged-in iSCSI session with one connection (RFC 7143 §4.1,
 // MaxConnections=1, ErrorRecoveryLevel=0). One reader goroutine owns the
 // receive side and routes every response to its task by ITT; any number
 // of goroutines may issue commands concurrently, up to Config.MaxTasks in
 // flight.
 type Session struct {
-	// c is the connection. Immutable.
-	c      pduTransport
+	// c is the connection and caps what it does itself. Immutable.
+	c      Transport
+	caps   Caps
 	cfg    Config
 	params Params
 	log    *slog.Logger
@@ -190,7 +176,8 @@ type Session struct {
 	nop   [BHSLen]byte
 }
 
-// Dial connects to addr, logs in to cfg.TargetName and starts the session.
+// Dial connects to addr over TCP, logs in to cfg.TargetName and starts
+// the session.
 func Dial(ctx context.Context, addr string, cfg Config) (*Session, error) {
 	cfg, err := cfg.withDefaults(false)
 	if err != nil {
@@ -200,7 +187,24 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSession(c, cfg), nil
+	return newSession(c, c.params, c.seq(), cfg), nil
+}
+
+// Login logs in to cfg.TargetName over t, an established connection of
+// any Transport (TCP: a *Conn from NewConn; iSER: package iser's), and
+// starts the session, which owns t from now on: Close closes it, and a
+// failed login closes it too. cfg.DialContext is not used.
+func Login(ctx context.Context, t Transport, cfg Config) (*Session, error) {
+	cfg, err := cfg.withDefaults(false)
+	if err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	p, seq, err := loginOver(ctx, t, cfg, false, "")
+	if err != nil {
+		return nil, err
+	}
+	return newSession(t, p, seq, cfg), nil
 }
 
 // NewSession starts a session on a Conn that DialConn logged in. The
@@ -210,27 +214,33 @@ func NewSession(c *Conn, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSession(c, cfg), nil
+	return newSession(c, c.params, c.seq(), cfg), nil
 }
 
-func newSession(c *Conn, cfg Config) *Session {
+// seqNumbers are the sequence numbers a login leaves (RFC 7143 §4.2.2):
+// the CmdSN of the next non-immediate command, the next StatSN expected,
+// and the target's MaxCmdSN.
+type seqNumbers struct{ cmdSN, expStatSN, maxCmdSN uint32 }
+
+func newSession(c Transport, p Params, seq seqNumbers, cfg Config) *Session {
 	s := &Session{
+		c:       c,
+		caps:    c.Caps(),
 		cfg:     cfg,
-		params:  c.params,
-		log:     cfg.Logger.With("target", cfg.TargetName, "tsih", c.params.TSIH),
+		params:  p,
+		log:     cfg.Logger.With("target", cfg.TargetName, "tsih", p.TSIH),
 		tasks:   make([]task, cfg.MaxTasks+ctlSlots),
 		free:    make(chan uint16, cfg.MaxTasks),
 		ctlFree: make(chan uint16, ctlSlots),
 		window:  make(chan struct{}, 1),
 		closed:  make(chan struct{}),
-		cmdSN:   c.cmdSN,
+		cmdSN:   seq.cmdSN,
 		rdata:   make([]byte, 0, 8192),
 	}
-	s.maxCmdSN.Store(c.maxCmdSN)
-	s.c = c
-	s.expCmdSN.Store(c.cmdSN)
-	s.expStatSN.Store(c.expStatSN)
-	nr2t := int(min(c.params.MaxOutstandingR2T, 64)) + 1
+	s.maxCmdSN.Store(seq.maxCmdSN)
+	s.expCmdSN.Store(seq.cmdSN)
+	s.expStatSN.Store(seq.expStatSN)
+	nr2t := int(min(p.MaxOutstandingR2T, 64)) + 1
 	for i := range s.tasks {
 		t := &s.tasks[i]
 		t.idx = uint16(i)
@@ -292,7 +302,7 @@ func (s *Session) readLoop() {
 		close(s.closed)
 	}()
 	for {
-		if err := s.c.readHeader(&s.rhdr, &s.rahs); err != nil {
+		if err := s.c.RecvHeader(&s.rhdr, &s.rahs); err != nil {
 			s.fail(fmt.Errorf("initiator: %w", err))
 			return
 		}
@@ -306,6 +316,7 @@ func (s *Session) readLoop() {
 // completeLocked ends t's flight: it wakes the caller, or frees the slot
 // when the caller abandoned it. t.mu must be held.
 func (s *Session) completeLocked(t *task) {
+	s.endTaskLocked(t)
 	if t.state == taskAbandoned {
 		s.releaseLocked(t)
 		return
@@ -317,6 +328,7 @@ func (s *Session) completeLocked(t *task) {
 // releaseLocked returns t to the free list. t.mu must be held and the
 // target must be done with t.
 func (s *Session) releaseLocked(t *task) {
+	s.endTaskLocked(t)
 	t.gen++
 	t.state = taskFree
 	t.dataIn = nil
@@ -325,6 +337,22 @@ func (s *Session) releaseLocked(t *task) {
 		<-t.r2t
 	}
 	s.freeList(t) <- t.idx
+}
+
+// endTaskLocked ends the transport's use of t's buffers (Transport.EndTask)
+// if BeginTask registered them: with the Data-In length for a caller who
+// waits, negative for one who abandoned the task. t.mu must be held.
+func (s *Session) endTaskLocked(t *task) {
+	if !t.begun {
+		return
+	}
+	t.begun = false
+	n := t.inLen
+	if t.dataIn == nil && t.io.DataIn != nil {
+		n = -1 // abandoned: the caller's buffer is not ours any more
+	}
+	s.c.EndTask(t.itt, n) // the transport may still read t.io
+	t.io = TaskIO{}
 }
 
 // ctlSlots is the number of task slots reserved for non-SCSI requests.
@@ -457,7 +485,7 @@ func (s *Session) sendCommand(ctx context.Context, t *task, p pdu.PDU, ahs []byt
 		s.seqMu.Unlock()
 		return false, fmt.Errorf("encode %v: %w", p.Opcode(), err)
 	}
-	err = s.c.write(&t.hdr, ahs, p.DataSegment(), 0)
+	err = s.c.Send(&t.hdr, ahs, p.DataSegment())
 	open := !seqLess(s.maxCmdSN.Load(), s.cmdSN)
 	s.seqMu.Unlock()
 	if open {
@@ -636,7 +664,7 @@ func (s *Session) readData(n int) error {
 		s.rdata = make([]byte, n)
 	}
 	s.rdata = s.rdata[:n]
-	return s.c.readData(&s.rhdr, s.rdata)
+	return s.c.RecvData(&s.rhdr, s.rdata)
 }
 
 // dataIn places one Data-In PDU (RFC 7143 §11.7) straight into the task's
@@ -648,11 +676,14 @@ func (s *Session) dataIn(n int) error {
 			return err
 		}
 	}
+	if s.caps.PlacesDataIn {
+		return fmt.Errorf("data-in PDU for ITT %#x on a transport that places Data-In itself", d.ITT)
+	}
 	s.updateSN(d.StatSN, d.ExpCmdSN, d.MaxCmdSN, d.HasStatus)
 	t := s.lookup(d.ITT, kindSCSI)
 	if t == nil {
 		s.log.Debug("Data-In for no task", "itt", d.ITT)
-		return s.c.discardData(&s.rhdr, n)
+		return s.c.SkipData(&s.rhdr, n)
 	}
 	defer t.mu.Unlock()
 	off := int(d.BufferOffset)
@@ -665,14 +696,14 @@ func (s *Session) dataIn(n int) error {
 	t.nextDataSN++
 	t.nextOffset = off + n
 	if t.dataIn == nil { // abandoned
-		if err := s.c.discardData(&s.rhdr, n); err != nil {
+		if err := s.c.SkipData(&s.rhdr, n); err != nil {
 			return err
 		}
 	} else {
 		if off+n > len(t.dataIn) {
 			return fmt.Errorf("data-in for ITT %#x at offset %d+%d beyond the %d-byte buffer", d.ITT, off, n, len(t.dataIn))
 		}
-		if err := s.c.readData(&s.rhdr, t.dataIn[off:off+n]); err != nil {
+		if err := s.c.RecvData(&s.rhdr, t.dataIn[off:off+n]); err != nil {
 			return err
 		}
 	}
@@ -737,6 +768,15 @@ func (s *Session) scsiResponse(n int) error {
 	t.response, t.status, t.residual = uint8(r.Response), r.Status, r.ResidualCount
 	t.flags = flagBits(r.ResidualOverflow, r.ResidualUnderflow)
 	t.statusSet = true
+	if s.caps.PlacesDataIn && t.readEDTL > 0 && r.Response == pdu.ResponseCompleted {
+		// The target wrote the data (RDMA WRITE) before this response:
+		// all of the EDTL, less the residual on underflow (RFC 7143
+		// §11.4.5.1).
+		t.inLen = t.readEDTL
+		if r.ResidualUnderflow {
+			t.inLen -= int(min(r.ResidualCount, uint32(t.readEDTL)))
+		}
+	}
 	if r.Response == pdu.ResponseCompleted && r.Status == 0 {
 		t.err = checkResidual(t)
 	}
@@ -755,6 +795,9 @@ func (s *Session) scsiResponse(n int) error {
 // data.
 func (s *Session) r2t() error {
 	r := &s.in.r2t
+	if s.caps.NoR2T {
+		return fmt.Errorf("R2T for ITT %#x on a transport where the target fetches data itself", r.ITT)
+	}
 	if err := s.checkStatSN(r.StatSN, "R2T"); err != nil {
 		return err
 	}
@@ -894,7 +937,7 @@ func (s *Session) answerNOPIn(ttt uint32, lun pdu.LUN) error {
 	if _, err := s.in.nopOut.AppendBinary(s.nop[:0]); err != nil {
 		return fmt.Errorf("encode NOP-Out: %w", err)
 	}
-	return s.c.write(&s.nop, nil, s.rdata, 0)
+	return s.c.Send(&s.nop, nil, s.rdata)
 }
 
 // RejectError reports a request the target answered with a Reject PDU

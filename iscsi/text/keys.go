@@ -1,6 +1,9 @@
 package text
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Kind is a key's negotiation type (RFC 7143 §6.2, §13).
 type Kind uint8
@@ -175,8 +178,11 @@ const maxLen24 = 1<<24 - 1
 // X#...) and unknown keys are not found; they are answered NotUnderstood.
 func Lookup(name string) (KeyDef, bool) {
 	d := KeyDef{Name: name}
-	num := func(kind Kind, min, max uint64, def string) {
-		d.Kind, d.Numeric, d.Min, d.Max, d.Default = kind, true, min, max, def
+	num := func(kind Kind, min, max uint64, def uint64) {
+		d.Kind, d.Numeric, d.Min, d.Max, d.Default = kind, true, min, max, strconv.FormatUint(def, 10)
+	}
+	boolean := func(kind Kind, def bool) {
+		d.Kind, d.Values, d.Default = kind, []string{Yes, No}, FormatBool(def)
 	}
 	lo := func() { d.Use, d.Senders, d.SessionWide, d.LeadingOnly = UseOperational, SenderBoth, true, true }
 	switch name {
@@ -184,7 +190,7 @@ func Lookup(name string) (KeyDef, bool) {
 		d.Kind, d.Values, d.Default = KindList, []string{DigestCRC32C, None}, None
 		d.Use, d.Senders, d.NotISER = UseOperational, SenderBoth, true
 	case KeyMaxConnections: // §13.2
-		num(KindMin, 1, 65535, "1")
+		num(KindMin, 1, 65535, DefaultMaxConnections)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeySendTargets: // §13.3
@@ -203,44 +209,44 @@ func Lookup(name string) (KeyDef, bool) {
 		d.Kind, d.Numeric, d.Min, d.Max = KindDeclarative, true, 0, 65535
 		d.Use, d.Senders, d.SessionWide = useLogin, SenderTarget, true
 	case KeyInitialR2T: // §13.10
-		d.Kind, d.Values, d.Default = KindBoolOr, []string{Yes, No}, Yes
+		boolean(KindBoolOr, DefaultInitialR2T)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyImmediateData: // §13.11
-		d.Kind, d.Values, d.Default = KindBoolAnd, []string{Yes, No}, Yes
+		boolean(KindBoolAnd, DefaultImmediateData)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyMaxRecvDataSegmentLength: // §13.12
-		num(KindDeclarative, 512, maxLen24, "8192")
+		num(KindDeclarative, 512, maxLen24, DefaultMaxRecvDataSegmentLength)
 		d.Use, d.Senders, d.NotISER = useAll, SenderBoth, true
 	case KeyMaxBurstLength: // §13.13
-		num(KindMin, 512, maxLen24, "262144")
+		num(KindMin, 512, maxLen24, DefaultMaxBurstLength)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyFirstBurstLength: // §13.14
-		num(KindMin, 512, maxLen24, "65536")
+		num(KindMin, 512, maxLen24, DefaultFirstBurstLength)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyDefaultTime2Wait: // §13.15
-		num(KindMax, 0, 3600, "2")
+		num(KindMax, 0, 3600, DefaultTime2Wait)
 		lo()
 	case KeyDefaultTime2Retain: // §13.16
-		num(KindMin, 0, 3600, "20")
+		num(KindMin, 0, 3600, DefaultTime2Retain)
 		lo()
 	case KeyMaxOutstandingR2T: // §13.17
-		num(KindMin, 1, 65535, "1")
+		num(KindMin, 1, 65535, DefaultMaxOutstandingR2T)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyDataPDUInOrder: // §13.18
-		d.Kind, d.Values, d.Default = KindBoolOr, []string{Yes, No}, Yes
+		boolean(KindBoolOr, DefaultDataPDUInOrder)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyDataSequenceInOrder: // §13.19
-		d.Kind, d.Values, d.Default = KindBoolOr, []string{Yes, No}, Yes
+		boolean(KindBoolOr, DefaultDataSequenceInOrder)
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyErrorRecoveryLevel: // §13.20
-		num(KindMin, 0, 2, "0")
+		num(KindMin, 0, 2, DefaultErrorRecoveryLevel)
 		lo()
 	case KeySessionType: // §13.21
 		d.Kind, d.Values, d.Default = KindDeclarative, []string{SessionDiscovery, SessionNormal}, SessionNormal
@@ -251,38 +257,38 @@ func Lookup(name string) (KeyDef, bool) {
 	case KeyCHAPA, KeyCHAPI, KeyCHAPC, KeyCHAPN, KeyCHAPR: // §12.1.3
 		d.Kind, d.Use, d.Senders = KindAuth, UseSecurity, SenderBoth
 	case KeyTaskReporting: // §13.23
-		d.Kind, d.Values, d.Default = KindList, []string{"RFC3720", "ResponseFence", "FastAbort"}, "RFC3720"
+		d.Kind, d.Values, d.Default = KindList, []string{"RFC3720", "ResponseFence", "FastAbort"}, DefaultTaskReporting
 		lo()
 		d.DiscoveryIrrelevant = true
 	case KeyProtocolLevel: // §13.24
-		num(KindMin, 0, 31, "1")
+		num(KindMin, 0, 31, DefaultProtocolLevel)
 		lo()
 	case KeyIFMarker, KeyOFMarker: // RFC 3720 §A.3, obsolete in RFC 7143
-		d.Kind, d.Values, d.Default = KindBoolAnd, []string{Yes, No}, No
+		boolean(KindBoolAnd, false)
 		d.Use, d.Senders = UseOperational, SenderBoth
 	case KeyIFMarkInt, KeyOFMarkInt: // RFC 3720 §A.3, obsolete: always Irrelevant here
 		d.Kind, d.Default = KindDeclarative, ""
 		d.Use, d.Senders = UseOperational, SenderBoth
 	case KeyRDMAExtensions: // RFC 7145 §6.2
-		d.Kind, d.Values, d.Default = KindBoolAnd, []string{Yes, No}, No
+		boolean(KindBoolAnd, false)
 		lo()
 	case KeyInitiatorRecvDataSegmentLength, KeyTargetRecvDataSegmentLength: // RFC 7145 §6.3, §6.4
-		num(KindMin, 512, maxLen24, "8192")
+		num(KindMin, 512, maxLen24, DefaultISERRecvDataSegmentLength)
 		d.Use, d.Senders, d.ISER = UseOperational, SenderBoth, true
 	case KeyMaxAHSLength: // RFC 7145 §6.5
-		num(KindMin, 0, 65535, "256")
+		num(KindMin, 0, 65535, DefaultMaxAHSLength)
 		lo()
 		d.ISER = true
 	case KeyTaggedBufferForSolicitedDataOnly: // RFC 7145 §6.6
-		d.Kind, d.Values, d.Default = KindBoolOr, []string{Yes, No}, No
+		boolean(KindBoolOr, false)
 		lo()
 		d.ISER = true
 	case KeyISERHelloRequired: // RFC 7145 §6.7
-		d.Kind, d.Values, d.Default = KindBoolOr, []string{Yes, No}, No
+		boolean(KindBoolOr, false)
 		lo()
 		d.ISER = true
 	case KeyMaxOutstandingUnexpectedPDUs: // RFC 7145 §6.8: 0 (no limit) or 2..2^32-1
-		num(KindMin, 0, 1<<32-1, "0")
+		num(KindMin, 0, 1<<32-1, 0)
 		lo()
 		d.ISER = true
 	default:

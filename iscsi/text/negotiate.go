@@ -102,15 +102,31 @@ func (n *Negotiator) Params() Params {
 	return p
 }
 
-// Pending returns the keys we offered that have not been answered yet,
+// Pending returns the keys we offered that the peer must still answer,
 // sorted. A side must not leave a stage while offers are pending.
+//
+// An offer whose outcome the offer alone decides needs no answer (RFC
+// 7143 §6.2: a Boolean AND key offered No, a Boolean OR key offered Yes;
+// LIO, for one, leaves them out): it is settled to the offered value when
+// made and is never pending, though an answer that does come is still
+// checked. Every other offer (lists, numbers, an AND key offered Yes, an
+// OR key offered No) must be answered. Declarations are not offers and
+// are never pending.
 func (n *Negotiator) Pending() []string {
 	keys := make([]string, 0, len(n.offered))
-	for k := range n.offered {
-		keys = append(keys, k)
+	for k, v := range n.offered {
+		if d, _ := Lookup(k); !answerOptional(&d, v) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// answerOptional reports whether the offer key=v decides the outcome by
+// itself, so that the responder may omit its answer (RFC 7143 §6.2).
+func answerOptional(d *KeyDef, v string) bool {
+	return d.Kind == KindBoolAnd && v == No || d.Kind == KindBoolOr && v == Yes
 }
 
 // NewExchange starts a new Text exchange in full feature phase, where keys
@@ -360,7 +376,12 @@ func minNum(x, y string) string {
 func (n *Negotiator) checkAnswer(d *KeyDef, offered, v string) error {
 	key := d.Name
 	if isAnswer(v) {
-		return nil // NotUnderstood, Irrelevant, Reject: the default stays
+		// NotUnderstood, Irrelevant, Reject: the default stays (or
+		// returns: offer settled an optional answer to the offered value).
+		if answerOptional(d, offered) {
+			return n.params.set(key, d.Default, false)
+		}
+		return nil
 	}
 	bad := func() error { return negErr(key, "answer %q is outside our offer %q", v, offered) }
 	switch d.Kind {
@@ -477,13 +498,18 @@ func (n *Negotiator) Offer(stage pdu.Stage, out *Pairs) {
 	}
 }
 
-// offer appends key=v as an offer awaiting an answer.
+// offer appends key=v as an offer awaiting an answer, once per login (or
+// Text exchange). An offer that decides its own outcome (see Pending)
+// takes effect now.
 func (n *Negotiator) offer(key, v string, out *Pairs) {
-	if n.done[key] || out.Has(key) {
+	if _, again := n.offered[key]; again || n.done[key] || out.Has(key) {
 		return
 	}
 	n.offered[key] = v
 	out.Set(key, v)
+	if d, _ := Lookup(key); answerOptional(&d, v) {
+		_ = n.params.set(key, v, false)
+	}
 }
 
 // initiatorAlwaysOffers lists the keys an initiator offers even at their

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -281,7 +282,8 @@ func TestTargetOffers(t *testing.T) {
 	if got := out.String(); got != "TargetPortalGroupTag=0 MaxRecvDataSegmentLength=8192 ImmediateData=No MaxBurstLength=65536 FirstBurstLength=8192" {
 		t.Errorf("target offers %q", got)
 	}
-	if p := n.Pending(); !reflect.DeepEqual(p, []string{"FirstBurstLength", "ImmediateData", "MaxBurstLength"}) {
+	// ImmediateData=No (AND with No) decides itself: no answer needed.
+	if p := n.Pending(); !reflect.DeepEqual(p, []string{"FirstBurstLength", "MaxBurstLength"}) {
 		t.Errorf("pending %v", p)
 	}
 	out.Reset()
@@ -498,6 +500,18 @@ func TestLookupTable(t *testing.T) {
 	if _, ok := Lookup("X-com.example"); ok {
 		t.Error("extension key found")
 	}
+	// One source: every key's Default is what DefaultParams holds.
+	def := DefaultParams()
+	for _, name := range KeyNames() {
+		d, _ := Lookup(name)
+		v, ok := def.value(name)
+		if d.Default == "" || !ok || name == KeySessionType {
+			continue
+		}
+		if v != d.Default {
+			t.Errorf("%s: KeyDef.Default %q, DefaultParams %q", name, d.Default, v)
+		}
+	}
 	if KindBoolAnd.String() != "Boolean-AND" || RoleInitiator.String() != "initiator" {
 		t.Error("String")
 	}
@@ -523,5 +537,80 @@ func TestInitiatorOffersRDMAExtensionsOnlyOnISER(t *testing.T) {
 		case iser && (!ok || v != "Yes"):
 			t.Errorf("iSER offer lacks RDMAExtensions=Yes: %s", out.String())
 		}
+	}
+}
+
+// TestOmittedAnswers checks RFC 7143 §6.2's rule on which answers a
+// responder may leave out: those of Boolean offers whose outcome the
+// offer decides (AND offered No, OR offered Yes). Everything else stays
+// pending, and an answer that does come is still checked.
+func TestOmittedAnswers(t *testing.T) {
+	op := pdu.StageOperational
+	newInit := func(adjust func(*Params)) *Negotiator {
+		local := DefaultParams()
+		local.InitiatorName, local.TargetName = "iqn.i", "iqn.t"
+		if adjust != nil {
+			adjust(&local)
+		}
+		n, err := NewNegotiator(Config{Role: RoleInitiator, Local: local})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out Pairs
+		n.Offer(op, &out)
+		return n
+	}
+	// LIO's answer to a default offer: the OR keys offered Yes are left out.
+	n := newInit(nil)
+	var out Pairs
+	lio := pairs("HeaderDigest=None", "DataDigest=None", "MaxConnections=1", "ImmediateData=Yes",
+		"MaxBurstLength=262144", "FirstBurstLength=65536", "DefaultTime2Wait=2", "DefaultTime2Retain=0",
+		"MaxOutstandingR2T=1", "ErrorRecoveryLevel=0", "MaxRecvDataSegmentLength=262144")
+	if err := n.Receive(op, lio, &out); err != nil {
+		t.Fatal(err)
+	}
+	if p := n.Pending(); len(p) != 0 {
+		t.Fatalf("pending %v after an answer that omits only OR keys offered Yes", p)
+	}
+	p := n.Params()
+	expect(t, p.InitialR2T, true)
+	expect(t, p.DataPDUInOrder, true)
+	expect(t, p.DataSequenceInOrder, true)
+
+	// An OR key offered No, an AND key offered Yes, numbers: required.
+	n = newInit(func(l *Params) { l.InitialR2T = false })
+	out.Reset()
+	if err := n.Receive(op, pairs("MaxBurstLength=262144", "DataPDUInOrder=Yes"), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{KeyInitialR2T, KeyImmediateData, KeyFirstBurstLength, KeyHeaderDigest, KeyErrorRecoveryLevel} {
+		if !slices.Contains(n.Pending(), k) {
+			t.Errorf("%s: omitted answer accepted, pending %v", k, n.Pending())
+		}
+	}
+	// ImmediateData offered No decides itself; InitialR2T offered No does not.
+	n = newInit(func(l *Params) { l.InitialR2T, l.ImmediateData = false, false })
+	expect(t, n.Params().ImmediateData, false)
+	if !slices.Contains(n.Pending(), KeyInitialR2T) || slices.Contains(n.Pending(), KeyImmediateData) {
+		t.Errorf("pending %v, want InitialR2T and not ImmediateData", n.Pending())
+	}
+	// An answer to an optional offer is still held to the offer.
+	n = newInit(nil)
+	out.Reset()
+	if err := n.Receive(op, pairs("DataPDUInOrder=No"), &out); err == nil {
+		t.Error("DataPDUInOrder=No accepted for an OR offer of Yes")
+	}
+	// Irrelevant brings back the default.
+	n = newInit(func(l *Params) { l.ImmediateData = false })
+	out.Reset()
+	if err := n.Receive(op, pairs("ImmediateData=Irrelevant"), &out); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, n.Params().ImmediateData, true)
+	// Offers are made once: a second Offer in the stage repeats none.
+	out.Reset()
+	n.Offer(op, &out)
+	if out.Len() != 0 {
+		t.Errorf("second offer repeats %s", out.String())
 	}
 }

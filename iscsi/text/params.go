@@ -52,28 +52,81 @@ type Params struct {
 	MaxOutstandingUnexpectedPDUs     uint32
 }
 
+// RFC 7143 §13 and RFC 7145 §6 defaults: the value a key has when it is
+// not negotiated. They are the one source of every default in goiser:
+// DefaultParams, the key table (KeyDef.Default), the target
+// (iscsi.Negotiation) and the initiator (initiator.Config) derive theirs
+// from these and from the Offered constants below.
+const (
+	DefaultMaxConnections           = 1      // §13.2
+	DefaultInitialR2T               = true   // §13.10
+	DefaultImmediateData            = true   // §13.11
+	DefaultMaxRecvDataSegmentLength = 8192   // §13.12, also during login
+	DefaultMaxBurstLength           = 262144 // §13.13
+	DefaultFirstBurstLength         = 65536  // §13.14
+	DefaultTime2Wait                = 2      // §13.15, seconds
+	DefaultTime2Retain              = 20     // §13.16, seconds
+	DefaultMaxOutstandingR2T        = 1      // §13.17
+	DefaultDataPDUInOrder           = true   // §13.18
+	DefaultDataSequenceInOrder      = true   // §13.19
+	DefaultErrorRecoveryLevel       = 0      // §13.20
+	DefaultProtocolLevel            = 1      // §13.24 (iSCSIProtocolLevel)
+	DefaultTaskReporting            = "RFC3720"
+	// DefaultISERRecvDataSegmentLength is the default of
+	// InitiatorRecvDataSegmentLength and TargetRecvDataSegmentLength
+	// (RFC 7145 §6.3, §6.4).
+	DefaultISERRecvDataSegmentLength = 8192
+	DefaultMaxAHSLength              = 256 // RFC 7145 §6.5
+)
+
+// What goiser offers or declares when its configuration leaves a value
+// unset, as target (iscsi.Negotiation) and as initiator
+// (initiator.Config). Where they equal the RFC default they are named
+// anyway, so that both sides change together.
+const (
+	// OfferedMaxRecvDataSegmentLength is the MaxRecvDataSegmentLength
+	// both sides declare (and, on iSER, their receive limit).
+	OfferedMaxRecvDataSegmentLength = 262144
+	// OfferedMaxBurstLength and OfferedFirstBurstLength are offered by
+	// both sides.
+	OfferedMaxBurstLength   = DefaultMaxBurstLength
+	OfferedFirstBurstLength = DefaultFirstBurstLength
+	// OfferedMaxOutstandingR2T is offered by both sides.
+	OfferedMaxOutstandingR2T = DefaultMaxOutstandingR2T
+	// OfferedTargetTime2Wait and OfferedTargetTime2Retain are the
+	// target's offers (the RFC defaults).
+	OfferedTargetTime2Wait   = DefaultTime2Wait
+	OfferedTargetTime2Retain = DefaultTime2Retain
+	// OfferedInitiatorTime2Wait and OfferedInitiatorTime2Retain are the
+	// initiator's offers: at ErrorRecoveryLevel 0 it never reinstates
+	// tasks, so it asks for no wait and no retention.
+	OfferedInitiatorTime2Wait   = 0
+	OfferedInitiatorTime2Retain = 0
+)
+
 // DefaultParams returns the RFC 7143 and RFC 7145 defaults.
 func DefaultParams() Params {
 	return Params{
-		MaxConnections:                 1,
-		InitialR2T:                     true,
-		ImmediateData:                  true,
-		MaxRecvDataSegmentLength:       8192,
-		PeerMaxRecvDataSegmentLength:   8192,
-		MaxBurstLength:                 262144,
-		FirstBurstLength:               65536,
-		DefaultTime2Wait:               2,
-		DefaultTime2Retain:             20,
-		MaxOutstandingR2T:              1,
-		DataPDUInOrder:                 true,
-		DataSequenceInOrder:            true,
-		ProtocolLevel:                  1,
-		TaskReporting:                  "RFC3720",
+		MaxConnections:                 DefaultMaxConnections,
+		InitialR2T:                     DefaultInitialR2T,
+		ImmediateData:                  DefaultImmediateData,
+		MaxRecvDataSegmentLength:       DefaultMaxRecvDataSegmentLength,
+		PeerMaxRecvDataSegmentLength:   DefaultMaxRecvDataSegmentLength,
+		MaxBurstLength:                 DefaultMaxBurstLength,
+		FirstBurstLength:               DefaultFirstBurstLength,
+		DefaultTime2Wait:               DefaultTime2Wait,
+		DefaultTime2Retain:             DefaultTime2Retain,
+		MaxOutstandingR2T:              DefaultMaxOutstandingR2T,
+		DataPDUInOrder:                 DefaultDataPDUInOrder,
+		DataSequenceInOrder:            DefaultDataSequenceInOrder,
+		ErrorRecoveryLevel:             DefaultErrorRecoveryLevel,
+		ProtocolLevel:                  DefaultProtocolLevel,
+		TaskReporting:                  DefaultTaskReporting,
 		SessionType:                    SessionNormal,
 		AuthMethod:                     None,
-		InitiatorRecvDataSegmentLength: 8192,
-		TargetRecvDataSegmentLength:    8192,
-		MaxAHSLength:                   256,
+		InitiatorRecvDataSegmentLength: DefaultISERRecvDataSegmentLength,
+		TargetRecvDataSegmentLength:    DefaultISERRecvDataSegmentLength,
+		MaxAHSLength:                   DefaultMaxAHSLength,
 	}
 }
 
