@@ -321,8 +321,10 @@ func (g *PollGroup) Stats() PollGroupStats {
 // Close stops the goroutine and destroys the completion queue. It refuses
 // with an error wrapping ErrBusy while queue pairs are attached or queue
 // pairs bound to CQ() are open (detach and close them first). Functions
-// still queued by Post are dropped. Close is idempotent; when destroying
-// the queue fails, Close returns the error and may be called again.
+// still queued by Post are dropped. Close waits for the goroutine to end,
+// so it must not be called from a handler or a Post function. Close is
+// idempotent; when destroying the queue fails, Close returns the error
+// and may be called again.
 func (g *PollGroup) Close() error {
 	g.mu.Lock()
 	if !g.closed {
