@@ -1,7 +1,8 @@
 // Package rdma is the user-facing RDMA API of goiser: devices, protection
 // domains, off-heap buffers, memory regions, completion queues, RC queue
-// pairs and RDMA CM style connection management, over any provider of
-// package rdma/driver (rdma/soft in process, cgo/verbs for real devices).
+// pairs, RDMA CM style connection management, poll groups and registered
+// buffer pools, over any provider of package rdma/driver (rdma/soft in
+// process, cgo/verbs for real devices).
 // Like database/sql, its types are concrete and hold the lifetime rules
 // once for every provider.
 //
@@ -40,6 +41,50 @@
 //
 // Work-request ids encode an operation and a slot (EncodeWRID), never a Go
 // pointer. Poller is the adaptive busy-poll/arm/wait policy of a poll group.
+//
+// # Poll groups
+//
+// A server does not give every connection its own completion queue and
+// goroutine: a few poll groups per device (say one per CPU) each own one
+// completion queue that many queue pairs share, and one goroutine that
+// busy-polls it while completions flow and, once idle, arms it and sleeps
+// on its completion channel through the netpoller (an idle daemon uses no
+// CPU). Each completion goes to the CompletionHandler of its queue pair,
+// on the group's goroutine:
+//
+//	g, err := rdma.NewPollGroup(dev, rdma.PollGroupConfig{CQEntries: 4096})
+//	qp, err := req.CreateQP(pd, rdma.QueuePairConfig{SendCQ: g.CQ(), RecvCQ: g.CQ(),
+//		MaxSendWR: 64, MaxRecvWR: 64})
+//	att, err := g.Attach(qp, 0, 0, conn) // reserves 64+64 CQ entries, or ErrCQFull
+//	g.Post(func() { conn.startTeardown() }) // run on the group's goroutine
+//	...                                   // Disconnect; conn reaps every flush, then:
+//	att.Detach()
+//	err = qp.Close()
+//	err = g.Close()                       // once no queue pair is attached or bound
+//
+// Attach reserves room for every work request the queue pair may have
+// outstanding, so the shared queue cannot overrun; should the queue fail
+// anyway, every handler's HandleError ends its connection. Handlers must
+// not block.
+//
+// # Registered buffer pools
+//
+// Task data goes straight between the device and a BufferPool block: a
+// buddy allocator over AllocBuffer arenas registered once (256 MiB by
+// default: the registered-memory budget), handing out contiguous,
+// size-aligned blocks of 4 KiB to 8 MiB with 0 allocations per Get and
+// Put. Get never blocks; when the budget is used up it returns false, the
+// request waits (back-pressure, not failure) and is retried when Notify
+// says blocks came back:
+//
+//	pool, err := rdma.NewBufferPool(pd, rdma.BufferPoolConfig{Size: 1 << 30})
+//	blk, ok := pool.Get(edtl)           // !ok: queue the task; retry on <-pool.Notify()
+//	backend.ReadAt(blk.Bytes(), off)    // SCSI executes into registered memory
+//	wr := rdma.SendWR{Op: rdma.OpRDMAWrite, SGL: []rdma.SGE{blk.SGE(0, blk.Len())}, ...}
+//	pool.Put(blk)                       // after the work request's completion
+//
+// A Slab is the fixed-slot variant for receive rings: slot i's data lands
+// 512-byte aligned after a 76-byte iSER+BHS header (SlabConfig.Header).
 //
 // # Memory and ownership
 //
@@ -97,8 +142,8 @@
 //
 // # Concurrency
 //
-// Devices, protection domains and memory regions are safe for concurrent
-// use. A completion queue is polled by one goroutine (its owner); a queue
+// Devices, protection domains, memory regions, poll groups, buffer pools
+// and slabs are safe for concurrent use. A completion queue is polled by one goroutine (its owner); a queue
 // pair's send queue and receive queue each have one poster at a time.
 // Close may be called from any goroutine; it waits for calls in progress
 // on the same object.

@@ -38,6 +38,8 @@ var cases = []testCase{
 	{name: "ClosedQPReceivesNothing", run: testClosedQPReceivesNothing},
 	{name: "ErrorFlushesEveryWR", run: testErrorFlushesEveryWR},
 	{name: "CQWait", run: testCQWait},
+	{name: "SharedCQWait", run: testSharedCQWait},
+	{name: "PollGroup", run: testPollGroup},
 	{name: "CMAccept", cm: true, run: testCMAccept},
 	{name: "CMReject", cm: true, run: testCMReject},
 	{name: "CMNoListener", cm: true, run: testCMNoListener},

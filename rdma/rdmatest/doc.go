@@ -27,7 +27,10 @@
 // request exactly once; a receive too small; receiver-not-ready with a
 // finite and an infinite retry count; posting on errored and closed queue
 // pairs; completion-queue Wait waking on a completion, a context and a
-// Close; teardown (Close completes nothing, neither the closed queue
+// Close; Wait on a completion queue shared by many queue pairs waking on
+// a completion of any of them; a PollGroup serving several connections
+// with RDMA WRITE + SEND from BufferPool blocks, their teardown through
+// the group, and the idle group sleeping; teardown (Close completes nothing, neither the closed queue
 // pair's own work requests nor a SEND aimed at it; Error flushes every
 // work request, receives and unsignaled sends included, exactly once);
 // and with the CM, accept and reject with private data, a connect nobody
