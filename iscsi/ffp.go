@@ -437,7 +437,7 @@ func (c *conn) command(p *pdu.SCSICommand, in *Inbound) error {
 	t.ITT, t.LUN, t.EDTL = p.ITT, uint64(p.LUN), p.ExpectedDataTransferLength
 	t.Data = in.Task
 	in.Task = nil
-	if t.Data != nil {
+	if t.Data != nil && !in.NeedBuffer {
 		t.Buf = t.Data.Buffer()
 	}
 	if cap(t.Buf) > 0 {
