@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/goiser/goiser/bench"
+	"github.com/goiser/goiser/cgo/verbs"
 	"github.com/goiser/goiser/iscsi/initiator"
+	"github.com/goiser/goiser/iser"
 	"github.com/goiser/goiser/scsi"
 )
 
@@ -46,13 +48,15 @@ type options struct {
 	notes         []string
 	initiatorName string
 	command       string
+	fallback      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("goiser-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var targets, notes listFlag
-	fs.Var(&targets, "target", "NAME=iscsi://HOST:PORT/IQN/LUN to measure (repeat for each target)")
+	fs.Var(&targets, "target", "NAME=iscsi://HOST:PORT/IQN/LUN or NAME=iser://... to measure (repeat for each target)")
+	fallback := fs.Bool("fallback", false, "an iser:// target whose iSER connection fails is measured over TCP on the same portal (and the report says so)")
 	fs.Var(&notes, "note", "extra markdown bullet for the report (repeatable)")
 	workloads := fs.String("workloads", DefaultWorkloads, "comma-separated workloads, SIZE-{rand,seq}{read,write}-qdN")
 	rounds := fs.Int("rounds", 5, "rounds; each runs every workload on every target")
@@ -74,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		rounds: *rounds, duration: time.Duration(*seconds * float64(time.Second)),
 		warmup: time.Duration(*warmup * float64(time.Second)), regionBytes: *region << 20, fill: *fill,
 		baseline: *baseline, out: *out, svg: *svg, raw: *raw, title: *title, commit: *commit,
-		notes: notes, initiatorName: *iname, command: commandLine(args),
+		notes: notes, initiatorName: *iname, command: commandLine(args), fallback: *fallback,
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -211,13 +215,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	for _, t := range o.targets {
-		s, err := initiator.Dial(ctx, t.Addr, initiator.Config{
+		icfg := initiator.Config{
 			InitiatorName: o.initiatorName, TargetName: t.IQN, MaxTasks: qd,
 			Logger: log.With("target", t.Name),
-		})
+		}
+		var s *initiator.Session
+		transport := iser.TransportTCP
+		if t.ISER {
+			s, transport, err = iser.DialSession(ctx, t.Addr, iser.SessionConfig{Initiator: icfg, Fallback: o.fallback,
+				ISER: iser.InitiatorConfig{Provider: verbs.Provider(), Logger: log.With("target", t.Name), MaxTasks: qd}})
+			if err == nil && transport != iser.TransportISER {
+				o.notes = append(o.notes, fmt.Sprintf("%s: no iSER connection to %s; measured over iSCSI/TCP instead (-fallback)", t.Name, t.Addr))
+			}
+		} else {
+			s, err = initiator.Dial(ctx, t.Addr, icfg)
+		}
 		if err != nil {
 			return fmt.Errorf("dial %s at %s: %w", t.Name, t.Addr, err)
 		}
+		log.Info("logged in", "target", t.Name, "transport", transport)
 		c := &conn{t: t, s: s}
 		conns = append(conns, c)
 		capa, err := readyCapacity(ctx, s, t.LUN)

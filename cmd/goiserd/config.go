@@ -33,6 +33,13 @@ type Config struct {
 	// Portals are the listen addresses (host:port) of the one portal
 	// group every target is reached through; default ["127.0.0.1:3260"].
 	Portals []string `json:"portals"`
+	// ISERPortals are the iSER (RDMA) listen addresses, "ip[:port]" (port
+	// 3260 by default; RDMA CM port space TCP), beside the TCP portals and
+	// in the same portal group. A portal whose address has no RDMA device
+	// is skipped with a warning; TCP keeps being served.
+	ISERPortals []string `json:"iser_portals"`
+	// ISER tunes the iSER transport.
+	ISER ISERConfig `json:"iser"`
 	// Log sets the log level and format.
 	Log LogConfig `json:"log"`
 	// ShutdownTimeout bounds the graceful shutdown on SIGTERM/SIGINT:
@@ -154,6 +161,44 @@ type Negotiation struct {
 	// NopInInterval is how long a connection may stay silent before the
 	// target pings it with a NOP-In ("5s"; "0s" disables pings).
 	NopInInterval Duration `json:"nop_in_interval"`
+}
+
+// ISERConfig tunes the iSER transport (docs/iser.md). Unset fields keep
+// the transport's defaults (in parentheses).
+type ISERConfig struct {
+	// Memory is the registered memory for command data per RDMA device,
+	// shared by every iSER connection on it ("256M"). When it runs out,
+	// commands wait for a buffer; they do not fail.
+	Memory Size `json:"memory"`
+	// MaxIOSize is the largest command data buffer ("8M").
+	MaxIOSize Size `json:"max_io_size"`
+	// RecvDataSize is the TargetRecvDataSegmentLength declared: the most
+	// immediate or unsolicited data one SEND may carry ("8K").
+	RecvDataSize Size `json:"recv_data_size"`
+	// PollGroups is the number of completion-polling goroutines per
+	// device (1).
+	PollGroups int `json:"poll_groups"`
+}
+
+// validate checks the iSER settings.
+func (c *ISERConfig) validate() error {
+	for _, f := range []struct {
+		name   string
+		v      Size
+		lo, hi int64
+	}{{"memory", c.Memory, 1 << 20, 1 << 40}, {"max_io_size", c.MaxIOSize, 4096, 1 << 30}, {"recv_data_size", c.RecvDataSize, 512, 1 << 24}} {
+		n, err := f.v.Bytes()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if f.v != "" && (n < f.lo || n > f.hi) {
+			return fmt.Errorf("%s: %s is outside %s..%s", f.name, f.v, formatSize(f.lo), formatSize(f.hi))
+		}
+	}
+	if c.PollGroups < 0 || c.PollGroups > 64 {
+		return fmt.Errorf("poll_groups: %d is outside 0..64", c.PollGroups)
+	}
+	return nil
 }
 
 // Limits bound what initiators, hostile or broken, can make the daemon
@@ -407,6 +452,21 @@ func (c *Config) validate() error {
 		}
 		seenPortal[p] = true
 	}
+	seenISER := map[string]bool{}
+	for i, p := range c.ISERPortals {
+		full, err := iserPortal(p)
+		if err != nil {
+			return fmt.Errorf("iser_portals[%d]: %w", i, err)
+		}
+		if seenISER[full] {
+			return fmt.Errorf("iser_portals[%d]: %q listed twice", i, p)
+		}
+		seenISER[full] = true
+		c.ISERPortals[i] = full
+	}
+	if err := c.ISER.validate(); err != nil {
+		return fmt.Errorf("iser.%w", err)
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return fmt.Errorf("log.level: %w", err)
 	}
@@ -446,6 +506,20 @@ func (c *Config) validate() error {
 		seenName[t.Name] = i
 	}
 	return nil
+}
+
+// iserPortal checks an iSER portal address and adds the default port
+// 3260 when it has none.
+func iserPortal(p string) (string, error) {
+	if _, _, err := net.SplitHostPort(p); err != nil {
+		if ip := net.ParseIP(strings.Trim(p, "[]")); ip != nil {
+			p = net.JoinHostPort(ip.String(), "3260")
+		}
+	}
+	if err := checkPortal(p); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 func checkPortal(p string) error {

@@ -415,3 +415,26 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal("doc.go does not quote testdata/example.json verbatim")
 	}
 }
+
+// TestISERConfig: iser_portals get port 3260 when they name none, and the
+// iser section is checked.
+func TestISERConfig(t *testing.T) {
+	tgt := `"targets": [{"name": "iqn.2026-12.dev.goiser:x", "luns": [{"backend": "mem", "size": "1M"}]}]`
+	cfg, err := parseConfig([]byte(`{"iser_portals": ["10.0.0.1", "10.0.0.2:3261", "[fd00::1]"], "iser": {"memory": "512M", "max_io_size": "1M"}, ` + tgt + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"10.0.0.1:3260", "10.0.0.2:3261", "[fd00::1]:3260"}; strings.Join(cfg.ISERPortals, " ") != strings.Join(want, " ") {
+		t.Fatalf("iser_portals %v, want %v", cfg.ISERPortals, want)
+	}
+	for in, want := range map[string]string{
+		`"iser_portals": ["rdma0"]`:                     "iser_portals[0]",
+		`"iser_portals": ["10.0.0.1", "10.0.0.1:3260"]`: "listed twice",
+		`"iser": {"memory": "1K"}`:                      "iser.memory",
+		`"iser": {"poll_groups": 100}`:                  "iser.poll_groups",
+	} {
+		if _, err := parseConfig([]byte(`{` + in + `, ` + tgt + `}`)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %s", in, err, want)
+		}
+	}
+}

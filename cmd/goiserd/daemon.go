@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := newServer(cfg, targets, log)
+	portals = append(portals, listenISER(cfg, srv, log)...)
 	files := len(portals)
 	for _, t := range targets {
 		files += len(t.cfg.LUNs)
@@ -315,6 +316,12 @@ func announce(cfg *Config, portals []portal, targets []*openedTarget, log *slog.
 	fmt.Fprintf(stdout, "  iscsi-readcapacity16 iscsi://%s/%s/%d\n", addr, first.cfg.Name, first.cfg.LUNs[0].LUN)
 	if first.cfg.CHAP != nil {
 		fmt.Fprintf(stdout, "  (CHAP: iscsi://USER%%SECRET@%s/...)\n", addr)
+	}
+	for _, p := range portals {
+		if p.kind == "iser" {
+			fmt.Fprintf(stdout, "  iSER on %s: iscsiadm -m discovery -t st -p %s -I iser; iscsi-inq iser://%s/%s/%d\n",
+				p.t.Addr(), reachable(p.t.Addr().String()), reachable(p.t.Addr().String()), first.cfg.Name, first.cfg.LUNs[0].LUN)
+		}
 	}
 }
 

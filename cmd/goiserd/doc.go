@@ -1,6 +1,8 @@
 // Command goiserd is the goiser iSCSI target daemon: it serves SCSI logical
 // units (in memory, in files or block devices, or null) to iSCSI initiators
-// over TCP (RFC 7143).
+// over TCP (RFC 7143) and, on hosts with RDMA devices, over iSER (RFC 7145)
+// at the same time (-iser ADDR[:PORT], "iser_portals" in the config; see
+// docs/iser.md).
 //
 // With no flags it serves the built-in default, a 1 GiB in-memory LUN 0
 // under iqn.2026-11.dev.goiser:default on 127.0.0.1:3260, and prints how to
@@ -49,6 +51,12 @@
 // "thin_provisioning" (default true: UNMAP punches holes in files) and
 // "write_through" (default false: a write-back cache that initiators flush
 // with SYNCHRONIZE CACHE or FUA).
+//
+// Further top-level sections: "iser_portals" (["10.0.0.1", "10.0.0.2:3261"],
+// port 3260 by default) with "iser" tuning (memory, max_io_size,
+// recv_data_size, poll_groups), and "limits", the bounds a hostile
+// initiator cannot exceed (connections, sessions, task memory, login and
+// Data-Out timeouts, text length; docs/security.md).
 //
 // The daemon's life: parse flags, load and validate the config, open the
 // backends and build one scsi.Target per target, listen on every portal,

@@ -20,17 +20,22 @@ type options struct {
 	logLevel  string
 	logFormat string
 	addrFile  string
+	iser      []string
 }
 
 const usageText = `Usage: goiserd [flags]
 
-goiserd serves SCSI logical units over iSCSI/TCP (RFC 7143).
+goiserd serves SCSI logical units over iSCSI/TCP (RFC 7143) and iSER (RFC 7145).
 
 With no flags it serves the built-in default: a 1 GiB in-memory LUN 0 under
 ` + defaultIQN + ` on ` + defaultPortal + `.
 
 Flags for the common case (one target):
   -listen ADDR     listen address host:port (default ` + defaultPortal + `)
+  -iser ADDR[:PORT]  also serve iSER (iSCSI over RDMA, RFC 7145) on this address of an
+                   RDMA device (RoCE, InfiniBand, Soft-RoCE); port 3260 by default;
+                   repeatable. Without an RDMA device there, goiserd says so and
+                   serves TCP only
   -target IQN      target name (default ` + defaultIQN + `)
   -lun SPEC        a LUN, repeatable; numbered 0, 1, ... in order unless lun=N is given:
                      mem:SIZE[,OPTION...]                 in memory, lost on exit
@@ -45,7 +50,7 @@ Flags for the common case (one target):
 
 Or a config file (JSON; see "go doc ./cmd/goiserd"):
   -config FILE     targets, LUNs, portals, ACLs, CHAP, negotiation overrides;
-                   -listen and -log-level/-log-format override it,
+                   -listen, -iser and -log-level/-log-format override it,
                    -target, -lun and -chap cannot be combined with it
 
 Logging and scripting:
@@ -75,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json")
 	fs.StringVar(&o.addrFile, "addr-file", "", "write the listen addresses to this file once serving")
+	fs.Func("iser", "iSER portal ADDR[:PORT] (repeatable)", func(s string) error { o.iser = append(o.iser, s); return nil })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -138,6 +144,9 @@ func buildConfig(o *options) (*Config, error) {
 	}
 	if o.listen != "" {
 		cfg.Portals = []string{o.listen}
+	}
+	if len(o.iser) > 0 {
+		cfg.ISERPortals = o.iser
 	}
 	if o.logLevel != "" {
 		cfg.Log.Level = o.logLevel

@@ -244,3 +244,22 @@ func TestAddrFilePortZero(t *testing.T) {
 	s := dialSession(t, addr, "portzero")
 	verifiedIO(t, s, 0, 3)
 }
+
+// TestISERWithoutRDMA: -iser on a host without an RDMA device (every
+// machine here but the Soft-RoCE guest) says so in one line and keeps
+// serving TCP.
+func TestISERWithoutRDMA(t *testing.T) {
+	if entries, _ := os.ReadDir("/sys/class/infiniband"); len(entries) > 0 {
+		t.Skip("this host has RDMA devices; the guest stages test -iser")
+	}
+	bin := buildDaemon(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := startDaemon(t, bin, addr, "-listen", addr, "-lun", "mem:16M", "-iser", "127.0.0.1")
+	d.waitOutput(t, "iSER portal not served")
+	if n := strings.Count(d.Output(), "iSER portal not served"); n != 1 {
+		t.Fatalf("%d warning lines about the iSER portal, want 1:\n%s", n, d.Output())
+	}
+	s := dialSession(t, addr, "no-rdma")
+	verifiedIO(t, s, 0, 5)
+	d.stop(t)
+}
