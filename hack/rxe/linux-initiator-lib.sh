@@ -265,11 +265,20 @@ start_tgt() {
     rxe_wait_listen 3260 10 || fail "tgtd does not listen on RDMA CM port 3260"
   fi
 }
+# stop_tgt: tgtd leaves through "tgtadm --op delete --mode system" (it
+# ignores SIGTERM while targets exist); SIGKILL if that does not work.
 stop_tgt() {
   [ -n "$tgt_pid" ] || return 0
-  local child
-  child=$(pgrep -P "$tgt_pid" -x tgtd) && kill -TERM "$child"
-  rxe_bg_wait "$tgt_pid" 15 >/dev/null 2>&1 || true
+  local child i
+  timeout 10 tgtadm --op delete --mode system --force >/dev/null 2>&1 || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$tgt_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$tgt_pid" 2>/dev/null; then
+    child=$(pgrep -P "$tgt_pid" -x tgtd) && kill -KILL "$child"
+  fi
+  rxe_bg_wait "$tgt_pid" 5 >/dev/null 2>&1 || true
   tgt_pid=
 }
 tgt_chap() {
