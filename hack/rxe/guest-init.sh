@@ -45,6 +45,9 @@ modprobe -q configfs && mount -t configfs configfs /sys/kernel/config 2>/dev/nul
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 ulimit -l unlimited 2>/dev/null # registered memory is pinned memory
+# PID 1 starts with 1024/4096 open files; a daemon gets more from systemd
+# (LimitNOFILE). goiserd warns when max_connections does not fit the limit.
+ulimit -n 65536 2>/dev/null
 
 echo "rxe-guest: kernel $(uname -r), $(nproc) vCPUs, up $(cut -d' ' -f1 /proc/uptime)s"
 # shellcheck disable=SC2086 # RXE_UP_ARGS is a list of flags.
