@@ -51,6 +51,25 @@ type testTarget struct {
 	done chan error
 }
 
+// startTargetB is startTarget for benchmarks: no leak checks.
+func startTargetB(b *testing.B) *testTarget {
+	p := soft.New(soft.Config{})
+	m, err := backend.NewMemory(64 << 20)
+	must(b, err)
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: m}}})
+	must(b, err)
+	srv := &iscsi.Server{Targets: []*iscsi.Target{{Name: testIQN, LUNs: luns}}, NOPInterval: -1}
+	tr, err := iser.Listen("127.0.0.1:3260", iser.TargetConfig{Provider: p})
+	must(b, err)
+	go func() { _ = srv.Serve(tr) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return &testTarget{p: p, srv: srv, tr: tr, addr: "127.0.0.1:3260"}
+}
+
 func startTarget(t *testing.T, cfg iser.TargetConfig, opts ...func(*iscsi.Server)) *testTarget {
 	t.Helper()
 	goroutines := runtime.NumGoroutine()
