@@ -353,11 +353,14 @@ func (ls *loginState) params() Params {
 	if ls.mrdslDeclared {
 		ours = ls.opts.MaxRecvDataSegmentLength
 	}
-	if p.RDMAExtensions {
+	if p.RDMAExtensions || ls.iser {
+		// On an iSER connection the iSER lengths apply even when a
+		// discovery login left RDMAExtensions unsaid (open-iscsi does):
+		// the RFC 7145 defaults then.
 		ours, theirs = p.TargetRecvDataSegmentLength, p.InitiatorRecvDataSegmentLength
 	}
 	return Params{
-		RDMAExtensions:      p.RDMAExtensions,
+		RDMAExtensions:      p.RDMAExtensions || ls.iser,
 		HeaderDigest:        p.HeaderDigest,
 		DataDigest:          p.DataDigest,
 		TargetMaxRecvDSL:    ours,

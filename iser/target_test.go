@@ -408,3 +408,25 @@ func TestSendWithInvalidate(t *testing.T) {
 }
 
 var _ = fmt.Sprintf
+
+// TestDiscoveryWithoutRDMAExtensions: open-iscsi's discovery over iSER
+// does not offer RDMAExtensions; LIO serves it, and so do we (found on rxe
+// with the Linux initiator).
+func TestDiscoveryWithoutRDMAExtensions(t *testing.T) {
+	tt := startTarget(t, iser.TargetConfig{})
+	c := dialRaw(t, tt.p, tt.addr, false)
+	rsp := c.loginReq(pdu.StageSecurity, pdu.StageOperational, "InitiatorName=iqn.2026-12.dev.goiser:raw", "AuthMethod=None", "SessionType=Discovery")
+	if rsp.Status != pdu.LoginSuccess {
+		t.Fatalf("security stage: %v", rsp.Status)
+	}
+	rsp = c.loginReq(pdu.StageOperational, pdu.StageFullFeature, "HeaderDigest=None", "DataDigest=None", "MaxRecvDataSegmentLength=32768")
+	if rsp.Status != pdu.LoginSuccess || rsp.NSG != pdu.StageFullFeature {
+		t.Fatalf("operational stage: %v", rsp.Status)
+	}
+	c.send(iser.Header{}, &pdu.TextRequest{Final: true, ITT: c.itt, TTT: pdu.ReservedTag, CmdSN: c.cmdSN, ExpStatSN: c.expStatSN,
+		Data: keys("SendTargets=All")})
+	if r, ok := c.recvPDU().(*pdu.TextResponse); !ok || !strings.Contains(string(r.Data), testIQN) {
+		t.Fatal("no SendTargets answer")
+	}
+	c.logout()
+}

@@ -141,7 +141,7 @@ func (n *Negotiator) NewExchange() {
 // CheckLogin reports what must hold before a target lets the login reach
 // full feature phase (RFC 7143 §13.4, §13.5; RFC 7145 §6.2): InitiatorName
 // declared, TargetName declared for a Normal session, and RDMAExtensions=Yes
-// on iSER. The *Error carries the Login status to answer.
+// on iSER (for a Normal session). The *Error carries the Login status to answer.
 func (n *Negotiator) CheckLogin() error {
 	p := &n.params
 	if p.InitiatorName == "" {
@@ -150,7 +150,10 @@ func (n *Negotiator) CheckLogin() error {
 	if !p.Discovery() && p.TargetName == "" {
 		return &Error{Key: KeyTargetName, Status: pdu.LoginMissingParameter, Msg: "not declared for a Normal session"}
 	}
-	if n.cfg.ISER && !p.RDMAExtensions {
+	if n.cfg.ISER && !p.RDMAExtensions && !p.Discovery() {
+		// A discovery session is let through: open-iscsi's discovery
+		// over iSER does not offer RDMAExtensions, and LIO accepts it
+		// (the connection is iSER whatever the key says).
 		return &Error{Key: KeyRDMAExtensions, Status: pdu.LoginInitiatorError, Msg: "iSER requires RDMAExtensions=Yes"}
 	}
 	return nil
