@@ -31,6 +31,10 @@ var (
 	ErrProtocol = errors.New("iser: protocol error")
 	// errConnClosed is returned by Recv after Close.
 	errConnClosed = errors.New("iser: connection closed")
+	// ErrDisconnected reports that the initiator closed the RDMA
+	// connection (a CM disconnect), as it does after discovery or when
+	// it goes away; the core logs the end of the connection.
+	ErrDisconnected = errors.New("iser: initiator disconnected")
 )
 
 // taskState is where a task of the transport is.
@@ -292,7 +296,7 @@ func (c *tconn) start() {
 	go func() {
 		select {
 		case <-c.qp.Disconnected():
-			c.fail(fmt.Errorf("iser: initiator %s disconnected", c.remote))
+			c.fail(fmt.Errorf("%w: %s", ErrDisconnected, c.remote))
 		case <-c.drained:
 		}
 	}()

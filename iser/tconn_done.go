@@ -1,6 +1,7 @@
 package iser
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/goiser/goiser/iscsi"
@@ -236,7 +237,11 @@ func (c *tconn) failLocked(err error) {
 	}
 	c.closed = true
 	c.failErr = err
-	if err != errConnClosed {
+	switch {
+	case err == errConnClosed:
+	case errors.Is(err, ErrDisconnected):
+		c.log.Debug("iser: initiator disconnected")
+	default:
 		c.log.Warn("iser: connection failed", "err", err)
 	}
 	// Recv may be waiting: a failure event ends it (the channel has room
