@@ -439,6 +439,9 @@ func (c *tconn) recvPDU(slot, n int, in *iscsi.Inbound) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: receive of %d bytes: %v", ErrProtocol, n, err)
 	}
+	if c.params == nil {
+		c.log.Debug("iser: login PDU received", "opcode", f.BHS.Opcode().String(), "bytes", n)
+	}
 	copy(in.BHS[:], f.BHS)
 	if len(f.AHS) > 0 {
 		copy(in.GrowAHS(len(f.AHS)), f.AHS)
@@ -806,6 +809,9 @@ func (c *tconn) Send(bhs *[iscsi.BHSLen]byte, data []byte) error {
 	defer c.mu.Unlock()
 	if c.closed {
 		return c.closedErrLocked()
+	}
+	if c.params == nil {
+		c.log.Debug("iser: login response", "opcode", pdu.BHS(bhs[:]).Opcode().String(), "data", len(data))
 	}
 	// The core fills the lengths of the BHS; iSER adds no padding.
 	if len(c.pendSend) > 0 || c.sq >= c.sqMax || !c.sendControlLocked(bhs[:], data) {

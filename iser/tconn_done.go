@@ -282,9 +282,11 @@ func (c *tconn) failErrLocked() error {
 // when the core has released every task buffer too.
 func (c *tconn) finish() {
 	c.att.Detach()
+	c.log.Debug("iser: connection reaped; destroying the QP")
 	if err := c.qp.Close(); err != nil {
 		c.log.Error("iser: close QP", "err", err)
 	}
+	c.log.Debug("iser: QP destroyed")
 	c.mu.Lock()
 	// Tasks waiting for buffers hold receive slots only; in-flight
 	// work is reaped. What the core has not released yet, it will.

@@ -680,7 +680,7 @@ chap_checks() {
   chap=skipped
   if [ "$LI_TARGET" = goiserd ]; then
     [ -n "$gpid" ] && { stop_goiserd; [ "$grc" = 0 ] || fail "goiserd exited with status $grc"; }
-    li_gflags=(-chap "$user:$secret")
+    li_gflags=(-chap "$user:$secret" -log-level debug)
     start_goiserd "$work/goiserd-chap.log" "mem:8M"
     li_gflags=()
   elif [ "$LI_TARGET" = tgt ]; then
