@@ -124,6 +124,12 @@ func TestParkedWritesBounded(t *testing.T) {
 			t.Fatalf("write ITT %#x did not complete", itt)
 		}
 	}
+	// A buffer is released just after its response is written, so the
+	// initiator may see the response first: wait (bounded) for it.
+	deadline := time.Now().Add(ioTimeout)
+	for ts.srv.TaskMemory() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := ts.srv.TaskMemory(); got != 0 {
 		t.Fatalf("%d bytes of task memory held after every write completed", got)
 	}
