@@ -120,8 +120,6 @@ type InitiatorConn struct {
 	closing   bool
 	reaped    bool
 	wr        [1]rdma.SendWR
-	params    initiator.Params
-	haveParam bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -282,15 +280,12 @@ func (c *InitiatorConn) Negotiated(p initiator.Params) error {
 	if p.TargetRecvDataSegmentLength > LoginDataLen {
 		return fmt.Errorf("iser: TargetRecvDataSegmentLength %d is more than our send slots hold", p.TargetRecvDataSegmentLength)
 	}
-	c.mu.Lock()
-	c.params, c.haveParam = p, true
-	c.mu.Unlock()
 	return nil
 }
 
 // Send implements initiator.Transport: one SEND from a registered slot;
 // a SCSI Command carries its task's STags and VAs in the iSER header.
-func (c *InitiatorConn) Send(bhs *[BHSLenI]byte, ahs, data []byte) error {
+func (c *InitiatorConn) Send(bhs *[pdu.BHSLen]byte, ahs, data []byte) error {
 	var h Header
 	if pdu.BHS(bhs[:]).Opcode() == pdu.OpSCSICommand {
 		itt := pdu.BHS(bhs[:]).InitiatorTaskTag()
@@ -337,9 +332,6 @@ func (c *InitiatorConn) Send(bhs *[BHSLenI]byte, ahs, data []byte) error {
 	return nil
 }
 
-// BHSLenI is the BHS length, as the initiator package names it.
-const BHSLenI = initiator.BHSLen
-
 // takeSlot waits for a free send slot.
 func (c *InitiatorConn) takeSlot() (int, error) {
 	for {
@@ -371,7 +363,7 @@ func (c *InitiatorConn) errLocked() error {
 }
 
 // RecvHeader implements initiator.Transport.
-func (c *InitiatorConn) RecvHeader(bhs *[BHSLenI]byte, ahs *[]byte) error {
+func (c *InitiatorConn) RecvHeader(bhs *[pdu.BHSLen]byte, ahs *[]byte) error {
 	if c.rhead {
 		// The previous PDU's data was not taken: give its slot back.
 		if err := c.repost(); err != nil {
@@ -428,7 +420,7 @@ func (c *InitiatorConn) repost() error {
 }
 
 // RecvData implements initiator.Transport.
-func (c *InitiatorConn) RecvData(_ *[BHSLenI]byte, dst []byte) error {
+func (c *InitiatorConn) RecvData(_ *[pdu.BHSLen]byte, dst []byte) error {
 	if len(dst) == 0 {
 		return nil
 	}
@@ -440,7 +432,7 @@ func (c *InitiatorConn) RecvData(_ *[BHSLenI]byte, dst []byte) error {
 }
 
 // SkipData implements initiator.Transport.
-func (c *InitiatorConn) SkipData(_ *[BHSLenI]byte, n int) error {
+func (c *InitiatorConn) SkipData(_ *[pdu.BHSLen]byte, n int) error {
 	if n == 0 || !c.rhead {
 		return nil
 	}

@@ -15,15 +15,14 @@ import (
 
 // Target defaults (see TargetConfig).
 const (
-	DefaultQueueDepth   = 128
-	DefaultMemory       = 256 << 20
-	DefaultMaxIOSize    = 8 << 20
-	DefaultPollGroups   = 1
-	defaultCQEntries    = 8192
-	minMemoryPerBlock   = 4096
-	controlSlots        = 16 // receive and send slots beyond the command window
-	smallSendData       = 512 - HeadersLen
-	maxReadDepthDefault = 16
+	DefaultQueueDepth = 128
+	DefaultMemory     = 256 << 20
+	DefaultMaxIOSize  = 8 << 20
+	DefaultPollGroups = 1
+	defaultCQEntries  = 8192
+	minMemoryPerBlock = 4096
+	controlSlots      = 16 // receive and send slots beyond the command window
+	smallSendData     = 512 - HeadersLen
 )
 
 // TargetConfig configures the iSER target transport. The zero value of

@@ -184,7 +184,6 @@ type tconn struct {
 	local   net.Addr
 	sendInv bool // Send with Invalidate agreed (immutable)
 	ird     int  // RDMA READs we may have outstanding (immutable)
-	depth   int  // task slots (immutable)
 
 	// Registered per-connection memory: receive slots (the login slot is
 	// 0) and small send slots, one slab registered once.
@@ -233,7 +232,7 @@ func newTConn(t *Target, d *devState, req *rdma.ConnRequest, sendInv bool, ird i
 		return nil, err
 	}
 	c := &tconn{t: t, d: d, log: t.log.With("peer", req.RemoteAddr().String()), remote: req.RemoteAddr(), local: req.LocalAddr(),
-		sendInv: sendInv, ird: ird, depth: depth, layout: layout, nRecv: depth,
+		sendInv: sendInv, ird: ird, layout: layout, nRecv: depth,
 		byITT: make(map[uint32]*ttask, depth), drained: make(chan struct{})}
 	nSend := depth
 	c.sqMax = 2*depth + ird + controlSlots // a WRITE+SEND per task, READs, control PDUs
@@ -574,11 +573,9 @@ func (c *tconn) retryBuffers() bool {
 			c.failLocked(err)
 			return false
 		}
+		// The core calls GetData only after this event, so no data
+		// phase can be waiting yet.
 		c.pushLocked(event{kind: evBufReady, task: t, itt: t.itt})
-		if t.waiting && c.dataCompleteLocked(t) {
-			t.waiting = false
-			c.pushLocked(event{kind: evDataDone, task: t, itt: t.itt})
-		}
 	}
 	return false
 }
