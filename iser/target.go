@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/goiser/goiser/iscsi"
 	"github.com/goiser/goiser/rdma"
@@ -19,10 +20,12 @@ const (
 	DefaultMemory     = 256 << 20
 	DefaultMaxIOSize  = 8 << 20
 	DefaultPollGroups = 1
-	defaultCQEntries  = 8192
-	minMemoryPerBlock = 4096
-	controlSlots      = 16 // receive and send slots beyond the command window
-	smallSendData     = 512 - HeadersLen
+	// DefaultEstablishTimeout is TargetConfig.EstablishTimeout's default.
+	DefaultEstablishTimeout = 10 * time.Second
+	defaultCQEntries        = 8192
+	minMemoryPerBlock       = 4096
+	controlSlots            = 16 // receive and send slots beyond the command window
+	smallSendData           = 512 - HeadersLen
 )
 
 // TargetConfig configures the iSER target transport. The zero value of
@@ -56,6 +59,11 @@ type TargetConfig struct {
 	// NoSendWithInvalidate disables Send with Invalidate even when the
 	// initiator allows it.
 	NoSendWithInvalidate bool
+	// EstablishTimeout bounds how long an accepted connect request may
+	// take to become established (the initiator's RTU). Requests are
+	// established concurrently, so one that never completes delays no
+	// other. Default 10 s.
+	EstablishTimeout time.Duration
 }
 
 func (c TargetConfig) withDefaults() TargetConfig {
@@ -77,6 +85,9 @@ func (c TargetConfig) withDefaults() TargetConfig {
 	if c.PollGroups <= 0 {
 		c.PollGroups = DefaultPollGroups
 	}
+	if c.EstablishTimeout <= 0 {
+		c.EstablishTimeout = DefaultEstablishTimeout
+	}
 	return c
 }
 
@@ -87,6 +98,15 @@ type Target struct {
 	cfg TargetConfig // immutable
 	l   *rdma.Listener
 	log *slog.Logger
+
+	// The accept loop takes connect requests, sets each up and
+	// establishes it on a goroutine of its own; established connections
+	// wait in ready for Accept.
+	ready  chan *tconn
+	stop   chan struct{}      // closed by Close
+	ctx    context.Context    // cancelled by Close; bounds establishing
+	cancel context.CancelFunc // cancels ctx
+	wg     sync.WaitGroup     // the accept loop and establishing goroutines
 
 	mu      sync.Mutex
 	devs    map[string]*devState // by device name; guarded by mu
@@ -165,37 +185,91 @@ func Listen(addr string, cfg TargetConfig) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iser: listen on %s: %w", addr, err)
 	}
-	return &Target{cfg: cfg, l: l, log: cfg.Logger.With("portal", l.Addr().String(), "transport", "iser"),
-		devs: make(map[string]*devState), allDone: make(chan struct{})}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Target{cfg: cfg, l: l, log: cfg.Logger.With("portal", l.Addr().String(), "transport", "iser"),
+		ready: make(chan *tconn, acceptQueue), stop: make(chan struct{}), ctx: ctx, cancel: cancel,
+		devs: make(map[string]*devState), allDone: make(chan struct{})}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
 }
+
+// acceptQueue is how many established connections wait for Accept.
+const acceptQueue = 16
 
 // Addr is the listening address.
 func (t *Target) Addr() net.Addr { return t.l.Addr() }
 
-// Accept waits for the next connection request, sets up its queue pair
-// and buffers, posts the login receive and accepts it. A request that
-// cannot be served is rejected and logged, and Accept goes on waiting.
-// After Close it returns an error wrapping net.ErrClosed.
+// Accept returns the next established connection: its queue pair set
+// up, the login receive posted, the CM connection accepted and
+// established. Connect requests are set up and established in the
+// background, each on its own (an initiator that never completes the CM
+// handshake delays no other); one that cannot be served is rejected and
+// logged. After Close, Accept returns an error wrapping net.ErrClosed.
 func (t *Target) Accept(ctx context.Context) (iscsi.TransportConn, error) {
+	select {
+	case c := <-t.ready:
+		return c, nil
+	case <-t.stop:
+		return nil, fmt.Errorf("iser: accept on %s: %w", t.l.Addr(), net.ErrClosed)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// acceptLoop takes connect requests until the listener is closed.
+func (t *Target) acceptLoop() {
+	defer t.wg.Done()
 	for {
-		req, err := t.l.Accept(ctx)
+		req, err := t.l.Accept(t.ctx)
 		if err != nil {
-			if errors.Is(err, rdma.ErrClosed) {
-				return nil, fmt.Errorf("iser: accept on %s: %w", t.l.Addr(), net.ErrClosed)
+			if errors.Is(err, rdma.ErrClosed) || t.ctx.Err() != nil {
+				return
 			}
-			return nil, fmt.Errorf("iser: accept on %s: %w", t.l.Addr(), err)
+			t.log.Error("iser: accept", "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond): // as net/http backs off
+			case <-t.stop:
+				return
+			}
+			continue
 		}
-		c, err := t.setup(ctx, req)
+		c, param, priv, err := t.setup(req)
 		if err != nil {
 			t.log.Warn("iser: connection refused", "peer", req.RemoteAddr().String(), "err", err)
 			continue
 		}
-		return c, nil
+		t.wg.Add(1)
+		go t.establish(c, req, param, priv)
 	}
 }
 
-// Close stops accepting. Connections already accepted stay open; the
-// shared device resources are freed once the last of them has drained.
+// establish accepts req and waits, within EstablishTimeout, for the
+// connection to be established, then queues it for Accept.
+func (t *Target) establish(c *tconn, req *rdma.ConnRequest, param rdma.ConnParam, priv []byte) {
+	defer t.wg.Done()
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.EstablishTimeout)
+	err := req.Accept(ctx, param, priv)
+	cancel()
+	if err != nil {
+		if t.ctx.Err() == nil {
+			t.log.Warn("iser: connection not established", "peer", c.remote.String(), "err", err)
+		}
+		_ = c.Close() // reaps the login receive; connGone balances conns
+		return
+	}
+	c.start()
+	select {
+	case t.ready <- c:
+	case <-t.stop:
+		_ = c.Close()
+	}
+}
+
+// Close stops accepting: connect requests being established are
+// abandoned and established connections not yet taken by Accept are
+// closed. Connections already accepted stay open; the shared device
+// resources are freed once the last of them has drained.
 func (t *Target) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -203,9 +277,23 @@ func (t *Target) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.mu.Unlock()
+	close(t.stop)
+	t.cancel()
+	err := t.l.Close()
+	t.wg.Wait()
+	for {
+		select {
+		case c := <-t.ready:
+			_ = c.Close()
+			continue
+		default:
+		}
+		break
+	}
+	t.mu.Lock()
 	done := t.conns == 0
 	t.mu.Unlock()
-	err := t.l.Close()
 	if done {
 		t.freeDevices()
 	}
@@ -303,12 +391,12 @@ func (t *Target) device(dev *rdma.Device) (*devState, error) {
 }
 
 // setup builds a connection for req: queue pair on a poll group's CQ,
-// registered receive and send slots, the login receive posted, then the
-// CM accept with the iSER private data.
-func (t *Target) setup(ctx context.Context, req *rdma.ConnRequest) (*tconn, error) {
-	reject := func(err error) (*tconn, error) {
+// registered receive and send slots and the login receive posted; it
+// returns the CM parameters and private data to accept it with.
+func (t *Target) setup(req *rdma.ConnRequest) (*tconn, rdma.ConnParam, []byte, error) {
+	reject := func(err error) (*tconn, rdma.ConnParam, []byte, error) {
 		_ = req.Reject(nil)
-		return nil, err
+		return nil, rdma.ConnParam{}, nil, err
 	}
 	t.mu.Lock()
 	if t.closed {
@@ -340,13 +428,7 @@ func (t *Target) setup(ctx context.Context, req *rdma.ConnRequest) (*tconn, erro
 	t.mu.Lock()
 	t.conns++
 	t.mu.Unlock()
-	var priv [CMHeaderLen]byte
-	b, _ := reply.AppendBinary(priv[:0])
+	b, _ := reply.AppendBinary(make([]byte, 0, CMHeaderLen))
 	param := rdma.ConnParam{ResponderResources: 0, InitiatorDepth: uint8(ird), RetryCount: 7, RNRRetryCount: 7}
-	if err := req.Accept(ctx, param, b); err != nil {
-		_ = c.Close() // reaps the login receive; connGone balances conns
-		return nil, err
-	}
-	c.start()
-	return c, nil
+	return c, param, b, nil
 }

@@ -84,7 +84,12 @@ func startTarget(t *testing.T, cfg iser.TargetConfig, opts ...func(*iscsi.Server
 	for _, o := range opts {
 		o(srv)
 	}
-	cfg.Provider, cfg.Logger = p, log
+	if sp, ok := cfg.Provider.(*stallProvider); ok {
+		sp.Provider = p
+	} else {
+		cfg.Provider = p
+	}
+	cfg.Logger = log
 	tr, err := iser.Listen("127.0.0.1:3260", cfg)
 	must(t, err)
 	tt := &testTarget{p: p, srv: srv, tr: tr, addr: "127.0.0.1:3260", logs: logs, done: make(chan error, 1)}
