@@ -246,14 +246,38 @@ func (c *InitiatorConn) release() {
 	}
 }
 
-// watch fails the connection when the target disconnects.
+// watch fails the connection when the target disconnects. The target's
+// last PDUs (the Logout Response it sent before disconnecting) may still
+// be in the completion queue when the CM reports the disconnect: the
+// failure waits until the receive ring has flushed (at most
+// disconnectGrace), so that they reach the reader first (a queue pair's
+// receives complete in order, the flushed ones after them).
 func (c *InitiatorConn) watch() {
 	select {
 	case <-c.qp.Disconnected():
-		c.fail(fmt.Errorf("iser: target %s disconnected", c.addr))
 	case <-c.closed:
+		return
 	}
+	deadline := time.Now().Add(disconnectGrace)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		pending := c.rq
+		c.mu.Unlock()
+		if pending == 0 {
+			break
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-c.closed:
+			return
+		}
+	}
+	c.fail(fmt.Errorf("iser: target %s disconnected", c.addr))
 }
+
+// disconnectGrace bounds how long a disconnected connection waits for its
+// receive ring to flush before it fails.
+const disconnectGrace = 2 * time.Second
 
 func (c *InitiatorConn) postRecvLocked(i int) error {
 	b := c.layout.Recv(c.slabBuf.Bytes(), i)
