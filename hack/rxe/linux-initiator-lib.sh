@@ -84,7 +84,7 @@ file_mib=16
 rm -rf "$work"
 mkdir -p "$work"
 # Results, for the stage's note.
-resets=skipped discard=skipped fio_stats=skipped reset_io=skipped fs=skipped chap=skipped crash=skipped
+chap_retry= resets=skipped discard=skipped fio_stats=skipped reset_io=skipped fs=skipped chap=skipped crash=skipped
 
 gpid=
 portal=      # the portal the session logs in to (HOST:PORT)
@@ -702,10 +702,35 @@ chap_checks() {
   grep -iE 'auth|login failure|error' "$work/chap-wrong" | head -3 || true
   li_chap=("$user" "$secret")
   configure_node
+  glog_mark=$(wc -l <"${glog:-/dev/null}" 2>/dev/null || echo 0)
   begin "CHAP login"
   say "CHAP login with the right secret"
   logged_in=1
-  timeout 40 iscsiadm -m node -T "$iqn" -p "$portal" -I "$li_iface" --login || fail "CHAP login failed"
+  local mark
+  mark=$(dmesg | wc -l)
+  if ! timeout 40 iscsiadm -m node -T "$iqn" -p "$portal" -I "$li_iface" --login; then
+    # A race in the kernel initiator, not the target: libiscsi's
+    # __iscsi_complete_pdu hands a Login Response to iscsid
+    # (iscsi_recv_pdu) before it frees the login task
+    # (iscsi_complete_task). When the vCPU that runs it is preempted
+    # there (TCG on a loaded host), iscsid's next Login PDU finds the
+    # task busy: the kernel says "Login/Text in progress. Cannot start
+    # new task", iscsid "Login I/O error, failed to send a PDU", and its
+    # retries on the same session fail the same way. Seen in 2 of ~25
+    # CHAP rounds over iSER. It is retried once, only with that kernel
+    # message and only when goiserd answered every Login PDU it got.
+    dmesg | tail -n +"$((mark + 1))" | grep -q 'Login/Text in progress' ||
+      fail "CHAP login failed"
+    if [ "$LI_TARGET" = goiserd ]; then
+      local got answered
+      got=$(awk -v n="$glog_mark" 'NR > n' "$glog" | grep -c 'login PDU received' || true)
+      answered=$(awk -v n="$glog_mark" 'NR > n' "$glog" | grep -c 'login response' || true)
+      [ "$got" = "$answered" ] || fail "CHAP login failed: goiserd received $got Login PDUs and answered $answered"
+    fi
+    say "the kernel initiator refused its own Login PDU (Login/Text in progress: its login-task race); one more login"
+    chap_retry="the kernel initiator's login-task race hit once (Login/Text in progress), retried"
+    timeout 40 iscsiadm -m node -T "$iqn" -p "$portal" -I "$li_iface" --login || fail "CHAP login failed (twice)"
+  fi
   sid=$(timeout 10 iscsiadm -m session | awk -v p="$portal" -v t="$iqn" '$3 ~ "^" p "," && $4 == t { gsub(/[][]/, "", $2); print $2; exit }')
   [ -n "$sid" ] || fail "no session after the CHAP login"
   check_session
@@ -720,7 +745,7 @@ chap_checks() {
     stop_goiserd
     [ "$grc" = 0 ] || fail "goiserd (CHAP) exited with status $grc"
   fi
-  chap=ok
+  chap=ok${chap_retry:+ ($chap_retry)}
 }
 
 # ---- kill -9 and restart on the same port ----------------------------------------
