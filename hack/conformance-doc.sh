@@ -130,6 +130,7 @@ $(f=bin/conformance/goiser-direct/results.tsv; if [ -s "$f" ] && [ "$(count "$f"
 tgt, for reference (\`hack/conformance-known-failures-tgt.txt\`):
 
 $(awk '!/^[ \t]*(#|$)/ { k = $1; $1 = ""; printf "- %s:%s\n", k, $0 }' hack/conformance-known-failures-tgt.txt)
+$(cat hack/conformance-iser.md)
 EOF
 } | awk '
   # A table row, an empty line (a backend run that is missing), a table row:

@@ -26,12 +26,12 @@
 #                 stage's PASS/FAIL line) exported
 # Exit status 0 is a pass. Output goes to $RXE_OUT/logs/NAME.PHASE.log; the
 # tail of a failed stage's log is printed. Each phase is killed after
-# RXE_STAGE_TIMEOUT seconds (default 240), which counts as a failure.
+# RXE_STAGE_TIMEOUT seconds (default 360), which counts as a failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 export RXE_REPO=${RXE_REPO:-$REPO}
-STAGE_TIMEOUT=${RXE_STAGE_TIMEOUT:-240}
+STAGE_TIMEOUT=${RXE_STAGE_TIMEOUT:-360}
 
 now() { date +%s.%N | cut -c1-14; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }

@@ -13,8 +13,8 @@
 #   RXE_STAGE_DIRS     colon-separated stage directories (default: tests.d)
 #   RXE_EXTRA_STAGES   colon-separated directories added to those
 #   RXE_STAGES         regex on stage names (e.g. '^00-') to run a subset
-#   RXE_STAGE_TIMEOUT  seconds per stage phase (default 240)
-#   RXE_TIMEOUT        guest watchdog in seconds (default 600)
+#   RXE_STAGE_TIMEOUT  seconds per stage phase (default 360)
+#   RXE_TIMEOUT        guest watchdog in seconds (default 1200)
 #   RXE_KEEP=1         keep the work directory (logs, console) even on success
 # plus those of run.sh (RXE_ACCEL, RXE_MEM, RXE_CPUS, RXE_CACHE, RXE_UP_ARGS).
 set -uo pipefail
@@ -64,10 +64,10 @@ if [ ! -s "$RXE_OUT/stages.built" ]; then
   exit 1
 fi
 rxe_log "booting the guest for $(grep -c . "$RXE_OUT/stages.built") stage(s)"
-rxe_job_write "${RXE_TIMEOUT:-600}" 0 "$RXE_HERE/stages.sh" run "$results" "$RXE_OUT/stages.built"
+rxe_job_write "${RXE_TIMEOUT:-1200}" 0 "$RXE_HERE/stages.sh" run "$results" "$RXE_OUT/stages.built"
 # Not a pipeline: rxe_boot must run in this shell so that its INT/TERM trap
 # stops QEMU when this script is interrupted.
-rxe_boot $((${RXE_TIMEOUT:-600} + 120)) 0 > >(tr -d '\r')
+rxe_boot $((${RXE_TIMEOUT:-1200} + 120)) 0 > >(tr -d '\r')
 qs=$?
 guest_ok=1
 if grc=$(rxe_job_status "$qs"); then
