@@ -52,29 +52,27 @@ type conn struct {
 	othersDone chan *pendingTMF
 
 	// Owner-goroutine state.
-	sess      *session
-	params    Params
-	nexus     scsi.Nexus
-	luns      *scsi.Target
-	statSN    uint32
-	expCmdSN  uint32
-	maxCmdSN  uint32
-	tasks     map[uint32]*Task // outstanding tasks by ITT
-	free      []*Task
-	nWorkers  int
-	busy      int
-	tmfs      []*pendingTMF
-	dec       pdu.Decoder
-	hdrBuf    [BHSLen]byte
-	rsp       Response // scratch for complete; handed to PutData
-	encBuf    []byte
-	text      textState
-	lastRecv  time.Time
-	pingTTT   uint32 // TTT of the outstanding target ping; 0 when none
-	pingSent  time.Time
-	nextPing  uint32
-	shutting  bool // Async logout request sent
-	loggedOut bool
+	sess     *session
+	params   Params
+	nexus    scsi.Nexus
+	luns     *scsi.Target
+	statSN   uint32
+	expCmdSN uint32
+	maxCmdSN uint32
+	tasks    map[uint32]*Task // outstanding tasks by ITT
+	free     []*Task
+	nWorkers int
+	busy     int
+	tmfs     []*pendingTMF
+	dec      pdu.Decoder
+	hdrBuf   [BHSLen]byte
+	rsp      Response // scratch for complete; handed to PutData
+	encBuf   []byte
+	text     textState
+	lastRecv time.Time
+	pingTTT  uint32 // TTT of the outstanding target ping; 0 when none
+	pingSent time.Time
+	nextPing uint32
 	// budget bounds the session's task buffers (nil in discovery);
 	// taskSize estimates the buffer of the next command (bytes) to size
 	// the CmdSN window from the room left in budget.

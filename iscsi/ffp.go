@@ -32,23 +32,14 @@ func (c *conn) fullFeature() error {
 			err := c.handle(in)
 			c.inFree <- in
 			if err != nil {
-				return err
-			}
-			if c.loggedOut && c.busy == 0 && len(c.tasks) == 0 {
-				return errConnDone
+				return err // errConnDone after a logout
 			}
 		case t := <-c.doneCh:
 			c.busy--
 			if err := c.complete(t); err != nil {
 				return err
 			}
-			if c.loggedOut && c.busy == 0 && len(c.tasks) == 0 {
-				return errConnDone
-			}
 		case err := <-c.readErr:
-			if c.loggedOut {
-				return errConnDone
-			}
 			return err
 		case now := <-ticker.C:
 			if err := c.nopCheck(now, interval); err != nil {
@@ -144,7 +135,6 @@ func (c *conn) nopCheck(now time.Time, interval time.Duration) error {
 // requestLogout asks the initiator to log out (Async Message, RFC 7143
 // §11.9.1 event 1) because the server shuts down.
 func (c *conn) requestLogout() error {
-	c.shutting = true
 	if c.params.Discovery {
 		return errConnDone
 	}
@@ -366,7 +356,6 @@ func (c *conn) logout(p *pdu.LogoutRequest) error {
 		return err
 	}
 	if code == pdu.LogoutSuccess {
-		c.loggedOut = true
 		c.log.Info("iscsi: logout", "reason", p.Reason.String())
 		return errConnDone
 	}
