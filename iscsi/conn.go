@@ -23,97 +23,169 @@ const inboundSlots = 4
 // shutdown).
 var errConnDone = errors.New("connection closed")
 
-// conn is one iSCSI connection: the reader goroutine pumps Inbound events
-// from the transport, the owner goroutine (serve) holds every piece of
-// ordering state, and workers run SCSI commands.
+// conn is one iSCSI connection, run by three kinds of goroutine:
+//
+//   - the reader (reader) pumps Inbound events from TransportConn.Recv to
+//     the owner;
+//   - the owner (serve: login, then fullFeature) holds every piece of
+//     protocol state: sequence numbers, the task table, pending TMFs,
+//     keep-alive and text exchanges;
+//   - workers (worker), at most Server.Workers, run SCSI commands and hand
+//     them back.
+//
+// Its fields come in groups, one struct each, that say who owns them. The
+// groups are embedded, so their fields read as c.statSN, c.tasks, ...
 type conn struct {
 	// srv is the server the connection arrived on. Immutable; never nil.
 	srv *Server
 	// tc is the transport connection. Immutable; never nil.
-	tc  TransportConn
-	log *slog.Logger // owner goroutine; grows attributes after login
+	tc TransportConn
 
-	ctx    context.Context // cancelled when the connection ends
+	connLife            // ending the connection: any goroutine
+	connPipes           // channels between the goroutines; see each for its direction
+	connLogin           // set by the owner during login, read-only afterwards
+	seqState            // sequence numbers: owner, published for the transport
+	taskTable           // tasks and workers: owner
+	keepAlive           // NOP-In pings: owner
+	pduBufs             // encoding and decoding scratch: owner
+	text      textState // Text exchange in progress: owner
+}
+
+// connLife ends a connection. Every field is safe from any goroutine.
+type connLife struct {
+	// ctx is cancelled when the connection ends (teardown, and serve
+	// returning): the reader and running commands stop.
+	ctx    context.Context
 	cancel context.CancelFunc
-
-	inCh    chan *Inbound // reader -> owner
-	inFree  chan *Inbound // owner -> reader
-	readErr chan error    // reader -> owner, once
-	workCh  chan *Task    // owner -> workers
-	doneCh  chan *Task    // workers -> owner
-	shutCh  chan struct{} // closed by shutdown
+	// shutCh is closed by shutdown: the owner asks the initiator to log
+	// out and ends once it has (or LoginTimeout has passed).
+	shutCh  chan struct{}
 	shutOne sync.Once
-	abortCh chan struct{} // closed by abort
+	// abortCh is closed by abort, which also closes the transport: the
+	// owner ends at once; running commands finish without a response.
+	abortCh chan struct{}
 	abortOn sync.Once
-	ended   chan struct{} // closed when serve returns
-	// extCh carries other sessions' resets to this owner; othersDone
-	// reports that other sessions finished aborting for one of our TMFs.
-	extCh      chan *thirdParty
-	othersDone chan *pendingTMF
+	// ended is closed when serve returns, once nothing of the connection
+	// is left (session reinstatement and other sessions' TMFs wait on
+	// it).
+	ended chan struct{}
+}
 
-	// Owner-goroutine state.
-	sess     *session
-	params   Params
-	nexus    scsi.Nexus
-	luns     *scsi.Target
+// connPipes are the channels the owner exchanges work on. Buffered ones
+// never block their sender: inCh and inFree hold all inboundSlots
+// Inbounds, workCh and doneCh more tasks than the CmdSN window admits.
+type connPipes struct {
+	inCh    chan *Inbound // reader -> owner: a filled Inbound
+	inFree  chan *Inbound // owner -> reader: an Inbound to fill
+	readErr chan error    // reader -> owner, once: Recv failed
+	workCh  chan *Task    // owner -> workers: a task to execute; closed by teardown
+	doneCh  chan *Task    // workers -> owner: an executed task
+	// extCh carries other sessions' resets to this owner (from their
+	// abortElsewhere goroutines); unbuffered, the sender also watches
+	// ended.
+	extCh chan *thirdParty
+	// othersDone reports to this owner that other sessions finished
+	// aborting for one of our TMFs (from abortElsewhere's goroutine).
+	othersDone chan *pendingTMF
+}
+
+// connLogin is what the login decides. The owner writes it during login;
+// afterwards it does not change, and workers read luns.
+type connLogin struct {
+	log    *slog.Logger // grows the initiator's attributes at login
+	sess   *session     // nil until the full feature phase
+	params Params       // negotiated; given to the transport by SetParams
+	nexus  scsi.Nexus   // the session's I_T nexus (zero for discovery)
+	luns   *scsi.Target // the target's LUNs; nil for discovery
+}
+
+// seqState holds the connection's sequence numbers (RFC 7143 §4.2.2):
+// StatSN, and the CmdSN window ExpCmdSN..MaxCmdSN with what sizes it. The
+// owner reads and writes the plain fields; publish copies the numbers to
+// pub, which the transport reads from any goroutine (Numbers) for the
+// PDUs it sends on its own (R2Ts). openWindow is the one place MaxCmdSN
+// is computed.
+type seqState struct {
 	statSN   uint32
 	expCmdSN uint32
 	maxCmdSN uint32
-	tasks    map[uint32]*Task // outstanding tasks by ITT
-	free     []*Task
-	nWorkers int
-	busy     int
-	tmfs     []*pendingTMF
-	dec      pdu.Decoder
-	hdrBuf   [BHSLen]byte
-	rsp      Response // scratch for complete; handed to PutData
-	encBuf   []byte
-	text     textState
-	lastRecv time.Time
-	pingTTT  uint32 // TTT of the outstanding target ping; 0 when none
-	pingSent time.Time
-	nextPing uint32
 	// budget bounds the session's task buffers (nil in discovery);
 	// taskSize estimates the buffer of the next command (bytes) to size
-	// the CmdSN window from the room left in budget.
+	// the window from the room left in budget.
 	budget   *Budget
 	taskSize int
 
-	// seq publishes StatSN/ExpCmdSN/MaxCmdSN to the transport (R2Ts).
-	seqStatSN, seqExpCmdSN, seqMaxCmdSN atomic.Uint32
+	pub struct{ statSN, expCmdSN, maxCmdSN atomic.Uint32 }
 }
 
 // Numbers implements SeqNumbers for the transport.
-func (c *conn) Numbers() (statSN, expCmdSN, maxCmdSN uint32) {
-	return c.seqStatSN.Load(), c.seqExpCmdSN.Load(), c.seqMaxCmdSN.Load()
+func (s *seqState) Numbers() (statSN, expCmdSN, maxCmdSN uint32) {
+	return s.pub.statSN.Load(), s.pub.expCmdSN.Load(), s.pub.maxCmdSN.Load()
 }
 
-func (c *conn) publish() {
-	c.seqStatSN.Store(c.statSN)
-	c.seqExpCmdSN.Store(c.expCmdSN)
-	c.seqMaxCmdSN.Store(c.maxCmdSN)
+// publish makes the current numbers visible to Numbers.
+func (s *seqState) publish() {
+	s.pub.statSN.Store(s.statSN)
+	s.pub.expCmdSN.Store(s.expCmdSN)
+	s.pub.maxCmdSN.Store(s.maxCmdSN)
 }
+
+// taskTable holds the connection's tasks. Owner only: a task on a worker
+// (state taskExecuting) is still in tasks, and only its cmd is the
+// worker's until it comes back on doneCh.
+type taskTable struct {
+	tasks    map[uint32]*Task // outstanding tasks by ITT
+	free     []*Task          // released tasks for reuse (getTask)
+	nWorkers int              // worker goroutines started (at most Server.Workers)
+	busy     int              // tasks sent on workCh and not yet back on doneCh
+	// tmfs are task management requests waiting for their tasks to
+	// finish (ours answered in order; third-party ones as they finish).
+	tmfs []*pendingTMF
+}
+
+// keepAlive is the NOP-In ping state (RFC 7143 §11.19). Owner only.
+type keepAlive struct {
+	lastRecv time.Time // when the last Inbound arrived
+	pingTTT  uint32    // TTT of the outstanding target ping; 0 when none
+	pingSent time.Time // when it was sent
+	nextPing uint32    // last TTT used for a ping
+}
+
+// pduBufs is scratch for decoding and encoding PDUs. Owner only.
+type pduBufs struct {
+	dec    pdu.Decoder
+	hdrBuf [BHSLen]byte
+	encBuf []byte
+	rsp    Response // scratch for complete; handed to PutData
+}
+
+// The owner hands c itself to the transport as its SeqNumbers.
+var _ SeqNumbers = (*conn)(nil)
 
 func newConn(s *Server, tc TransportConn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
-		srv:        s,
-		tc:         tc,
-		log:        s.logger().With("peer", tc.RemoteAddr().String()),
-		ctx:        ctx,
-		cancel:     cancel,
-		inCh:       make(chan *Inbound, inboundSlots),
-		inFree:     make(chan *Inbound, inboundSlots),
-		readErr:    make(chan error, 1),
-		doneCh:     make(chan *Task, s.queueDepth()+inboundSlots),
-		workCh:     make(chan *Task, s.queueDepth()+inboundSlots),
-		shutCh:     make(chan struct{}),
-		abortCh:    make(chan struct{}),
-		ended:      make(chan struct{}),
-		extCh:      make(chan *thirdParty),
-		othersDone: make(chan *pendingTMF),
-		tasks:      make(map[uint32]*Task),
-		encBuf:     make([]byte, 0, BHSLen),
+		srv: s,
+		tc:  tc,
+		connLife: connLife{
+			ctx:     ctx,
+			cancel:  cancel,
+			shutCh:  make(chan struct{}),
+			abortCh: make(chan struct{}),
+			ended:   make(chan struct{}),
+		},
+		connPipes: connPipes{
+			inCh:       make(chan *Inbound, inboundSlots),
+			inFree:     make(chan *Inbound, inboundSlots),
+			readErr:    make(chan error, 1),
+			workCh:     make(chan *Task, s.queueDepth()+inboundSlots),
+			doneCh:     make(chan *Task, s.queueDepth()+inboundSlots),
+			extCh:      make(chan *thirdParty),
+			othersDone: make(chan *pendingTMF),
+		},
+		connLogin: connLogin{log: s.logger().With("peer", tc.RemoteAddr().String())},
+		taskTable: taskTable{tasks: make(map[uint32]*Task)},
+		pduBufs:   pduBufs{encBuf: make([]byte, 0, BHSLen)},
 	}
 }
 
