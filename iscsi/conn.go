@@ -248,24 +248,6 @@ func (c *conn) serve() {
 	}
 }
 
-// drainTimeout bounds how long a connection waits for its transport to
-// reap what it still has in flight after Close.
-const drainTimeout = 30 * time.Second
-
-// awaitDrained waits until the transport has reaped every work request and
-// returned every buffer of the connection (TransportConn.Drained), so that
-// a connection counts as gone, and Server.Shutdown returns, only when
-// nothing of it is left.
-func (c *conn) awaitDrained() {
-	t := time.NewTimer(drainTimeout)
-	defer t.Stop()
-	select {
-	case <-c.tc.Drained():
-	case <-t.C:
-		c.log.Error("iscsi: transport did not drain after close; its resources are leaked", "after", drainTimeout)
-	}
-}
-
 // next waits for the next event during login.
 func (c *conn) nextLogin(deadline <-chan time.Time) (*Inbound, error) {
 	select {
@@ -422,22 +404,102 @@ func (c *conn) sendPDU(p pdu.PDU, data []byte) error {
 	return nil
 }
 
-// teardown releases everything the connection holds: it waits for
-// running commands (their responses are not sent), releases task buffers,
-// and unregisters the session.
+// Ending a connection.
+//
+// What the owner handed out comes back on three paths, and each has one
+// place that waits for it:
+//
+//   - tasks on workers come back on doneCh: awaitWorkers, the only loop
+//     that waits for them (at logout, at a shutdown the initiator did
+//     not answer, and in teardown);
+//   - tasks waiting for a buffer or for Data-Out are in the task table
+//     and wait for nothing: teardown releases them (at logout they are
+//     dropped the same way, once the Logout Response is out);
+//   - what the transport still has in flight (work requests, buffers it
+//     keeps until their sends complete) comes back after Close:
+//     awaitDrained.
+//
+// Aborted tasks a TMF waits for are not waited for in a loop: the owner
+// loop passes them to complete, and tmfProgressErr answers the TMF once
+// they are gone. Waits on other connections (a reset reaching other
+// sessions, a reinstatement replacing a connection) watch that
+// connection's ended, which serve closes last.
+
+// teardown releases everything the connection holds: it closes the
+// transport, waits for running commands (their responses are not sent),
+// releases task buffers, stops the workers and unregisters the session.
 func (c *conn) teardown() {
 	_ = c.tc.Close()
 	c.cancel()
-	for c.busy > 0 {
-		t := <-c.doneCh
-		c.busy--
-		c.releaseTask(t)
-	}
+	_ = c.awaitWorkers(c.discard, nil, nil) // never fails: discard does not, and nothing is watched
 	for _, t := range c.tasks {
 		c.releaseTask(t)
 	}
 	close(c.workCh)
 	if c.sess != nil {
 		c.srv.removeSession(c.sess, c)
+	}
+}
+
+// awaitWorkers waits until every task handed to a worker has come back
+// on doneCh (busy == 0) and passes each to finish. It returns nil then,
+// or earlier: finish's error; errConnDone once abort is closed; the error
+// readErr delivers. A nil abort or readErr is not watched.
+//
+// Its callers differ for real reasons:
+//
+//   - logout (finish: complete; watches abort and readErr): running
+//     commands are answered before the Logout Response, which RFC 7143
+//     §11.14 orders after them. The connection would go on to send that
+//     response, so a read error ends it here as it would anywhere in the
+//     full feature phase.
+//   - shutdown when the initiator did not log out within LoginTimeout
+//     (complete; abort only): Server.Shutdown answers the commands
+//     already received; the connection ends after the wait anyway, so
+//     what the reader reports does not matter.
+//   - teardown (discard; nothing watched): the transport is closed and
+//     ctx cancelled, so no response can go out and complete must not run
+//     (it would also answer and execute pending TMFs). It cannot give up:
+//     a task on a worker holds a transport buffer that must be released
+//     before the connection drains. Workers see ctx cancelled.
+func (c *conn) awaitWorkers(finish func(*Task) error, abort <-chan struct{}, readErr <-chan error) error {
+	for c.busy > 0 {
+		select {
+		case t := <-c.doneCh:
+			c.busy--
+			if err := finish(t); err != nil {
+				return err
+			}
+		case <-abort:
+			return errConnDone
+		case err := <-readErr:
+			return err
+		}
+	}
+	return nil
+}
+
+// discard releases a task without answering it (awaitWorkers in
+// teardown).
+func (c *conn) discard(t *Task) error {
+	c.releaseTask(t)
+	return nil
+}
+
+// drainTimeout bounds how long a connection waits for its transport to
+// reap what it still has in flight after Close.
+const drainTimeout = 30 * time.Second
+
+// awaitDrained waits until the transport has reaped every work request and
+// returned every buffer of the connection (TransportConn.Drained), so that
+// a connection counts as gone, and Server.Shutdown returns, only when
+// nothing of it is left.
+func (c *conn) awaitDrained() {
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-c.tc.Drained():
+	case <-t.C:
+		c.log.Error("iscsi: transport did not drain after close; its resources are leaked", "after", drainTimeout)
 	}
 }

@@ -52,8 +52,11 @@ func (c *conn) fullFeature() error {
 			}
 			logoutDeadline = time.After(c.srv.loginTimeout())
 		case <-logoutDeadline:
-			// The initiator did not log out: finish what runs and go.
-			return c.drain()
+			// The initiator did not log out: answer what runs and go.
+			if err := c.awaitWorkers(c.complete, c.abortCh, nil); err != nil {
+				return err
+			}
+			return errConnDone
 		case tp := <-c.extCh:
 			if err := c.thirdPartyAbort(tp); err != nil {
 				return err
@@ -67,22 +70,6 @@ func (c *conn) fullFeature() error {
 			return errConnDone
 		}
 	}
-}
-
-// drain waits for running commands, sends their responses, and ends.
-func (c *conn) drain() error {
-	for c.busy > 0 {
-		select {
-		case t := <-c.doneCh:
-			c.busy--
-			if err := c.complete(t); err != nil {
-				return err
-			}
-		case <-c.abortCh:
-			return errConnDone
-		}
-	}
-	return errConnDone
 }
 
 // dataCheck ends the connection when a write has waited for its Data-Out
@@ -343,8 +330,10 @@ func (c *conn) logout(p *pdu.LogoutRequest) error {
 	}
 	// Responses of running commands go out before the Logout Response
 	// (RFC 7143 §11.14: the logout is processed after earlier commands).
+	// Tasks still waiting for Data-Out cannot finish (the initiator
+	// stopped sending): teardown drops them.
 	if code == pdu.LogoutSuccess {
-		if err := c.drainLogout(); err != nil {
+		if err := c.awaitWorkers(c.complete, c.abortCh, c.readErr); err != nil {
 			return err
 		}
 	}
@@ -358,26 +347,6 @@ func (c *conn) logout(p *pdu.LogoutRequest) error {
 	if code == pdu.LogoutSuccess {
 		c.log.Info("iscsi: logout", "reason", p.Reason.String())
 		return errConnDone
-	}
-	return nil
-}
-
-// drainLogout completes running tasks before a logout response. Tasks
-// still waiting for Data-Out cannot finish (the initiator stopped sending)
-// and are dropped.
-func (c *conn) drainLogout() error {
-	for c.busy > 0 {
-		select {
-		case t := <-c.doneCh:
-			c.busy--
-			if err := c.complete(t); err != nil {
-				return err
-			}
-		case err := <-c.readErr:
-			return err
-		case <-c.abortCh:
-			return errConnDone
-		}
 	}
 	return nil
 }
