@@ -362,6 +362,8 @@ func (c *conn) enterFullFeature(ls *loginState, rsp *pdu.LoginResponse) error {
 		c.budget = NewBudget(c.srv.limits.MaxSessionTaskMemory, c.srv.memory)
 		c.params.Budget = c.budget
 	}
+	// The login's window (MaxCmdSN = CmdSN) is no floor for the full
+	// feature phase's: start closed and let openWindow size it.
 	c.maxCmdSN = c.expCmdSN - 1
 	c.openWindow(0)
 	if ls.target != nil {
