@@ -75,11 +75,16 @@ type connLife struct {
 // never block their sender: inCh and inFree hold all inboundSlots
 // Inbounds, workCh and doneCh more tasks than the CmdSN window admits.
 type connPipes struct {
-	inCh    chan *Inbound // reader -> owner: a filled Inbound
-	inFree  chan *Inbound // owner -> reader: an Inbound to fill
-	readErr chan error    // reader -> owner, once: Recv failed
-	workCh  chan *Task    // owner -> workers: a task to execute; closed by teardown
-	doneCh  chan *Task    // workers -> owner: an executed task
+	inCh     chan *Inbound // reader -> owner: a filled Inbound
+	inFree   chan *Inbound // owner -> reader: an Inbound to fill
+	readErr  chan error    // reader -> owner, once: Recv failed
+	readDone chan struct{} // closed by the reader when it returns
+	// inbounds are the Inbounds that circulate on inCh and inFree. Each
+	// belongs to whoever holds it (the reader filling it, the owner
+	// handling it); teardown looks at them all once the reader is gone.
+	inbounds [inboundSlots]Inbound
+	workCh   chan *Task // owner -> workers: a task to execute; closed by teardown
+	doneCh   chan *Task // workers -> owner: an executed task
 	// extCh carries other sessions' resets to this owner (from their
 	// abortElsewhere goroutines); unbuffered, the sender also watches
 	// ended.
@@ -178,6 +183,7 @@ func newConn(s *Server, tc TransportConn) *conn {
 			inCh:       make(chan *Inbound, inboundSlots),
 			inFree:     make(chan *Inbound, inboundSlots),
 			readErr:    make(chan error, 1),
+			readDone:   make(chan struct{}),
 			workCh:     make(chan *Task, s.queueDepth()+inboundSlots),
 			doneCh:     make(chan *Task, s.queueDepth()+inboundSlots),
 			extCh:      make(chan *thirdParty),
@@ -200,8 +206,12 @@ func (c *conn) abort() {
 	})
 }
 
-// reader pumps events from the transport to the owner.
+// reader pumps events from the transport to the owner. Every Inbound it
+// fills goes to the owner, even once the connection is ending (inCh holds
+// them all, so the send never blocks): the task buffer of a SCSI Command
+// in it is the owner's to release.
 func (c *conn) reader() {
+	defer close(c.readDone)
 	for {
 		var in *Inbound
 		select {
@@ -213,11 +223,7 @@ func (c *conn) reader() {
 			c.readErr <- err
 			return
 		}
-		select {
-		case c.inCh <- in:
-		case <-c.ctx.Done():
-			return
-		}
+		c.inCh <- in
 	}
 }
 
@@ -226,8 +232,8 @@ func (c *conn) serve() {
 	defer close(c.ended)
 	defer c.cancel()
 	defer func() { _ = c.tc.Close() }()
-	for range inboundSlots {
-		c.inFree <- new(Inbound)
+	for i := range c.inbounds {
+		c.inFree <- &c.inbounds[i]
 	}
 	go c.reader()
 	err := c.login()
@@ -408,7 +414,7 @@ func (c *conn) sendPDU(p pdu.PDU, data []byte) error {
 
 // Ending a connection.
 //
-// What the owner handed out comes back on three paths, and each has one
+// What the owner handed out comes back on four paths, and each has one
 // place that waits for it:
 //
 //   - tasks on workers come back on doneCh: awaitWorkers, the only loop
@@ -417,6 +423,9 @@ func (c *conn) sendPDU(p pdu.PDU, data []byte) error {
 //   - tasks waiting for a buffer or for Data-Out are in the task table
 //     and wait for nothing: teardown releases them (at logout they are
 //     dropped the same way, once the Logout Response is out);
+//   - SCSI Commands the reader received but the owner never handled hold
+//     task buffers in their Inbounds: releaseUnread waits for the reader
+//     to stop and releases them;
 //   - what the transport still has in flight (work requests, buffers it
 //     keeps until their sends complete) comes back after Close:
 //     awaitDrained.
@@ -429,7 +438,8 @@ func (c *conn) sendPDU(p pdu.PDU, data []byte) error {
 
 // teardown releases everything the connection holds: it closes the
 // transport, waits for running commands (their responses are not sent),
-// releases task buffers, stops the workers and unregisters the session.
+// releases task buffers (of tasks, and of commands never handled), stops
+// the workers and unregisters the session.
 func (c *conn) teardown() {
 	_ = c.tc.Close()
 	c.cancel()
@@ -437,6 +447,7 @@ func (c *conn) teardown() {
 	for _, t := range c.tasks {
 		c.releaseTask(t)
 	}
+	c.releaseUnread()
 	close(c.workCh)
 	if c.sess != nil {
 		c.srv.removeSession(c.sess, c)
@@ -479,6 +490,29 @@ func (c *conn) awaitWorkers(finish func(*Task) error, abort <-chan struct{}, rea
 		}
 	}
 	return nil
+}
+
+// releaseUnread waits for the reader to return (teardown has closed the
+// transport and cancelled ctx, so Recv returns) and releases the task
+// buffers of SCSI Commands the owner never handled: those still queued on
+// inCh when the owner stopped, and one a failing Recv may have left. The
+// owner takes the buffer out of every command it handles (in.Task is nil
+// after handle), and InDataDone and InBufferReady name tasks of the task
+// table, so nothing is released twice.
+func (c *conn) releaseUnread() {
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-t.C:
+		c.log.Error("iscsi: transport Recv did not return after close; buffers of unread commands are leaked", "after", drainTimeout)
+		return
+	}
+	for i := range c.inbounds {
+		if in := &c.inbounds[i]; in.Kind == InPDU {
+			c.releaseInbound(in)
+		}
+	}
 }
 
 // discard releases a task without answering it (awaitWorkers in
