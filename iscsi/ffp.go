@@ -32,23 +32,14 @@ func (c *conn) fullFeature() error {
 			err := c.handle(in)
 			c.inFree <- in
 			if err != nil {
-				return err
-			}
-			if c.loggedOut && c.busy == 0 && len(c.tasks) == 0 {
-				return errConnDone
+				return err // errConnDone after a logout
 			}
 		case t := <-c.doneCh:
 			c.busy--
 			if err := c.complete(t); err != nil {
 				return err
 			}
-			if c.loggedOut && c.busy == 0 && len(c.tasks) == 0 {
-				return errConnDone
-			}
 		case err := <-c.readErr:
-			if c.loggedOut {
-				return errConnDone
-			}
 			return err
 		case now := <-ticker.C:
 			if err := c.nopCheck(now, interval); err != nil {
@@ -61,8 +52,11 @@ func (c *conn) fullFeature() error {
 			}
 			logoutDeadline = time.After(c.srv.loginTimeout())
 		case <-logoutDeadline:
-			// The initiator did not log out: finish what runs and go.
-			return c.drain()
+			// The initiator did not log out: answer what runs and go.
+			if err := c.awaitWorkers(c.complete, c.abortCh, nil); err != nil {
+				return err
+			}
+			return errConnDone
 		case tp := <-c.extCh:
 			if err := c.thirdPartyAbort(tp); err != nil {
 				return err
@@ -76,22 +70,6 @@ func (c *conn) fullFeature() error {
 			return errConnDone
 		}
 	}
-}
-
-// drain waits for running commands, sends their responses, and ends.
-func (c *conn) drain() error {
-	for c.busy > 0 {
-		select {
-		case t := <-c.doneCh:
-			c.busy--
-			if err := c.complete(t); err != nil {
-				return err
-			}
-		case <-c.abortCh:
-			return errConnDone
-		}
-	}
-	return errConnDone
 }
 
 // dataCheck ends the connection when a write has waited for its Data-Out
@@ -144,7 +122,6 @@ func (c *conn) nopCheck(now time.Time, interval time.Duration) error {
 // requestLogout asks the initiator to log out (Async Message, RFC 7143
 // §11.9.1 event 1) because the server shuts down.
 func (c *conn) requestLogout() error {
-	c.shutting = true
 	if c.params.Discovery {
 		return errConnDone
 	}
@@ -353,8 +330,10 @@ func (c *conn) logout(p *pdu.LogoutRequest) error {
 	}
 	// Responses of running commands go out before the Logout Response
 	// (RFC 7143 §11.14: the logout is processed after earlier commands).
+	// Tasks still waiting for Data-Out cannot finish (the initiator
+	// stopped sending): teardown drops them.
 	if code == pdu.LogoutSuccess {
-		if err := c.drainLogout(); err != nil {
+		if err := c.awaitWorkers(c.complete, c.abortCh, c.readErr); err != nil {
 			return err
 		}
 	}
@@ -366,29 +345,8 @@ func (c *conn) logout(p *pdu.LogoutRequest) error {
 		return err
 	}
 	if code == pdu.LogoutSuccess {
-		c.loggedOut = true
 		c.log.Info("iscsi: logout", "reason", p.Reason.String())
 		return errConnDone
-	}
-	return nil
-}
-
-// drainLogout completes running tasks before a logout response. Tasks
-// still waiting for Data-Out cannot finish (the initiator stopped sending)
-// and are dropped.
-func (c *conn) drainLogout() error {
-	for c.busy > 0 {
-		select {
-		case t := <-c.doneCh:
-			c.busy--
-			if err := c.complete(t); err != nil {
-				return err
-			}
-		case err := <-c.readErr:
-			return err
-		case <-c.abortCh:
-			return errConnDone
-		}
 	}
 	return nil
 }
