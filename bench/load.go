@@ -39,10 +39,13 @@ type RunConfig struct {
 	// verify pattern of its blocks (see BlockHeader) and every read is
 	// compared block by block with what the last acknowledged write to
 	// each block sent; the first difference ends the run with a
-	// *MismatchError. Each of the QueueDepth goroutines then owns the
-	// I/O-size slots of the region whose index modulo QueueDepth is its
-	// own (random workloads pick uniformly among them, sequential ones
-	// walk them in order), so no two commands in flight overlap; the
+	// *MismatchError. A read workload visits the region as without
+	// Verify: no block changes while it runs, so reads in flight may
+	// overlap. In a write workload each of the QueueDepth goroutines
+	// owns the I/O-size slots of the region whose index modulo
+	// QueueDepth is its own (random workloads pick uniformly among them,
+	// sequential ones walk them in order), so no two writes in flight
+	// overlap and each block's last acknowledged write is known; the
 	// region must hold at least QueueDepth slots. Every block a read can
 	// reach must have been written through Verify (Verifier.Fill). The
 	// pattern is made before and checked after each command's measured
@@ -99,8 +102,8 @@ type worker struct {
 	ios      uint64
 	lastDone time.Time
 
-	// With v, the worker owns slots first, first+stride, ... (own of
-	// them); cursor is the next one a sequential workload visits.
+	// With v and write, the worker owns slots first, first+stride, ...
+	// (own of them); cursor is the next one a sequential workload visits.
 	first, stride, own, cursor uint64
 	written, checked           uint64 // blocks, with v
 }
@@ -116,8 +119,8 @@ func (w *worker) next() uint64 {
 	return slot * w.ioBlocks
 }
 
-// owned returns the LBA of the worker's next command with v: a slot of
-// its own stripe of the region.
+// owned returns the LBA of the worker's next write with v: a slot of its
+// own stripe of the region.
 func (w *worker) owned() uint64 {
 	var k uint64
 	if w.random {
@@ -161,7 +164,12 @@ func (w *worker) step(ctx context.Context, from time.Time) error {
 // and checked after it, outside its measured latency. It allocates
 // nothing unless the data differs.
 func (w *worker) stepVerify(ctx context.Context, from time.Time) error {
-	lba := w.owned()
+	var lba uint64
+	if w.write {
+		lba = w.owned()
+	} else {
+		lba = w.next()
+	}
 	seq := w.v.prepare(w.write, w.buf, lba)
 	t0 := time.Now()
 	if err := w.io(ctx, lba); err != nil {
@@ -234,12 +242,13 @@ func newWorkers(s *initiator.Session, cfg RunConfig) ([]*worker, error) {
 			slots: slots, ioBlocks: ioBlocks, seq: seq, buf: make([]byte, wl.Size), v: cfg.Verify,
 		}
 		w.rng.Seed(seed, uint64(i))
-		if cfg.Verify != nil {
+		if cfg.Verify != nil && wl.Write {
 			w.first, w.stride = uint64(i), uint64(len(ws))
 			if w.first < slots {
 				w.own = (slots - w.first + w.stride - 1) / w.stride
 			}
-		} else if wl.Write {
+		}
+		if cfg.Verify == nil && wl.Write {
 			_, _ = rand.Read(w.buf) // incompressible data
 		}
 		ws[i] = w
@@ -264,8 +273,8 @@ func Run(ctx context.Context, s *initiator.Session, cfg RunConfig) (*Result, err
 		return nil, fmt.Errorf("run %s: %w", name, err)
 	}
 	if v := cfg.Verify; v != nil {
-		if slots := ws[0].slots; slots < uint64(len(ws)) {
-			return nil, fmt.Errorf("run %s: verify: the region holds %d I/Os of %d bytes, fewer than the queue depth", name, slots, cfg.Workload.Size)
+		if slots := ws[0].slots; cfg.Workload.Write && slots < uint64(len(ws)) {
+			return nil, fmt.Errorf("run %s: verify: the region holds %d writes of %d bytes, fewer than the queue depth: each write in flight needs slots of its own", name, slots, cfg.Workload.Size)
 		}
 		if err := v.acquire(cfg.BlockSize, cfg.Blocks); err != nil {
 			return nil, fmt.Errorf("run %s: %w", name, err)

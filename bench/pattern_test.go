@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/goiser/goiser/iscsi/initiator"
 )
 
 func TestPatternRoundTrip(t *testing.T) {
@@ -173,5 +175,48 @@ func TestPatternAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("%v allocs per write and check", n)
+	}
+}
+
+// TestVerifyWorkerStripes: with a Verifier, the writers of a run own
+// disjoint stripes of the region that cover it, random or sequential,
+// and readers visit the region as without one.
+func TestVerifyWorkerStripes(t *testing.T) {
+	v, _ := NewVerifier(512, 8*10)
+	s := new(initiator.Session) // never used: only offsets are computed
+	for _, p := range []Pattern{Random, Sequential} {
+		ws, err := newWorkers(s, RunConfig{Workload: Workload{Size: 4096, Pattern: p, Write: true, QueueDepth: 3},
+			BlockSize: 512, Blocks: 80, Seed: 1, Verify: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := map[uint64]int{}
+		for i, w := range ws {
+			for range 200 {
+				lba := w.owned()
+				if lba%8 != 0 || lba >= 80 {
+					t.Fatalf("%v: worker %d: LBA %d out of the region's slots", p, i, lba)
+				}
+				if o, ok := owner[lba]; ok && o != i {
+					t.Fatalf("%v: LBA %d written by workers %d and %d", p, lba, o, i)
+				}
+				owner[lba] = i
+			}
+		}
+		if len(owner) != 10 {
+			t.Errorf("%v: the writers cover %d of 10 slots", p, len(owner))
+		}
+	}
+	ws, err := newWorkers(s, RunConfig{Workload: Workload{Size: 4096, Pattern: Sequential, QueueDepth: 2},
+		BlockSize: 512, Blocks: 24, Seed: 1, Verify: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for i := range 4 {
+		got = append(got, ws[i%2].next())
+	}
+	if want := []uint64{0, 8, 16, 0}; !equal(got, want) {
+		t.Errorf("sequential reads %v, want %v (one shared cursor, as without a Verifier)", got, want)
 	}
 }

@@ -98,6 +98,34 @@ func TestVerifyOverTCP(t *testing.T) {
 	t.Logf("%+v", v.Stats())
 }
 
+// TestVerifyQueueDepthBeyondRegion: reads may outnumber the region's
+// slots (overlapping reads see the same blocks); writes may not, since
+// each write in flight needs slots of its own.
+func TestVerifyQueueDepthBeyondRegion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, capa := dial(t, ctx, serve(t, 8<<20), 32)
+	v, err := NewVerifier(int(capa.BlockSize), capa.Blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Fill(ctx, s, 0, 1<<20, 8); err != nil {
+		t.Fatal(err)
+	}
+	cfg := RunConfig{Workload: Workload{Size: 1 << 20, Pattern: Random, QueueDepth: 32}, BlockSize: int(capa.BlockSize),
+		Blocks: capa.Blocks, Duration: 100 * time.Millisecond, Verify: v}
+	if r, err := Run(ctx, s, cfg); err != nil || r.IOs == 0 {
+		t.Fatalf("1m-randread-qd32 on 8 slots: %v", err)
+	}
+	cfg.Workload.Write = true
+	if _, err := Run(ctx, s, cfg); err == nil || !strings.Contains(err.Error(), "fewer than the queue depth") {
+		t.Fatalf("1m-randwrite-qd32 on 8 slots: %v, want a refusal", err)
+	}
+	if err := v.Check(ctx, s, 0, 1<<20, 8); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // serveISER starts our target with be as LUN 0 behind an iSER portal of
 // an in-process rdma/soft fabric and logs the Go initiator in over iSER
 // with room for qd commands.

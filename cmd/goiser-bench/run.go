@@ -377,8 +377,9 @@ func verifyNote(conns []*conn) string {
 	b.WriteString("Data verification (-verify) was on: every write carried a self-describing pattern in each logical block " +
 		"(its LBA, this run's generation, the write's sequence number, and data derived from them); every read, and a read-back " +
 		"of the whole region after the last round, compared each block byte for byte with what the last acknowledged write to it " +
-		"(or the fill) sent. The commands in flight of a workload never overlap: each owns the I/O slots of the region whose " +
-		"index modulo the queue depth is its own. Making and checking the pattern happens outside the measured latencies " +
+		"(or the fill) sent. Writes in flight never overlap: in a write workload each of the queue depth's commands owns the " +
+		"I/O slots of the region whose index modulo the queue depth is its own; read workloads visit the region as without " +
+		"-verify. Making and checking the pattern happens outside the measured latencies " +
 		"but takes CPU time, so IOPS compare only with other -verify runs. Verified, with 0 mismatches:")
 	for i, c := range conns {
 		st := c.v.Stats()
