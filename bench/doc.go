@@ -28,12 +28,34 @@
 // commands in flight and wrap at the region's end. Fill writes the region
 // once beforehand, so that reads hit allocated storage on every target.
 //
+// RunConfig.Verify checks the data as well. A Verifier remembers, per
+// block of one LUN's region, which write last put its data there: every
+// write it makes carries, in each logical block, a 32-byte header (magic
+// "goiserVB", LBA, the Verifier's random generation, the write's sequence
+// number) and a body derived from the header, so that a block read back
+// names the write it came from and any changed byte is found. Every read
+// is compared block by block with the last acknowledged write; the first
+// difference ends the run with a *MismatchError (LBA, byte offset, want
+// and got headers, and Kind: stale, misplaced, corrupt, foreign, other
+// run). In a write workload each goroutine owns the slots whose index
+// modulo the queue depth is its own, so writes in flight never overlap;
+// reads, which change nothing, visit the region as unverified ones do.
+// Verifier.Fill writes the region in the pattern first (a verified read
+// of a block never written through the Verifier fails) and
+// Verifier.Check reads it all back:
+//
+//	v, _ := bench.NewVerifier(int(c.BlockSize), c.Blocks)
+//	_ = v.Fill(ctx, s, 0, 128<<10, 8)
+//	_, err := bench.Run(ctx, s, bench.RunConfig{Workload: wl, BlockSize: int(c.BlockSize),
+//		Blocks: c.Blocks, Duration: time.Second, Verify: v})
+//	err = v.Check(ctx, s, 0, 128<<10, 8) // and v.Stats() counts the blocks
+//
 // Histogram is HdrHistogram-shaped: log-linear buckets with nanosecond
 // resolution, exact below 256 ns and within 0.8 % above, mergeable, and
 // Record allocates nothing. Each of Run's goroutines owns its histogram;
 // they are merged when the run ends. Per command, Run allocates nothing
 // (go test -bench Step -benchmem ./bench shows 0 allocs/op, both sides of
-// the connection counted).
+// the connection counted), with Verify too (BenchmarkStepVerify).
 //
 // cmd/goiser-bench is the command-line front end and hack/bench-latency.sh
 // (make bench-latency) runs it against goiserd and tgt.

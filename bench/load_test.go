@@ -27,8 +27,15 @@ func serve(tb testing.TB, size int64) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return serveBackend(tb, mem)
+}
+
+// serveBackend starts our target in process on 127.0.0.1 with be as LUN 0
+// and returns its address.
+func serveBackend(tb testing.TB, be backend.Backend) string {
+	tb.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: mem}}, Logger: log})
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: be}}, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -27,8 +27,15 @@ func serve(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveBackend(t, mem)
+}
+
+// serveBackend starts our target in process with be as LUN 0 and returns
+// its address.
+func serveBackend(t *testing.T, be backend.Backend) string {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: mem}}, Logger: log})
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: be}}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +112,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-target", "a=iscsi://h:1/iqn/0", "-rounds", "0"},
 		{"-target", "a=iscsi://h:1/iqn/0", "-baseline", "b"},
 		{"-target", "a=iscsi://h:1/iqn/0", "extra"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-verify", "-fill=false"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-target", "b=iscsi://h:1/iqn/0", "-verify"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", args)
