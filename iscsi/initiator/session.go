@@ -533,14 +533,23 @@ func setSN(p pdu.PDU, cmdSN, expStatSN uint32) {
 // seqLess reports a < b in serial number arithmetic (RFC 1982, 32 bits).
 func seqLess(a, b uint32) bool { return a != b && int32(a-b) < 0 }
 
-// checkStatSN verifies that a PDU carries the StatSN we expect next (RFC
-// 7143 §4.2.2.2: statuses are numbered without gaps on a connection, and
-// R2T and unsolicited NOP-In carry the next StatSN without using it).
+// checkStatSN verifies that a PDU carries a StatSN the connection can be
+// at. RFC 7143 §4.2.2.2 numbers statuses without gaps (R2T and
+// unsolicited NOP-In carry the next StatSN without using it), but over
+// iSER each response is a SEND of its own, and a target that builds
+// responses on several CPUs delivers them out of StatSN order: LIO's
+// isert does at QD32 (measured in the rxe guest; Linux's initiator does
+// not check StatSN at all). So a StatSN is accepted within as many
+// responses of ExpStatSN as can be outstanding (the session's task
+// slots), and ExpStatSN only moves forward (updateSN); a larger jump,
+// which no reordering explains, ends the session.
 func (s *Session) checkStatSN(statSN uint32, what string) error {
-	if want := s.expStatSN.Load(); statSN != want {
-		return fmt.Errorf("%s carries StatSN %d, want %d", what, statSN, want)
+	want := s.expStatSN.Load()
+	w := uint32(s.cfg.MaxTasks + ctlSlots)
+	if statSN-want <= w || want-statSN <= w {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%s carries StatSN %d, ExpStatSN is %d: more than %d apart", what, statSN, want, w)
 }
 
 // updateSN applies the ExpCmdSN and MaxCmdSN of a response (RFC 7143
