@@ -109,7 +109,7 @@ func TestVerifyQueueDepthBeyondRegion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Fill(ctx, s, 0, 1<<20, 8); err != nil {
+	if err := v.Fill(ctx, s, 0, 128<<10, 4); err != nil {
 		t.Fatal(err)
 	}
 	cfg := RunConfig{Workload: Workload{Size: 1 << 20, Pattern: Random, QueueDepth: 32}, BlockSize: int(capa.BlockSize),

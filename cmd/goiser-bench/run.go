@@ -282,7 +282,12 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("fill %s: %w", t.Name, err)
 			}
-			log.Info("filled", "target", t.Name, "bytes", c.blocks*uint64(c.blockSize), "took", time.Since(t0).Round(time.Millisecond))
+			if c.v != nil {
+				log.Info("filled", "target", t.Name, "bytes", c.blocks*uint64(c.blockSize), "took", time.Since(t0).Round(time.Millisecond),
+					"verify_generation", fmt.Sprintf("%#x", c.v.Generation()))
+			} else {
+				log.Info("filled", "target", t.Name, "bytes", c.blocks*uint64(c.blockSize), "took", time.Since(t0).Round(time.Millisecond))
+			}
 		}
 	}
 
