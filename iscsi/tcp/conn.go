@@ -137,6 +137,13 @@ type Conn struct {
 	out   pdu.Batch // the PDUs of the next writev; empty between calls
 	hbuf  [pdu.BHSLen]byte
 	sense []byte // data segment of the SCSI Response being sent
+	// wroteStatSN is the StatSN after the last status queued on the
+	// wire (wroteValid once there is one): what an R2T carries as "the
+	// next StatSN" (RFC 7143 §11.8). The core's published number runs
+	// ahead of the wire while a response it numbered is still on its way
+	// here, and an R2T carrying it would skip that response.
+	wroteStatSN uint32
+	wroteValid  bool
 
 	// xmu guards xfers, nextTTT and every registered xfer.
 	xmu     sync.Mutex
@@ -553,6 +560,9 @@ func (c *Conn) sendR2Ts(x *xfer, rs []r2tState) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	statSN, expCmdSN, maxCmdSN := c.numbers()
+	if c.wroteValid {
+		statSN = c.wroteStatSN
+	}
 	for _, r := range rs {
 		r2t := pdu.R2T{LUN: pdu.LUN(x.lun), ITT: x.itt, TTT: r.ttt, StatSN: statSN, ExpCmdSN: expCmdSN, MaxCmdSN: maxCmdSN,
 			R2TSN: r.sn, BufferOffset: uint32(r.next), DesiredDataTransferLength: uint32(r.end - r.next)}
@@ -637,7 +647,25 @@ func (c *Conn) queueLocked(bhs *[pdu.BHSLen]byte, data []byte) error {
 		c.out.Reset()
 		return fmt.Errorf("iscsi/tcp: send %v to %s: %w", op, c.nc.RemoteAddr(), err)
 	}
+	if usesStatSN(pdu.BHS(bhs[:])) {
+		c.wroteStatSN, c.wroteValid = binary.BigEndian.Uint32(bhs[24:28])+1, true
+	}
 	return nil
+}
+
+// usesStatSN reports whether a PDU the target sends takes a StatSN of
+// its own (a status), rather than carrying the next one without using
+// it (R2T, an unsolicited NOP-In, a Data-In without status).
+func usesStatSN(h pdu.BHS) bool {
+	switch h.Opcode() {
+	case pdu.OpSCSIResponse, pdu.OpTaskMgmtResp, pdu.OpLoginResp, pdu.OpTextResp, pdu.OpLogoutResp, pdu.OpAsync, pdu.OpReject:
+		return true
+	case pdu.OpDataIn:
+		return h[1]&0x01 != 0 // S bit
+	case pdu.OpNOPIn:
+		return h.InitiatorTaskTag() != pdu.ReservedTag
+	}
+	return false
 }
 
 // encodeLocked checks the result of encoding a BHS into c.hbuf; on error
