@@ -84,7 +84,7 @@ file_mib=16
 rm -rf "$work"
 mkdir -p "$work"
 # Results, for the stage's note.
-chap_retry= resets=skipped discard=skipped fio_stats=skipped reset_io=skipped fs=skipped chap=skipped crash=skipped
+chap_retry='' resets=skipped discard=skipped fio_stats=skipped reset_io=skipped fs=skipped chap=skipped crash=skipped
 
 gpid=
 portal=      # the portal the session logs in to (HOST:PORT)

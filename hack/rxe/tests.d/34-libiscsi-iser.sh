@@ -72,7 +72,7 @@ iscsi-test-cu -l >"$work/list" 2>&1 || true
 mapfile -t todo < <(awk -F. '$1 == "ALL" && NF == 2 { print $2 }' "$work/list" | grep -E -- "$suites" || true)
 [ ${#todo[@]} -gt 0 ] || fail "no iscsi-test-cu suite matches $suites"
 
-declare -A r_ok r_done r_passed r_failed r_done1 r_passed1
+declare -A r_ok r_done r_passed r_done1 r_passed1
 # run TARGET: one target's logins and suites; results in the r_* arrays.
 run() {
   local target=$1 port portal iqn url ok=0 i s rc counts completed=0 passed=0 failed=0 completed1=0 passed1=0 summary=() errs
@@ -139,7 +139,7 @@ run() {
       echo "    ${summary[-1]}"
     done
   done
-  r_ok[$target]=$ok r_done[$target]=$completed r_passed[$target]=$passed r_failed[$target]=$failed
+  r_ok[$target]=$ok r_done[$target]=$completed r_passed[$target]=$passed
   r_done1[$target]=$completed1 r_passed1[$target]=$passed1
   rxe_note "libiscsi iser:// against $target: $ok/$logins logins; iscsi-test-cu suites completed $completed/${#todo[@]} (two URLs), $completed1/${#todo[@]} (one URL); tests passed $passed (two URLs), $passed1 (one URL)"
   rxe_note "  $(printf '%s; ' "${summary[@]}")"

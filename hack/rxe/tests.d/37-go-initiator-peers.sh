@@ -38,7 +38,7 @@ fi
 work=/tmp/$name
 rm -rf "$work"
 mkdir -p "$work"
-gpid= fpid= tgt_pid= iscsid_up=0 logged_in=
+gpid='' fpid='' tgt_pid='' iscsid_up=0 logged_in=''
 bench_name=iqn.2026-11.dev.goiser:bench
 t0=$(date +%s.%N)
 say() { echo "== $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%5.1fs", b - a }') $*"; }
