@@ -492,8 +492,7 @@ func (c *conn) start(t *Task) error {
 			}
 		}
 	}
-	c.execute(t)
-	return nil
+	return c.execute(t)
 }
 
 // badImmediateData checks a SCSI Command's data segment of dsl bytes
@@ -529,12 +528,16 @@ func (c *conn) dataDone(in *Inbound) error {
 		c.log.Warn("iscsi: write data failed", "itt", fmt.Sprintf("%#x", t.ITT), "err", in.Err)
 		return c.failCheck(t, scsi.SenseAbortedCommand, scsi.ASCDataPhaseError)
 	}
-	c.execute(t)
-	return nil
+	return c.execute(t)
 }
 
-// execute hands a task to a worker, starting one when all are busy.
-func (c *conn) execute(t *Task) {
+// execute hands a task to a worker, starting one when all are busy. A
+// small READ or WRITE on a LUN that never blocks (scsi.Target.Inline)
+// runs here instead, on the owner goroutine, while no worker is busy: at
+// low queue depth the two hand-offs to and from a worker cost more than
+// the memory copy (each is a goroutine wake-up), and with workers busy
+// the command goes to them so that copies run in parallel.
+func (c *conn) execute(t *Task) error {
 	t.state = taskExecuting
 	cmd := &t.cmd
 	if t.write {
@@ -542,12 +545,17 @@ func (c *conn) execute(t *Task) {
 	} else if t.read {
 		cmd.DataIn = t.Buf
 	}
+	if c.busy == 0 && (cmd.Attr == scsi.TaskSimple || cmd.Attr == scsi.TaskUntagged) && c.luns.Inline(cmd.LUN, cmd.CDB) {
+		c.luns.Execute(c.ctx, cmd)
+		return c.complete(t)
+	}
 	if c.busy == c.nWorkers && c.nWorkers < c.srv.workers() {
 		c.nWorkers++
 		go c.worker()
 	}
 	c.busy++
 	c.workCh <- t
+	return nil
 }
 
 // worker runs SCSI commands.

@@ -52,6 +52,7 @@ type lun struct {
 	be            backend.Backend  // immutable
 	unmapper      backend.Unmapper // immutable; nil without thin provisioning
 	mapper        backend.Mapper   // immutable; may be nil
+	nonBlocking   bool             // immutable: a memory or null backend, which never blocks (Target.Inline)
 	blockSize     int              // immutable
 	physBlockSize int              // immutable, a power-of-two multiple of blockSize
 	nblocks       uint64           // immutable
@@ -141,6 +142,12 @@ func newLUN(t *Target, c LUNConfig) (*lun, error) {
 	}
 	if m, ok := c.Backend.(backend.Mapper); ok {
 		l.mapper = m
+	}
+	// Only the concrete types: a wrapper that embeds one (a test's gate,
+	// a fault injector) may block, and its methods would not say so.
+	switch c.Backend.(type) {
+	case *backend.Memory, *backend.Null:
+		l.nonBlocking = true
 	}
 	l.wce.Store(!c.WriteThrough)
 	// NAA 6 (IEEE Registered Extended): 4-bit NAA, 24-bit OUI (none: 0),

@@ -236,6 +236,34 @@ func (t *Target) Execute(ctx context.Context, cmd *Command) {
 	t.execute(ctx, cmd)
 }
 
+// InlineMaxBytes is the largest READ or WRITE that Inline lets run on the
+// caller's goroutine: the memory copy of a larger one would hold up the
+// caller (an iSCSI connection's owner, which also answers task
+// management and NOP-Outs) for longer than a hand-off to a worker costs.
+const InlineMaxBytes = 128 << 10
+
+// Inline reports whether a command may run on the caller's goroutine
+// instead of a worker's: a READ or WRITE (6, 10, 12, 16) of at most
+// InlineMaxBytes on a LUN whose backend never blocks (a *backend.Memory
+// or *backend.Null itself, not a wrapper around one). Such a command still takes the LU's
+// locks and honours reservations; a lock held by a long command on a
+// worker (COMPARE AND WRITE) makes the caller wait for it.
+func (t *Target) Inline(lun uint64, cdb []byte) bool {
+	l, ok := t.luns[lun]
+	if !ok || !l.nonBlocking || len(cdb) == 0 {
+		return false
+	}
+	switch cdb[0] {
+	case OpRead6, OpRead10, OpRead12, OpRead16, OpWrite6, OpWrite10, OpWrite12, OpWrite16:
+	default:
+		return false
+	}
+	if len(cdb) < cdbLen(cdb[0]) {
+		return false
+	}
+	return uint64(decodeLBA(cdb).blocks)*uint64(l.blockSize) <= InlineMaxBytes
+}
+
 // DataOutLen decodes how many bytes of Data-Out the CDB asks for, so a
 // transport can check it against the iSCSI Expected Data Transfer Length
 // before fetching data. ok is false when the CDB is not understood, or when
