@@ -137,6 +137,8 @@ run() {
         summary+=("$s/$mode: did not complete (status $rc: $(grep -v '^$' "$work/cu.$target.$mode.$s" | tail -n 1))")
       fi
       echo "    ${summary[-1]}"
+      # The failed tests and the reasons CUnit printed, for the log.
+      grep -E 'FAILED|Test: .*\.\.\.' "$work/cu.$target.$mode.$s" | grep -B1 -E 'FAILED' | head -n 12 | sed 's/^/      /' || true
     done
   done
   r_ok[$target]=$ok r_done[$target]=$completed r_passed[$target]=$passed
