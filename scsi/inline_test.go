@@ -39,7 +39,7 @@ func TestInline(t *testing.T) {
 		{0, cdb10(OpWriteSame10, 0, 0, 8), false},
 		{0, cdb10(OpCompareAndWrite, 0, 0, 1)[:10], false},
 		{0, []byte{OpInquiry, 0, 0, 0, 36, 0}, false},
-		{0, []byte{OpRead10, 0, 0}, false}, // truncated CDB
+		{0, []byte{OpRead10, 0, 0}, false},   // truncated CDB
 		{1, cdb10(OpRead10, 0, 0, 8), false}, // a wrapper may block
 		{2, cdb10(OpWrite10, 0, 0, 8), true},
 		{7, cdb10(OpRead10, 0, 0, 8), false}, // no such LUN
