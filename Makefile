@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 BIN       := bin
 
 .PHONY: all build run deps test test-unit lint conformance test-rxe rxe-shell \
-        rxe-selftest fuzz bench bench-tcp bench-latency bench-go clean
+        rxe-selftest fuzz bench bench-tcp bench-latency bench-iser bench-go clean
 
 all: build
 
@@ -63,6 +63,11 @@ bench-tcp: deps build
 # our Go initiator as the one client (docs/bench/latency.md and .svg).
 bench-latency: deps build
 	@hack/bench-latency.sh
+
+# iSER vs TCP, goiserd vs LIO vs tgt, in the Soft-RoCE guest, one client
+# (docs/bench/iser.md and .svg).
+bench-iser: deps
+	@hack/bench-iser.sh
 
 clean:
 	rm -rf $(BIN)

@@ -32,7 +32,7 @@ poweroff_now() {
 
 export PATH=$RXE_BIN:$RXE_REPO/bin:$RXE_HOST_PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=${RXE_TERM:-linux} LANG=C.UTF-8 TMPDIR=/tmp
-export RXE_OUT RXE_BIN RXE_REPO RXE_KVER
+export RXE_OUT RXE_BIN RXE_REPO RXE_KVER RXE_STAGE_TIMEOUT
 # Go tools and test binaries must not write into the read-only host cache.
 export GOCACHE=/tmp/go-cache GOTMPDIR=/tmp GOFLAGS=-buildvcs=false
 hostname rxe-guest 2>/dev/null

@@ -233,6 +233,7 @@ rxe_job_write() {
     printf 'RXE_GUEST_TIMEOUT=%q\n' "$timeout"
     printf 'RXE_INTERACTIVE=%q\n' "$interactive"
     printf 'RXE_UP_ARGS=%q\n' "${RXE_UP_ARGS:-}"
+    printf 'RXE_STAGE_TIMEOUT=%q\n' "${RXE_STAGE_TIMEOUT:-}"
     printf 'RXE_HOST_PATH=%q\n' "$PATH"
     printf 'RXE_TERM=%q\n' "${TERM:-linux}"
     printf 'RXE_ROWS=%q\n' "$(stty size 2>/dev/null </dev/tty | cut -d' ' -f1)"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmark, not a test (make bench-iser): iSER against TCP iSCSI in the
+# Soft-RoCE guest, with the same client for every target (our Go
+# initiator, cmd/goiser-bench) in one interleaved run: goiserd, LIO and tgt,
+# each over iSER and over TCP, plus the verbs floor (perftest) on the same
+# rxe device. Writes docs/bench/iser.md, iser.svg and iser.tsv.
+#
+#   hack/bench-iser.sh [--rounds N] [--seconds S] [--workloads LIST]
+#                      [--targets "goiserd-iser goiserd-tcp lio-iser lio-tcp tgt-iser tgt-tcp"]
+#
+# Defaults: 3 rounds of 2 s per workload and target (BENCH_ROUNDS,
+# BENCH_SECONDS); workloads 4 KiB random read and write at QD1, QD8 and
+# QD32, 128 KiB sequential read and write at QD8 and 512 KiB sequential
+# read at QD4 (tgt 1.0.85's iSER drops commands over 512 KiB). The guest
+# stage is hack/rxe/bench.d/50-bench-iser.sh; numbers are TCG's, so only
+# the ratios within one run mean anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) export BENCH_ROUNDS=$2; shift 2 ;;
+    --seconds) export BENCH_SECONDS=$2; shift 2 ;;
+    --workloads) export BENCH_WORKLOADS=$2; shift 2 ;;
+    --targets) export BENCH_TARGETS=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;/^set -e/d'; exit 0 ;;
+    *) echo "bench-iser: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+rc=0
+RXE_KEEP=1 RXE_EXTRA_STAGES=hack/rxe/bench.d RXE_STAGES='^50-bench-iser$' RXE_STAGE_TIMEOUT=3300 RXE_TIMEOUT=3500 \
+  hack/rxe/test.sh 2>&1 | tee "$log" || rc=$?
+work=$(sed -n 's/^rxe: kept //p' "$log" | tail -n 1)
+[ $rc -eq 0 ] || { echo "bench-iser: the guest run failed (logs in ${work:-?})" >&2; exit 1; }
+[ -n "$work" ] && [ -s "$work/out/bench/iser.md" ] || { echo "bench-iser: no results in ${work:-?}/out/bench" >&2; exit 1; }
+mkdir -p docs/bench
+cp "$work/out/bench/iser.md" "$work/out/bench/iser.svg" "$work/out/bench/iser.tsv" docs/bench/
+rm -rf "$work"
+echo "bench-iser: wrote docs/bench/iser.md, iser.svg, iser.tsv"
