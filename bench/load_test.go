@@ -35,15 +35,24 @@ func serve(tb testing.TB, size int64) string {
 func serveBackend(tb testing.TB, be backend.Backend) string {
 	tb.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: be}}, Logger: log})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := &iscsi.Server{Targets: []*iscsi.Target{{Name: testIQN, LUNs: luns}}, Logger: log}
 	tr, err := tcp.Listen("127.0.0.1:0", tcp.Config{Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	serveOn(tb, log, be, tr, 0, nil)
+	return tr.Addr().String()
+}
+
+// serveOn serves be as LUN 0 on tr until the test ends (NOPInterval nop).
+// At the end it shuts the server down and, when wait is not nil, checks
+// the transport's own drain with it.
+func serveOn(tb testing.TB, log *slog.Logger, be backend.Backend, tr iscsi.Transport, nop time.Duration, wait func(context.Context) error) {
+	tb.Helper()
+	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: be}}, Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &iscsi.Server{Targets: []*iscsi.Target{{Name: testIQN, LUNs: luns}}, Logger: log, NOPInterval: nop}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(tr) }()
 	tb.Cleanup(func() {
@@ -58,9 +67,13 @@ func serveBackend(tb testing.TB, be backend.Backend) string {
 		case <-time.After(10 * time.Second):
 			tb.Errorf("Serve did not return after Shutdown")
 		}
+		if wait != nil {
+			if err := wait(ctx); err != nil {
+				tb.Errorf("the transport did not drain: %v", err)
+			}
+		}
 		_ = luns.Close()
 	})
-	return tr.Addr().String()
 }
 
 // dial logs in to the test target with room for qd commands.

@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goiser/goiser/iscsi"
 	"github.com/goiser/goiser/iscsi/initiator"
 	"github.com/goiser/goiser/iser"
 	"github.com/goiser/goiser/rdma/soft"
-	"github.com/goiser/goiser/scsi"
 	"github.com/goiser/goiser/scsi/backend"
 )
 
@@ -119,34 +117,11 @@ func serveISER(t *testing.T, ctx context.Context, be backend.Backend, qd int) (*
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := soft.New(soft.Config{Logger: log})
-	luns, err := scsi.NewTarget(scsi.TargetConfig{LUNs: []scsi.LUNConfig{{Number: 0, Backend: be}}, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &iscsi.Server{Targets: []*iscsi.Target{{Name: testIQN, LUNs: luns}}, Logger: log, NOPInterval: -1}
 	tr, err := iser.Listen("127.0.0.1:3260", iser.TargetConfig{Provider: p, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(tr) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, iscsi.ErrServerClosed) {
-			t.Errorf("shutdown: %v", err)
-			_ = srv.Close()
-		}
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return after Shutdown")
-		}
-		if err := tr.Wait(ctx); err != nil {
-			t.Errorf("the iSER target did not free its devices: %v", err)
-		}
-		_ = luns.Close()
-	})
+	serveOn(t, log, be, tr, -1, tr.Wait)
 	icfg := initiator.Config{InitiatorName: "iqn.2026-11.dev.goiser:bench-client", TargetName: testIQN, MaxTasks: qd}
 	s, transport, err := iser.DialSession(ctx, "127.0.0.1:3260", iser.SessionConfig{Initiator: icfg,
 		ISER: iser.InitiatorConfig{Provider: p, Logger: log, MaxTasks: qd}})
