@@ -6,6 +6,8 @@
 //	rdma-pingpong -connect 10.99.0.1:18515 -mode send,write -sizes 64,4096,1M
 //	rdma-pingpong -soft -sizes sweep                   # both ends in process, soft provider
 //
+// In tcp mode the same exchange goes over TCP to the same address (the
+// server listens on both), the floor of iSCSI/TCP beside that of iSER.
 // In send mode each round trip is a SEND into a posted RECV, answered the
 // same way; in write mode an RDMA WRITE whose last 4 bytes carry a sequence
 // number that the peer polls for before writing back (like write_lat).
@@ -59,7 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "", "serve on `ip:port` (an address of the RDMA device)")
 	fs.StringVar(&o.connect, "connect", "", "run the plans against the server at `ip:port`")
 	fs.BoolVar(&o.soft, "soft", false, "run server and client in this process on the soft provider")
-	modes := fs.String("mode", "send,write", "comma-separated modes: send, write")
+	modes := fs.String("mode", "send,write", "comma-separated modes: send, write, tcp (the same exchange over TCP to the same address)")
 	sizes := fs.String("sizes", "64,4096,65536,1M", "comma-separated message sizes (k, M suffixes), or 'sweep' for 64 B..1 MiB in powers of 4")
 	fs.IntVar(&o.iters, "iters", 1000, "timed round trips per size")
 	fs.IntVar(&o.warmup, "warmup", 100, "untimed round trips before them")
@@ -105,8 +107,10 @@ func parseModes(s string) ([]mode, error) {
 			out = append(out, modeSend)
 		case "write":
 			out = append(out, modeWrite)
+		case "tcp":
+			out = append(out, modeTCP)
 		default:
-			return nil, fmt.Errorf("mode %q: want send or write", f)
+			return nil, fmt.Errorf("mode %q: want send, write or tcp", f)
 		}
 	}
 	return out, nil
@@ -154,25 +158,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer l.Close()
+		// tcp-mode plans come to a TCP listener on the same address.
+		tl, err := net.Listen("tcp", l.Addr().String())
+		if err != nil {
+			return fmt.Errorf("tcp listener beside the RDMA one: %w", err)
+		}
+		defer tl.Close()
+		go serveTCP(ctx, tl, o.timeout, logf)
 		fmt.Fprintf(stderr, "rdma-pingpong: listening on %s\n", l.Addr())
 		return serve(ctx, l, o.count, o.timeout, logf)
 	case o.connect != "":
-		return runPlans(ctx, verbs.Provider(), o.connect, o, stdout)
+		return runPlans(ctx, verbs.Provider(), o.connect, o.connect, o, stdout)
 	default:
 		return runSoft(ctx, o, stdout, logf)
 	}
 }
 
-// runPlans runs every mode and size against the server at addr and prints
-// a line per plan.
-func runPlans(ctx context.Context, p driver.Provider, addr string, o options, w io.Writer) error {
+// runPlans runs every mode and size against the server at addr (tcpAddr
+// for the tcp mode) and prints a line per plan.
+func runPlans(ctx context.Context, p driver.Provider, addr, tcpAddr string, o options, w io.Writer) error {
 	printHeader(w)
 	rtts := make([]time.Duration, o.iters)
 	for _, m := range o.modes {
 		for _, s := range o.sizes {
 			pl := plan{Mode: m, Size: s, Iters: o.iters, Warmup: o.warmup}
 			cctx, cancel := context.WithTimeout(ctx, o.timeout)
-			err := runClient(cctx, p, addr, pl, rtts)
+			var err error
+			if m == modeTCP {
+				err = runTCPClient(cctx, tcpAddr, pl, rtts)
+			} else {
+				err = runClient(cctx, p, addr, pl, rtts)
+			}
 			cancel()
 			if err != nil {
 				return err
@@ -190,11 +206,19 @@ func runSoft(ctx context.Context, o options, w io.Writer, logf func(string, ...a
 	if err != nil {
 		return err
 	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close()
+		return err
+	}
 	sctx, cancel := context.WithCancel(ctx)
+	tcpDone := make(chan struct{})
+	go func() { serveTCP(sctx, tl, o.timeout, logf); close(tcpDone) }()
+	defer func() { tl.Close(); <-tcpDone }()
 	done := make(chan error, 1)
 	go func() { done <- serve(sctx, l, 0, o.timeout, logf) }()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
-	err = runPlans(ctx, p, net.JoinHostPort("127.0.0.1", port), o, w)
+	err = runPlans(ctx, p, net.JoinHostPort("127.0.0.1", port), tl.Addr().String(), o, w)
 	cancel()
 	if serr := <-done; err == nil {
 		err = serr

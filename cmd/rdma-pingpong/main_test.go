@@ -258,3 +258,28 @@ func TestLoopAllocs(t *testing.T) {
 		})
 	}
 }
+
+// The tcp mode: the same exchange over TCP, served beside the RDMA
+// listener; a plan of another mode on the TCP listener is refused.
+func TestSoftTCP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	args := []string{"-soft", "-mode", "tcp", "-sizes", "64,4k,1M", "-iters", "20", "-warmup", "2", "-timeout", "30s"}
+	if err := run(ctx, args, &out, &errb); err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want a header and 3 result lines, got:\n%s", out.String())
+	}
+	for i, s := range []string{"64", "4096", "1048576"} {
+		f := strings.Fields(lines[i+1])
+		if len(f) != 9 || f[0] != "tcp" || f[1] != s || f[2] != "20" {
+			t.Fatalf("line %q, want tcp %s 20 ...", lines[i+1], s)
+		}
+	}
+	if errb.Len() != 0 {
+		t.Fatalf("server complained: %s", errb.String())
+	}
+}

@@ -20,6 +20,7 @@ type mode uint8
 const (
 	modeSend  mode = 1 // SEND into a posted RECV, answered the same way (ib_send_lat)
 	modeWrite mode = 2 // RDMA WRITE, the peer polls the last word and writes back (ib_write_lat)
+	modeTCP   mode = 3 // the same exchange over TCP on the same path (tcp.go)
 )
 
 func (m mode) String() string {
@@ -28,6 +29,8 @@ func (m mode) String() string {
 		return "send"
 	case modeWrite:
 		return "write"
+	case modeTCP:
+		return "tcp"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
@@ -77,7 +80,7 @@ func unmarshalPlan(b []byte) (p plan, addr uint64, rkey uint32, err error) {
 
 func (p plan) validate() error {
 	switch {
-	case p.Mode != modeSend && p.Mode != modeWrite:
+	case p.Mode != modeSend && p.Mode != modeWrite && p.Mode != modeTCP:
 		return fmt.Errorf("unknown mode %d", p.Mode)
 	case p.Size < 8 || p.Size%4 != 0 || p.Size > maxSize:
 		return fmt.Errorf("size %d: want a multiple of 4 between 8 and %d", p.Size, maxSize)
