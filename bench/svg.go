@@ -48,7 +48,9 @@ type (
 		Weight  string   `xml:"font-weight,attr,omitempty"`
 		Size    int      `xml:"font-size,attr,omitempty"`
 		Fill    string   `xml:"fill,attr,omitempty"`
-		Text    string   `xml:",chardata"`
+		// Transform is e.g. "rotate(-90 x y)" for a vertical label.
+		Transform string `xml:"transform,attr,omitempty"`
+		Text      string `xml:",chardata"`
 	}
 	svgTitle struct {
 		XMLName xml.Name `xml:"title"`
