@@ -111,6 +111,9 @@ type Report struct {
 	Title string `json:"title"`
 	// Command is the exact command line that made the report.
 	Command string `json:"command"`
+	// Args are the command's arguments as it got them (without the
+	// program name), when known.
+	Args []string `json:"args,omitempty"`
 	// Date is when the run started.
 	Date time.Time `json:"date"`
 	// Commit says which code was measured (e.g. "commit 1234abc").

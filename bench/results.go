@@ -128,8 +128,8 @@ type versioned struct {
 // WriteJSON writes r as the results file, version JSONVersion: one JSON
 // object with the report's fields (see the tags of Report, Row, RawRow,
 // Spread, Host and Distribution), one line per field, per raw round, per
-// summary row and per distribution, so that it reads and diffs line by
-// line. Every field is always present (empty lists as []), except those
+// summary row, per distribution and per note, so that it reads and diffs
+// line by line. Every field is always present (empty lists as []), except those
 // marked omitempty or omitzero.
 func (r *Report) WriteJSON(w io.Writer) error {
 	c := *r
@@ -157,14 +157,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // breakJSON lays out compact JSON with a line per member down to depth
 // levels of nesting (1: the top object's fields; 2: also the elements of
-// the arrays and objects they hold), keeping anything deeper on one line.
+// the arrays and objects they hold), keeping anything deeper, and arrays
+// of numbers, on one line.
 func breakJSON(p []byte, depth int) []byte {
 	var b bytes.Buffer
-	level, inString, escaped := 0, false, false
-	newline := func(l int) {
+	var broken []bool // per open bracket: are its members on lines of their own
+	inString, escaped := false, false
+	newline := func() {
 		b.WriteByte('\n')
-		b.WriteString(strings.Repeat("  ", l))
+		b.WriteString(strings.Repeat("  ", len(broken)))
 	}
+	open := func() bool { return len(broken) > 0 && broken[len(broken)-1] }
 	for i, c := range p {
 		if inString {
 			b.WriteByte(c)
@@ -184,24 +187,30 @@ func breakJSON(p []byte, depth int) []byte {
 			b.WriteByte(c)
 		case '{', '[':
 			b.WriteByte(c)
-			level++
-			if level <= depth && i+1 < len(p) && p[i+1] != '}' && p[i+1] != ']' {
-				newline(level)
+			var next byte
+			if i+1 < len(p) {
+				next = p[i+1]
+			}
+			brk := len(broken) < depth && next != '}' && next != ']' && (c == '{' || next == '{' || next == '[' || next == '"')
+			broken = append(broken, brk)
+			if brk {
+				newline()
 			}
 		case '}', ']':
-			if level <= depth && i > 0 && p[i-1] != '{' && p[i-1] != '[' {
-				newline(level - 1)
+			brk := open()
+			broken = broken[:len(broken)-1]
+			if brk {
+				newline()
 			}
-			level--
 			b.WriteByte(c)
 		case ',':
 			b.WriteByte(c)
-			if level <= depth {
-				newline(level)
+			if open() {
+				newline()
 			}
 		case ':':
 			b.WriteByte(c)
-			if level <= depth {
+			if open() {
 				b.WriteByte(' ')
 			}
 		default:
