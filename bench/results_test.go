@@ -205,3 +205,18 @@ func TestWriteCDFSVG(t *testing.T) {
 		}
 	}
 }
+
+// TestHostDescribesMachine checks that a report with only Host set names
+// the machine in the markdown and both plots.
+func TestHostDescribesMachine(t *testing.T) {
+	r := sampleWithLatency()
+	for name, f := range map[string]func(io.Writer) error{"markdown": r.WriteMarkdown, "svg": r.WriteSVG, "cdf": r.WriteCDFSVG} {
+		var b bytes.Buffer
+		if err := f(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "2 CPUs (AMD EPYC") || !strings.Contains(b.String(), "0.50 0.40 0.30 at the start") {
+			t.Errorf("%s does not describe the host", name)
+		}
+	}
+}
