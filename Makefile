@@ -60,12 +60,12 @@ bench-tcp: deps build
 	@hack/bench-tcp.sh
 
 # Median/p99/p99.9 latency and IOPS, reads and writes, goiserd vs tgt, with
-# our Go initiator as the one client (docs/bench/latency.md and .svg).
+# our Go initiator as the one client (docs/bench/latency.md, .svg, -cdf.svg, .json).
 bench-latency: deps build
 	@hack/bench-latency.sh
 
 # iSER vs TCP, goiserd vs LIO vs tgt, in the Soft-RoCE guest, one client
-# (docs/bench/iser.md and .svg).
+# (docs/bench/iser.md, .svg, -cdf.svg, .json, .tsv).
 bench-iser: deps
 	@hack/bench-iser.sh
 

@@ -19,8 +19,26 @@
 //	row := bench.RowOf("goiser", res) // IOPS, MB/s, median, p99, p99.9
 //
 // Several rounds of the same workload and target become one Row with
-// Summarize (medians over the rounds); a Report of rows writes itself with
-// WriteMarkdown and WriteSVG, with ratios to a baseline target.
+// Summarize (medians over the rounds, and in Row.Spread the range of the
+// rounds' IOPS, medians and p99s); a Report of rows writes itself with
+// WriteMarkdown and WriteSVG, with ratios to a baseline target. With the
+// rounds' histograms merged per workload and target (Histogram.Merge,
+// DistributionOf) in Report.Latency, WriteCDFSVG draws the latency CDFs,
+// a panel per workload and a curve per target (Distribution.CDF gives the
+// points). WriteJSON writes the whole Report as a versioned results file
+// (JSONVersion; the field names are the JSON tags of Report, Host, Row,
+// Spread, RawRow and Distribution, latencies in nanoseconds, histogram
+// buckets as [low_ns, high_ns, count]) and ReadJSON reads it back:
+//
+//	{"version": 1, "title": ..., "command": ..., "date": ..., "commit": ...,
+//	 "host": {"cpu_model", "cpus", "kernel", "go_version", "load_start", "load_end"},
+//	 "rounds", "duration_ns", "warmup_ns", "order": "abba", "baseline",
+//	 "summary": [{"workload", "target", "rounds", "iops", "mbps", "median_ns", "p99_ns",
+//	              "p999_ns", "max_ns", "mean_ns", "ios", "errors", "spread": {...}}],
+//	 "raw": [{"round", ...the same without spread}],
+//	 "latency": [{"workload", "target", "count", "min_ns", "max_ns", "mean_ns",
+//	              "buckets": [[low_ns, high_ns, count], ...]}],
+//	 "notes": [...]}
 //
 // Workload names read SIZE-PATTERNOP-qdN: "4k-randwrite-qd1",
 // "128k-seqread-qd8". Random workloads pick I/O-size aligned offsets

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"time"
@@ -137,3 +139,45 @@ func (h *Histogram) Percentile(q float64) time.Duration {
 
 // Median returns Percentile(0.5).
 func (h *Histogram) Median() time.Duration { return h.Percentile(0.5) }
+
+// Bucket is one bucket of a Histogram: Count values lie in [Low, High]
+// nanoseconds. In JSON it is the array [low_ns, high_ns, count].
+type Bucket struct {
+	Low, High int64
+	Count     uint64
+}
+
+// MarshalJSON writes b as [low_ns, high_ns, count].
+func (b Bucket) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "[%d,%d,%d]", b.Low, b.High, b.Count), nil
+}
+
+// UnmarshalJSON reads [low_ns, high_ns, count].
+func (b *Bucket) UnmarshalJSON(p []byte) error {
+	var v [3]int64
+	if err := json.Unmarshal(p, &v); err != nil {
+		return fmt.Errorf("histogram bucket: %w", err)
+	}
+	if v[0] < 0 || v[1] < v[0] || v[2] < 0 {
+		return fmt.Errorf("histogram bucket %s: want [low_ns, high_ns, count] with 0 <= low <= high, count >= 0", p)
+	}
+	*b = Bucket{Low: v[0], High: v[1], Count: uint64(v[2])}
+	return nil
+}
+
+// Buckets returns the non-empty buckets in increasing order; their counts
+// sum to Count. The first Low is at most Min and the last High at least
+// Max.
+func (h *Histogram) Buckets() []Bucket {
+	var bs []Bucket
+	if h.count == 0 {
+		return nil
+	}
+	for i, c := range h.buckets[bucketOf(h.min) : bucketOf(h.max)+1] {
+		if c > 0 {
+			lo, hi := bucketRange(bucketOf(h.min) + i)
+			bs = append(bs, Bucket{Low: lo, High: hi, Count: c})
+		}
+	}
+	return bs
+}

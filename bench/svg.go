@@ -48,7 +48,9 @@ type (
 		Weight  string   `xml:"font-weight,attr,omitempty"`
 		Size    int      `xml:"font-size,attr,omitempty"`
 		Fill    string   `xml:"fill,attr,omitempty"`
-		Text    string   `xml:",chardata"`
+		// Transform is e.g. "rotate(-90 x y)" for a vertical label.
+		Transform string `xml:"transform,attr,omitempty"`
+		Text      string `xml:",chardata"`
 	}
 	svgTitle struct {
 		XMLName xml.Name `xml:"title"`
@@ -214,8 +216,8 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		foot += " from " + r.Commit
 	}
 	add(svgText{X: 10, Y: height - 24, Size: 9, Fill: "#666", Text: foot + "; the exact command is in the markdown report."})
-	if r.Machine != "" {
-		add(svgText{X: 10, Y: height - 10, Size: 9, Fill: "#666", Text: "Machine: " + r.Machine + "."})
+	if m := r.machine(); m != "" {
+		add(svgText{X: 10, Y: height - 10, Size: 9, Fill: "#666", Text: "Machine: " + m + "."})
 	}
 	out, err := xml.MarshalIndent(doc, "", " ")
 	if err != nil {

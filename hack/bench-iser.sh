@@ -3,7 +3,9 @@
 # Soft-RoCE guest, with the same client for every target (our Go
 # initiator, cmd/goiser-bench) in one interleaved run: goiserd, LIO and tgt,
 # each over iSER and over TCP, plus the verbs floor (perftest) on the same
-# rxe device. Writes docs/bench/iser.md, iser.svg and iser.tsv.
+# rxe device. Writes docs/bench/iser.md, iser.svg (percentiles),
+# iser-cdf.svg (latency CDFs), iser.json (everything, with the merged
+# latency histograms) and iser.tsv (raw rounds).
 #
 #   hack/bench-iser.sh [--rounds N] [--seconds S] [--workloads LIST]
 #                      [--targets "goiserd-iser goiserd-tcp lio-iser lio-tcp tgt-iser tgt-tcp"]
@@ -35,6 +37,7 @@ work=$(sed -n 's/^rxe: kept //p' "$log" | tail -n 1)
 [ $rc -eq 0 ] || { echo "bench-iser: the guest run failed (logs in ${work:-?})" >&2; exit 1; }
 [ -n "$work" ] && [ -s "$work/out/bench/iser.md" ] || { echo "bench-iser: no results in ${work:-?}/out/bench" >&2; exit 1; }
 mkdir -p docs/bench
-cp "$work/out/bench/iser.md" "$work/out/bench/iser.svg" "$work/out/bench/iser.tsv" docs/bench/
+cp "$work/out/bench/iser.md" "$work/out/bench/iser.svg" "$work/out/bench/iser-cdf.svg" "$work/out/bench/iser.json" \
+  "$work/out/bench/iser.tsv" docs/bench/
 rm -rf "$work"
-echo "bench-iser: wrote docs/bench/iser.md, iser.svg, iser.tsv"
+echo "bench-iser: wrote docs/bench/iser.md, iser.svg, iser-cdf.svg, iser.json, iser.tsv"

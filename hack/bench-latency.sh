@@ -2,19 +2,24 @@
 # Benchmark, not a test (make bench-latency): latency percentiles and IOPS of
 # goiserd and Debian's tgt, reads and writes, measured by one client (our Go
 # initiator, cmd/goiser-bench) in one interleaved run; writes the table to
-# docs/bench/latency.md and the plot to docs/bench/latency.svg.
+# docs/bench/latency.md, the percentile plot to docs/bench/latency.svg, the
+# latency CDFs to docs/bench/latency-cdf.svg and everything, histograms
+# included, as JSON to docs/bench/latency.json.
 #
 #   hack/bench-latency.sh [--rounds N] [--seconds S] [--workloads LIST]
 #                         [--targets "goiser tgt"] [--out FILE] [--svg FILE]
+#                         [--cdf-svg FILE] [--json FILE]
 #
 # Rows (default): 4 KiB random read and write at QD1 and QD32, 128 KiB
 # sequential read and write at QD8. Each round runs every row on both targets
-# back to back (the order alternates per round) for S seconds after 0.5 s of
-# warm-up; the table shows medians over the rounds and ratios ours/tgt. Both
+# back to back (ABBA order: reversed every other round) for S seconds after
+# 0.5 s of warm-up; the table shows medians over the rounds with their
+# spread, and ratios ours/tgt. Progress goes to stderr, a line per run. Both
 # targets serve a 1 GiB LUN backed by a sparse file on /dev/shm (goiser: file
 # backend, pread/pwrite; tgt: rdwr backing store), written once before the
 # first round. Defaults: 5 rounds of 5 s (BENCH_ROUNDS, BENCH_SECONDS work
-# too). Raw rounds go to bin/bench/latency.tsv. --out - prints the table only.
+# too). Raw rounds go to bin/bench/latency.tsv. --out - prints the table only
+# (no plots, no JSON); an empty --svg, --cdf-svg or --json skips that file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
@@ -22,7 +27,7 @@ export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
 
 rounds=${BENCH_ROUNDS:-5} seconds=${BENCH_SECONDS:-5} targets="goiser tgt"
 workloads=4k-randread-qd1,4k-randwrite-qd1,4k-randread-qd32,4k-randwrite-qd32,128k-seqread-qd8,128k-seqwrite-qd8
-out=docs/bench/latency.md svg=docs/bench/latency.svg
+out=docs/bench/latency.md svg=docs/bench/latency.svg cdf=docs/bench/latency-cdf.svg json=docs/bench/latency.json
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -31,11 +36,13 @@ while [ $# -gt 0 ]; do
     --targets) targets=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --svg) svg=$2; shift 2 ;;
+    --cdf-svg) cdf=$2; shift 2 ;;
+    --json) json=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;/^set -e/d'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
-[ "$out" != - ] || svg=
+[ "$out" != - ] || svg='' cdf='' json=''
 gbin=${GOISERD:-bin/goiserd}
 mkdir -p bin/bench
 # build PKG: into bin/, stamped with the commit when this is a git checkout.
@@ -81,6 +88,7 @@ limit=$(awk -v r="$rounds" -v w="$nwl" -v t="$ntg" -v s="$seconds" 'BEGIN { prin
 log "measuring: $rounds rounds x $nwl workloads x $ntg targets x ${seconds} s (time limit ${limit} s)"
 timeout -k 10 "$limit" bin/goiser-bench "${args[@]}" -workloads "$workloads" -rounds "$rounds" -seconds "$seconds" \
   -title "iSCSI/TCP latency and IOPS: goiser vs tgt" -commit "$(stamp_of "$gbin")" \
-  -out "$out" ${svg:+-svg "$svg"} -raw bin/bench/latency.tsv "${notes[@]}" </dev/null ||
+  -out "$out" ${svg:+-svg "$svg"} ${cdf:+-cdf-svg "$cdf"} ${json:+-json "$json"} -raw bin/bench/latency.tsv \
+  "${notes[@]}" </dev/null ||
   { tail -n 20 "$work"/*.log >&2 2>/dev/null || true; die "goiser-bench failed"; }
-[ "$out" = - ] || log "wrote $out${svg:+ and $svg}"
+[ "$out" = - ] || log "wrote $out${svg:+, $svg}${cdf:+, $cdf}${json:+, $json}"

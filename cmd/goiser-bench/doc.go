@@ -1,20 +1,54 @@
 // Command goiser-bench measures latency percentiles and IOPS of iSCSI
 // targets with one Go initiator, interleaving the targets in every round,
-// and writes a markdown table and an SVG plot.
+// and writes a markdown table, SVG plots and machine-readable results.
 //
 //	goiser-bench -target goiser=iscsi://127.0.0.1:3260/iqn.2026-11.dev.goiser:conformance/0 \
 //	    -target tgt=iscsi://127.0.0.1:3261/iqn.2026-11.dev.goiser:tgt/1 \
 //	    -workloads 4k-randread-qd1,4k-randwrite-qd1,4k-randread-qd32,4k-randwrite-qd32,128k-seqread-qd8,128k-seqwrite-qd8 \
-//	    -rounds 5 -seconds 5 -out docs/bench/latency.md -svg docs/bench/latency.svg
+//	    -rounds 5 -seconds 5 -out docs/bench/latency.md -svg docs/bench/latency.svg \
+//	    -cdf-svg docs/bench/latency-cdf.svg -json docs/bench/latency.json
 //
 // It opens one session per target (MaxTasks = the largest queue depth),
 // writes each LUN's region once (-fill), then for every round runs every
-// workload on every target back to back, alternating the target order from
-// one round to the next so that neither side always goes first. Each
-// figure of the table is the median over the rounds; ratios divide by the
-// -baseline target (tgt by default when there is one). The report records
-// the exact command line, the machine (CPUs, kernel, load average), the
-// date and the commit measured (-commit, or this binary's VCS stamp).
+// workload on every target back to back, in ABBA order: the targets as
+// given in odd rounds, reversed in even ones (A B, B A, A B, ...; with
+// three, A B C, C B A, ...), so that over each pair of rounds every target
+// holds every place once and no side always goes first or last. Use an
+// even -rounds for a balanced order; the report says so otherwise.
+//
+// Outputs:
+//
+//   - -out (markdown, default standard output): the exact command line,
+//     date, commit measured (-commit, or this binary's VCS stamp), the
+//     machine (CPU model and count, kernel, Go version, load averages at
+//     the start and the end), rounds and order; then the table. Each
+//     figure is the median over the rounds; IOPS and the median carry
+//     "±x%", the largest distance of one round's figure from that median.
+//     Ratios divide by the -baseline target (tgt by default when there is
+//     one); a ratio marked † is one the rounds disagree on (above 1 in
+//     some round, below in another, each round against the same round's
+//     baseline). Then the notes and every raw round.
+//   - -svg: per workload and target the latency median, p99 and p99.9 on
+//     a log axis and the IOPS as bars (bench.Report.WriteSVG).
+//   - -cdf-svg: one picture with a panel per workload and a latency CDF
+//     curve per target, all rounds merged: x the latency on a log axis,
+//     y the fraction of I/Os at or below it on a scale that stretches the
+//     tail (50 %, 90 %, 99 %, 99.9 % ...) (bench.Report.WriteCDFSVG).
+//   - -json: everything above, machine-readable (bench.Report.WriteJSON,
+//     "version": 1): metadata, per round and per workload and target the
+//     raw figures (IOPS, MB/s, median, p99, p99.9, max, mean, I/O count,
+//     errors), the summary rows with their spread (min and max of the
+//     per-round IOPS, medians and p99s), and the merged latency histogram
+//     buckets per workload and target, from which the CDF can be redrawn.
+//     bench.ReadJSON reads it back.
+//   - -raw: the raw rounds as tab-separated values.
+//
+// While it runs it writes a progress line per measured run to standard
+// error: "[ 3/24] round 1/2  4k-randread-qd1 on tgt   8540 IOPS  median
+// 103 µs  p99 327 µs  elapsed 0:15 of ~1:30, ETA 1:15", the total
+// estimated from the runs so far. On a terminal a live line shows the run
+// in progress and is redrawn in place; elsewhere (a log file, CI) only
+// the finished lines are written. -quiet leaves them out.
 //
 // With -verify (which needs -fill, the default) it also checks every byte
 // it moves, to show that targets return what they were sent. Each target

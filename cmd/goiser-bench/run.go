@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,13 @@ type options struct {
 	command       string
 	fallback      bool
 	verify        bool
+
+	// jsonOut and cdfSVG are the -json and -cdf-svg files ("" for none);
+	// quiet turns the progress lines off; args are the arguments as given.
+	jsonOut, cdfSVG string
+	quiet           bool
+	args            []string
+
 	// provider opens the RDMA device for iser:// targets; nil means
 	// cgo/verbs (tests pass rdma/soft).
 	provider driver.Provider
@@ -74,6 +82,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	out := fs.String("out", "-", "markdown report file (- for standard output)")
 	svg := fs.String("svg", "", "SVG plot file (none when empty)")
 	raw := fs.String("raw", "", "tab-separated raw results file (none when empty)")
+	jsonOut := fs.String("json", "", "JSON results file: metadata, every round, the summary with its spread and the merged latency histograms (none when empty)")
+	cdfSVG := fs.String("cdf-svg", "", "SVG file of latency CDFs, one panel per workload, a curve per target (none when empty)")
+	quiet := fs.Bool("quiet", false, "no progress lines on standard error")
 	title := fs.String("title", "iSCSI/TCP latency and IOPS", "report title")
 	commit := fs.String("commit", "", "which code is measured (default: this binary's VCS stamp)")
 	iname := fs.String("initiator-name", "iqn.2026-11.dev.goiser:bench", "initiator IQN")
@@ -85,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		warmup: time.Duration(*warmup * float64(time.Second)), regionBytes: *region << 20, fill: *fill,
 		baseline: *baseline, out: *out, svg: *svg, raw: *raw, title: *title, commit: *commit,
 		notes: notes, initiatorName: *iname, command: commandLine(args), fallback: *fallback, verify: *verify,
+		jsonOut: *jsonOut, cdfSVG: *cdfSVG, quiet: *quiet, args: slices.Clone(args),
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -173,32 +185,55 @@ func buildStamp() string {
 	return "commit " + rev
 }
 
-// machine describes this host: CPUs and kernel.
-func machine() string {
-	cpu := ""
+// host describes this machine: CPUs, kernel, Go, and the load average
+// now as LoadStart.
+func host() bench.Host {
+	h := bench.Host{CPUs: runtime.NumCPU(), Kernel: runtime.GOOS, GoVersion: runtime.Version(), LoadStart: loadAverage()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = " (" + strings.TrimSpace(v) + ")"
+				h.CPUModel = strings.TrimSpace(v)
 				break
 			}
 		}
 	}
-	kernel := runtime.GOOS
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = "Linux " + strings.TrimSpace(string(b))
+		h.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
-	return fmt.Sprintf("%d CPUs%s, %s", runtime.NumCPU(), cpu, kernel)
+	return h
 }
 
-// loadAverage returns the 1, 5 and 15 minute load averages, or "unknown".
-func loadAverage() string {
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			return strings.Join(f[:3], " ")
+// loadAverage returns the 1, 5 and 15 minute load averages, or nil.
+func loadAverage() []float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return nil
+	}
+	l := make([]float64, 3)
+	for i := range l {
+		if l[i], err = strconv.ParseFloat(f[i], 64); err != nil {
+			return nil
 		}
 	}
-	return "unknown"
+	return l
+}
+
+// roundOrder returns the order in which round r (from 1) measures n
+// targets, as indexes: ABBA (bench.OrderABBA), forward in odd rounds and
+// reversed in even ones.
+func roundOrder(r, n int) []int {
+	o := make([]int, n)
+	for i := range o {
+		o[i] = i
+	}
+	if r%2 == 0 {
+		slices.Reverse(o)
+	}
+	return o
 }
 
 // conn is one target's open session.
@@ -224,9 +259,22 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		o.provider = verbs.Provider()
 	}
 	var err error
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	started := time.Now()
-	host, loadStart := machine(), loadAverage()
+	machine := host()
+	var prog *progress
+	logw := stderr
+	if !o.quiet {
+		var wls, tgs []string
+		for _, w := range o.workloads {
+			wls = append(wls, w.String())
+		}
+		for _, t := range o.targets {
+			tgs = append(tgs, t.Name)
+		}
+		prog = newProgress(stderr, time.Now, o.rounds*len(o.workloads)*len(o.targets), o.warmup+o.duration, wls, tgs)
+		logw = prog
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	qd := 1
 	for _, w := range o.workloads {
 		qd = max(qd, w.QueueDepth)
@@ -292,13 +340,14 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 
 	var raw []bench.RawRow
+	hists := map[[2]string]*bench.Histogram{} // by workload and target, merged over the rounds
 	for r := 1; r <= o.rounds; r++ {
 		for _, w := range o.workloads {
-			order := slices.Clone(conns)
-			if r%2 == 0 {
-				slices.Reverse(order)
-			}
-			for _, c := range order {
+			for _, i := range roundOrder(r, len(conns)) {
+				c := conns[i]
+				if prog != nil {
+					prog.begin(r, o.rounds, w.String(), c.t.Name)
+				}
 				res, err := bench.Run(ctx, c.s, bench.RunConfig{
 					Workload: w, LUN: c.t.LUN, BlockSize: c.blockSize, Blocks: c.blocks,
 					Duration: o.duration, Warmup: o.warmup, Verify: c.v,
@@ -308,8 +357,14 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 				}
 				row := bench.RowOf(c.t.Name, res)
 				raw = append(raw, bench.RawRow{Round: r, Row: row})
-				log.Info("measured", "round", r, "workload", row.Workload, "target", row.Target,
-					"iops", int(row.IOPS), "median", row.Median, "p99", row.P99, "p99.9", row.P999)
+				key := [2]string{row.Workload, row.Target}
+				if hists[key] == nil {
+					hists[key] = new(bench.Histogram)
+				}
+				hists[key].Merge(&res.Latency)
+				if prog != nil {
+					prog.end(r, o.rounds, row)
+				}
 			}
 		}
 	}
@@ -326,9 +381,10 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	host += fmt.Sprintf(", load average %s at the start and %s at the end (1, 5, 15 min)", loadStart, loadAverage())
+	machine.LoadEnd = loadAverage()
 	rep := &bench.Report{
-		Title: o.title, Command: o.command, Date: started, Commit: o.commit, Machine: host,
+		Title: o.title, Command: o.command, Args: o.args, Date: started, Commit: o.commit, Host: machine,
+		Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup, Order: bench.OrderABBA,
 		Baseline: o.baseline, Raw: raw,
 	}
 	for _, w := range o.workloads {
@@ -340,12 +396,14 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 				}
 			}
 			rep.Rows = append(rep.Rows, bench.Summarize(rounds))
+			if h := hists[[2]string{w.String(), c.t.Name}]; h != nil {
+				rep.Latency = append(rep.Latency, bench.DistributionOf(w.String(), c.t.Name, h))
+			}
 		}
 	}
 	rep.Notes = append(rep.Notes,
-		fmt.Sprintf("Client: goiser-bench (package bench over iscsi/initiator), one session per target over TCP, MaxTasks %d. "+
-			"Each figure is the median of %d rounds of %s measured after %s of warm-up; within a round every workload runs "+
-			"on every target back to back, the order alternating per round.", qd, o.rounds, seconds(o.duration), seconds(o.warmup)),
+		fmt.Sprintf("Client: goiser-bench (package bench over iscsi/initiator), one session per target, MaxTasks %d. "+
+			"Within a round every workload runs on every target back to back; each figure of the table is the median over the rounds.", qd),
 		"Latency is per command, from just before it is sent to the return of its status, in an HDR-style histogram "+
 			"(within 0.8 %). Random workloads use I/O-size aligned offsets over the region; sequential ones share one cursor.")
 	if o.fill {
@@ -355,16 +413,33 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		rep.Notes = append(rep.Notes, verifyNote(conns))
 	}
 	rep.Notes = append(rep.Notes, o.notes...)
-	if o.svg != "" && o.out != "-" {
-		if rel, err := filepath.Rel(filepath.Dir(o.out), o.svg); err == nil {
-			rep.Plot = filepath.ToSlash(rel)
+	if o.out != "-" {
+		rel := func(path string) string {
+			if path == "" || path == "-" {
+				return ""
+			}
+			if r, err := filepath.Rel(filepath.Dir(o.out), path); err == nil {
+				return filepath.ToSlash(r)
+			}
+			return ""
 		}
+		rep.Plot, rep.CDFPlot = rel(o.svg), rel(o.cdfSVG)
 	}
 	if err := writeFile(o.out, stdout, rep.WriteMarkdown); err != nil {
 		return err
 	}
 	if o.svg != "" {
 		if err := writeFile(o.svg, stdout, rep.WriteSVG); err != nil {
+			return err
+		}
+	}
+	if o.cdfSVG != "" {
+		if err := writeFile(o.cdfSVG, stdout, rep.WriteCDFSVG); err != nil {
+			return err
+		}
+	}
+	if o.jsonOut != "" {
+		if err := writeFile(o.jsonOut, stdout, rep.WriteJSON); err != nil {
 			return err
 		}
 	}
@@ -415,9 +490,6 @@ func readyCapacity(ctx context.Context, s *initiator.Session, lun uint64) (initi
 	}
 	return s.ReadCapacity16(ctx, lun)
 }
-
-// seconds prints d as "5 s" or "0.5 s".
-func seconds(d time.Duration) string { return fmt.Sprintf("%g s", d.Seconds()) }
 
 // writeRaw writes the raw rounds as tab-separated values, latencies in ns.
 func writeRaw(w io.Writer, raw []bench.RawRow) error {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goiser/goiser/bench"
 	"github.com/goiser/goiser/iscsi"
 	"github.com/goiser/goiser/iscsi/tcp"
 	"github.com/goiser/goiser/scsi"
@@ -75,6 +76,7 @@ func TestRunWritesReport(t *testing.T) {
 		"-workloads", "4k-randread-qd1,128k-seqwrite-qd2", "-rounds", "2", "-seconds", "0.1", "-warmup", "0.01",
 		"-region-mib", "4", "-note", "a <note>", "-commit", "commit test",
 		"-out", filepath.Join(dir, "docs", "latency.md"), "-svg", filepath.Join(dir, "docs", "latency.svg"),
+		"-cdf-svg", filepath.Join(dir, "docs", "latency-cdf.svg"), "-json", filepath.Join(dir, "docs", "latency.json"),
 		"-raw", filepath.Join(dir, "raw.tsv")}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
@@ -85,7 +87,7 @@ func TestRunWritesReport(t *testing.T) {
 	}
 	for _, want := range []string{"| 4k-randread-qd1 | ours |", "| 128k-seqwrite-qd2 | tgt |",
 		"IOPS / tgt", "![latency", "(latency.svg)", "from commit test", "at the end (1, 5, 15 min)", "- a <note>", "goiser-bench -target ours=iscsi://",
-		"| 2 | 128k-seqwrite-qd2 | ours |", "CPUs"} {
+		"| 2 | 128k-seqwrite-qd2 | ours |", "CPUs", "(latency-cdf.svg)", "ABBA order", "IOPS / tgt", " ±"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -94,12 +96,64 @@ func TestRunWritesReport(t *testing.T) {
 	if err != nil || !bytes.Contains(svg, []byte("<svg")) {
 		t.Errorf("svg: %v, %.100q", err, svg)
 	}
+	cdf, err := os.ReadFile(filepath.Join(dir, "docs", "latency-cdf.svg"))
+	if err != nil || bytes.Count(cdf, []byte("<polyline")) != 4 {
+		t.Errorf("cdf svg: %v, %d curves", err, bytes.Count(cdf, []byte("<polyline")))
+	}
+	f, err := os.Open(filepath.Join(dir, "docs", "latency.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := bench.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Raw) != 8 || len(rep.Rows) != 4 || len(rep.Latency) != 4 || rep.Rounds != 2 || rep.Order != bench.OrderABBA ||
+		rep.Host.CPUs == 0 || len(rep.Host.LoadEnd) != 3 || rep.Commit != "commit test" || len(rep.Args) == 0 || rep.CDFPlot != "latency-cdf.svg" {
+		t.Errorf("json results: %d raw, %d rows, %d distributions, %+v", len(rep.Raw), len(rep.Rows), len(rep.Latency), rep)
+	}
+	for i, d := range rep.Latency {
+		if r := rep.Rows[i]; d.Workload != r.Workload || d.Target != r.Target || d.Count != r.IOs || r.Spread.IOPSMax < r.Spread.IOPSMin {
+			t.Errorf("distribution %s/%s of %d I/Os, row %s/%s of %d, spread %+v", d.Workload, d.Target, d.Count,
+				r.Workload, r.Target, r.IOs, r.Spread)
+		}
+	}
+	// Progress: one plain line per run (stderr is no terminal), in ABBA order.
+	var lines []string
+	for l := range strings.SplitSeq(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "[") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 8 || !strings.HasPrefix(lines[0], "[1/8] round 1/2  4k-randread-qd1   on ours  ") ||
+		!strings.HasPrefix(lines[1], "[2/8] round 1/2  4k-randread-qd1   on tgt   ") ||
+		!strings.HasPrefix(lines[4], "[5/8] round 2/2  4k-randread-qd1   on tgt   ") ||
+		!strings.Contains(lines[7], " IOPS  median ") || !strings.Contains(lines[7], "ETA 0:00") || strings.Contains(stderr.String(), "\r") {
+		t.Errorf("progress lines:\n%s", strings.Join(lines, "\n"))
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, "raw.tsv"))
 	if n := strings.Count(string(raw), "\n"); err != nil || n != 1+2*2*2 {
 		t.Errorf("raw.tsv: %v, %d lines:\n%s", err, n, raw)
 	}
 	if stdout.Len() != 0 {
 		t.Errorf("stdout not empty with -out: %q", stdout.String())
+	}
+}
+
+// TestRunQuiet checks that -quiet leaves out the progress lines.
+func TestRunQuiet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	url := "iscsi://" + serve(t) + "/" + testIQN + "/0"
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"-target", "ours=" + url, "-workloads", "4k-randread-qd1", "-rounds", "1", "-seconds", "0.05",
+		"-warmup", "0", "-region-mib", "1", "-quiet"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "[1/1]") || !strings.Contains(stdout.String(), "| 4k-randread-qd1 | ours |") {
+		t.Errorf("-quiet: stderr\n%s\nstdout\n%s", stderr.String(), stdout.String())
 	}
 }
 

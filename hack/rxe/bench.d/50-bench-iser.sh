@@ -6,8 +6,9 @@
 # rd_mcp) and tgt 1.0.85 over iSER and TCP (rdwr on the guest's tmpfs), all
 # with LUNs of the same size; then the floor on the same rxe device:
 # perftest ib_send_lat, ib_write_lat and ib_read_lat at 4 KiB. Results go
-# to $RXE_OUT/bench (iser.md, iser.svg, iser.tsv), which the host script
-# copies to docs/bench. Parameters come from the host in the build phase
+# to $RXE_OUT/bench (iser.md, iser.svg, iser-cdf.svg, iser.json, iser.tsv),
+# which the host script copies to docs/bench; goiser-bench's progress
+# lines, one per measured run, are in the stage's bench.log. Parameters come from the host in the build phase
 # (BENCH_ROUNDS, BENCH_SECONDS, BENCH_WORKLOADS, BENCH_TARGETS).
 set -euo pipefail
 phase=${1:?usage: 50-bench-iser.sh build|run}
@@ -144,6 +145,7 @@ timeout 3000 "$RXE_BIN/goiser-bench" -rounds "$rounds" -seconds "$seconds" -regi
   -note "LUNs of $lun_mib MiB: goiserd mem, LIO rd_mcp, tgt rdwr on tmpfs. tgt serves iSER on RDMA CM port 3260 only, and its TCP target is a second one (tgt 1.0.85 refuses TCP logins to an iSER target)." \
   "${notes[@]}" \
   -out "$RXE_OUT/bench/iser.md" -svg "$RXE_OUT/bench/iser.svg" -raw "$RXE_OUT/bench/iser.tsv" \
+  -cdf-svg "$RXE_OUT/bench/iser-cdf.svg" -json "$RXE_OUT/bench/iser.json" \
   >"$work/bench.log" 2>&1 </dev/null || fail "goiser-bench failed: $(tail -n 3 "$work/bench.log")"
 grep -E '^\|' "$RXE_OUT/bench/iser.md" | head -n 30 || true
 rxe_note "bench-iser: $RXE_OUT/bench/iser.md"
