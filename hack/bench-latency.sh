@@ -6,6 +6,7 @@
 #
 #   hack/bench-latency.sh [--rounds N] [--seconds S] [--workloads LIST]
 #                         [--targets "goiser tgt"] [--out FILE] [--svg FILE]
+#                         [--breakdown-svg FILE]
 #
 # Rows (default): 4 KiB random read and write at QD1 and QD32, 128 KiB
 # sequential read and write at QD8. Each round runs every row on both targets
@@ -15,6 +16,13 @@
 # backend, pread/pwrite; tgt: rdwr backing store), written once before the
 # first round. Defaults: 5 rounds of 5 s (BENCH_ROUNDS, BENCH_SECONDS work
 # too). Raw rounds go to bin/bench/latency.tsv. --out - prints the table only.
+#
+# Each daemon's process is traced during the measured seconds
+# (goiser-bench -attribute, eBPF on tracepoints; docs/bench/README.md): the
+# report gets a section on where the target's time goes per I/O and the
+# chart goes to docs/bench/latency-breakdown.svg (--breakdown-svg). Without
+# root (or where the tracer cannot attach) goiser-bench says why on one line
+# and the report says attribution was unavailable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
@@ -22,7 +30,7 @@ export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin
 
 rounds=${BENCH_ROUNDS:-5} seconds=${BENCH_SECONDS:-5} targets="goiser tgt"
 workloads=4k-randread-qd1,4k-randwrite-qd1,4k-randread-qd32,4k-randwrite-qd32,128k-seqread-qd8,128k-seqwrite-qd8
-out=docs/bench/latency.md svg=docs/bench/latency.svg
+out=docs/bench/latency.md svg=docs/bench/latency.svg breakdown=docs/bench/latency-breakdown.svg
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -31,11 +39,12 @@ while [ $# -gt 0 ]; do
     --targets) targets=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --svg) svg=$2; shift 2 ;;
+    --breakdown-svg) breakdown=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;/^set -e/d'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
-[ "$out" != - ] || svg=
+[ "$out" != - ] || { svg=; breakdown=; }
 gbin=${GOISERD:-bin/goiserd}
 mkdir -p bin/bench
 # build PKG: into bin/, stamped with the commit when this is a git checkout.
@@ -63,15 +72,15 @@ for t in $targets; do
     goiser)
       img=$(mktemp -u /dev/shm/goiser-bench.XXXXXX); CLEANUP_PATHS+=("$img")
       GOISER_LOG_LEVEL=warn start_goiser "$work" 0 1G "$img"
-      args+=(-target "goiser=$GOISER_URL")
+      args+=(-target "goiser=$GOISER_URL" -attribute "goiser=$GOISER_PID")
       notes+=(-note "goiser: goiserd (\`$gbin\` built from $(stamp_of "$gbin")), file backend (pread/pwrite) on a sparse 1 GiB file on /dev/shm (tmpfs).") ;;
     tgt)
       start_tgt "$work" "$(free_port)" 1G
-      args+=(-target "tgt=$TGT_URL")
+      args+=(-target "tgt=$TGT_URL" -attribute "tgt=$TGT_PID")
       notes+=(-note "tgt: Debian's tgt $(dpkg-query -W -f '${Version}' tgt 2>/dev/null || echo '?') (\`tgtd\`), rdwr backing store on a sparse 1 GiB file on /dev/shm (tmpfs): the same storage as goiser's.") ;;
     *) die "unknown target $t (goiser or tgt)" ;;
   esac
-  log "$t at ${args[-1]#*=}"
+  log "$t at ${args[-3]#*=}"
 done
 notes+=(-note "Made by \`make bench-latency\` (\`hack/bench-latency.sh --rounds $rounds --seconds $seconds\`), which starts both targets on free 127.0.0.1 ports and runs the command above. Client, targets and anything else running share this machine's CPUs, so absolute numbers swing with load; the ratios are what count.")
 
@@ -81,6 +90,6 @@ limit=$(awk -v r="$rounds" -v w="$nwl" -v t="$ntg" -v s="$seconds" 'BEGIN { prin
 log "measuring: $rounds rounds x $nwl workloads x $ntg targets x ${seconds} s (time limit ${limit} s)"
 timeout -k 10 "$limit" bin/goiser-bench "${args[@]}" -workloads "$workloads" -rounds "$rounds" -seconds "$seconds" \
   -title "iSCSI/TCP latency and IOPS: goiser vs tgt" -commit "$(stamp_of "$gbin")" \
-  -out "$out" ${svg:+-svg "$svg"} -raw bin/bench/latency.tsv "${notes[@]}" </dev/null ||
+  -out "$out" ${svg:+-svg "$svg"} ${breakdown:+-attribute-svg "$breakdown"} -raw bin/bench/latency.tsv "${notes[@]}" </dev/null ||
   { tail -n 20 "$work"/*.log >&2 2>/dev/null || true; die "goiser-bench failed"; }
-[ "$out" = - ] || log "wrote $out${svg:+ and $svg}"
+[ "$out" = - ] || log "wrote $out${svg:+, $svg}${breakdown:+ and $breakdown (when the tracer attached)}"

@@ -129,11 +129,16 @@ type Row struct {
 	// Parts are the Breakdown's times per I/O, in the order user,
 	// syscall, run queue, socket wait, blocked.
 	Parts []Part
-	// WallPerIO is the window per I/O (1/IOPS), SyscallsPerIO and
-	// WakeupsPerIO are counts per I/O, Threads as in Breakdown.
+	// WallPerIO is the window per I/O (1/IOPS); SyscallsPerIO and
+	// WakeupsPerIO are counts per I/O.
 	WallPerIO                   time.Duration
 	SyscallsPerIO, WakeupsPerIO float64
-	Threads                     int
+	// Threads is the average number of the process's threads accounted
+	// over the window, Accounted / Wall: the parts user, syscall, run
+	// queue and blocked add up to WallPerIO × Threads. A process that
+	// starts threads while measured (Go adds Ms for blocking syscalls)
+	// has fewer on average than at the end.
+	Threads float64
 	// Syscalls are the syscalls taking the most on-CPU time, most first,
 	// per I/O.
 	Syscalls []SyscallPerIO
@@ -149,7 +154,10 @@ type SyscallPerIO struct {
 // PerIO divides b by ios, the I/Os completed in its window (0 gives a
 // row of zeros), keeping the top syscalls by on-CPU time.
 func (b Breakdown) PerIO(workload, target string, ios uint64, top int) Row {
-	r := Row{Workload: workload, Target: target, IOs: ios, Threads: b.Threads}
+	r := Row{Workload: workload, Target: target, IOs: ios}
+	if b.Wall > 0 {
+		r.Threads = float64(b.Accounted()) / float64(b.Wall)
+	}
 	per := func(d time.Duration) time.Duration {
 		if ios == 0 {
 			return 0
@@ -195,7 +203,7 @@ func (r Row) Part(name string) time.Duration {
 var amd64Syscalls = map[int]string{
 	0: "read", 1: "write", 7: "poll", 16: "ioctl", 17: "pread64", 18: "pwrite64", 19: "readv", 20: "writev",
 	23: "select", 24: "sched_yield", 28: "madvise", 35: "nanosleep", 39: "getpid", 44: "sendto", 45: "recvfrom",
-	46: "sendmsg", 47: "recvmsg", 72: "fcntl", 74: "fsync", 75: "fdatasync", 186: "gettid", 200: "tkill",
+	46: "sendmsg", 54: "setsockopt", 55: "getsockopt", 62: "kill", 47: "recvmsg", 72: "fcntl", 74: "fsync", 75: "fdatasync", 186: "gettid", 200: "tkill",
 	202: "futex", 206: "io_setup", 208: "io_getevents", 209: "io_submit", 228: "clock_gettime", 230: "clock_nanosleep",
 	232: "epoll_wait", 233: "epoll_ctl", 234: "tgkill", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
 	284: "eventfd", 290: "eventfd2", 295: "preadv", 296: "pwritev", 426: "io_uring_enter", 441: "epoll_pwait2",
