@@ -237,7 +237,8 @@ func (a *attribution) sectionLocked() string {
 		"target's threads (they add up to wall × threads, threads being the average number of the target's threads in the windows); on-CPU is user + syscall, the target's CPU cost per I/O. " +
 		"Socket wait is the time requests sat in the target's socket receive queues before it read them; it overlaps the " +
 		"others. Blocked is mostly threads waiting for the client and grows with idle threads. Wall is the window per I/O " +
-		"(1/IOPS); at QD1 it is about the latency.\n\n")
+		"(1/IOPS); at QD1 it is about the mean latency. Tracing adds a fraction of a µs to every syscall on the machine, the target's " +
+		"and the client's, so the latencies above are a little higher than without -attribute.\n\n")
 	if a.svg != "" && a.out != "-" {
 		if rel, err := filepath.Rel(filepath.Dir(a.out), a.svg); err == nil {
 			fmt.Fprintf(&b, "![Where the target's time goes per I/O](%s)\n\n", filepath.ToSlash(rel))
@@ -326,7 +327,7 @@ func (a *attribution) writeRaw(w io.Writer, raw []bench.RawRow) error {
 
 // writeSVG writes the -attribute-svg chart, when asked for and there is
 // something to draw (else it leaves the file alone).
-func (a *attribution) writeSVG(title string, stdout io.Writer) error {
+func (a *attribution) writeSVG(stdout io.Writer) error {
 	if a == nil || a.svg == "" {
 		return nil
 	}
@@ -337,6 +338,6 @@ func (a *attribution) writeSVG(title string, stdout io.Writer) error {
 		return nil
 	}
 	return writeFile(a.svg, stdout, func(w io.Writer) error {
-		return attribute.WriteSVG(w, title+": where the target's time goes per I/O (user, syscall, run queue)", rows, nil)
+		return attribute.WriteSVG(w, "Where the target's time goes per I/O: on-CPU and run queue", rows, nil)
 	})
 }

@@ -382,7 +382,7 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if err := o.attr.writeSVG(o.title, stdout); err != nil {
+	if err := o.attr.writeSVG(stdout); err != nil {
 		return err
 	}
 	return nil
