@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -282,3 +283,19 @@ func threadCPU() time.Duration {
 
 // sink keeps spin's loop from being optimised away.
 var sink atomic.Uint64
+
+// TestStartErrors checks that Start says why it refuses before touching
+// the kernel.
+func TestStartErrors(t *testing.T) {
+	for pid, want := range map[int]string{0: "is not a process", -1: "is not a process", 1 << 30: "no process"} {
+		if _, err := Start(context.Background(), pid); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Start(%d) = %v, want an error with %q", pid, err, want)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if tr, err := Start(ctx, os.Getpid()); err == nil {
+		tr.Stop()
+		t.Error("Start with an ended context succeeded")
+	}
+}
