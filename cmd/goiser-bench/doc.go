@@ -77,6 +77,26 @@
 //	    -workloads 4k-randwrite-qd1,4k-randread-qd1,4k-randwrite-qd32,4k-randread-qd32,128k-randwrite-qd1,128k-randread-qd1,128k-randwrite-qd32,128k-randread-qd32,1m-randwrite-qd1,1m-randread-qd1,1m-randwrite-qd32,1m-randread-qd32 \
 //	    -target lio=iser://10.0.0.1:3260/iqn.2003-01.org.linux-iscsi.x:disk/0 -out verify.md
 //
+// With -attribute NAME=PID (repeatable; NAME a -target, PID its daemon's
+// process) it traces that process with eBPF (package bench/attribute; needs
+// root or CAP_BPF and CAP_PERFMON, and tracefs, which it mounts when it
+// may) over exactly the measured seconds of each run of NAME, from the end
+// of the warm-up to the run's last completion, and splits the process's
+// time into user, syscall, run queue and blocked per thread, plus socket
+// receive-queue wait, divided by the I/Os completed in those windows. The
+// report gets a section "Where the target's time goes per I/O" with a
+// table per workload and target (µs per I/O per part, syscalls and wakeups
+// per I/O, the syscalls taking most CPU), -raw gets the parts per round as
+// extra columns (ns per I/O), and -attribute-svg FILE draws user, syscall
+// and run queue as stacked bars. When the tracer cannot attach, one line
+// on stderr says why, the benchmark goes on, and the report says
+// attribution was unavailable and why. Tracing adds a fraction of a
+// microsecond to every syscall on the machine. Definitions, cost and
+// limits: docs/bench/README.md.
+//
+//	sudo goiser-bench -target goiser=iscsi://127.0.0.1:3260/iqn.2026-11.dev.goiser:conformance/0 \
+//	    -attribute goiser=$(pidof goiserd) -attribute-svg breakdown.svg -out report.md
+//
 // hack/bench-latency.sh (make bench-latency) starts goiserd and tgt on the
 // same kind of storage and runs this command against both. The measuring
 // itself lives in package bench.

@@ -62,6 +62,7 @@ type options struct {
 	// provider opens the RDMA device for iser:// targets; nil means
 	// cgo/verbs (tests pass rdma/soft).
 	provider driver.Provider
+	attr     *attribution // -attribute (attribute.go); nil without
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	title := fs.String("title", "iSCSI/TCP latency and IOPS", "report title")
 	commit := fs.String("commit", "", "which code is measured (default: this binary's VCS stamp)")
 	iname := fs.String("initiator-name", "iqn.2026-11.dev.goiser:bench", "initiator IQN")
+	attr := addAttributeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -125,6 +127,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	var err error
 	if o.workloads, err = bench.ParseWorkloads(*workloads); err != nil {
+		return nil, err
+	}
+	if o.attr, err = attr.parse(o); err != nil {
 		return nil, err
 	}
 	names := make([]string, len(o.targets))
@@ -339,6 +344,8 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 	}
 
+	o.attr.start(ctx, stderr, log)
+	defer o.attr.stop()
 	var raw []bench.RawRow
 	hists := map[[2]string]*bench.Histogram{} // by workload and target, merged over the rounds
 	for r := 1; r <= o.rounds; r++ {
@@ -348,10 +355,12 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 				if prog != nil {
 					prog.begin(r, o.rounds, w.String(), c.t.Name)
 				}
+				span := o.attr.begin(c.t.Name, o.warmup)
 				res, err := bench.Run(ctx, c.s, bench.RunConfig{
 					Workload: w, LUN: c.t.LUN, BlockSize: c.blockSize, Blocks: c.blocks,
 					Duration: o.duration, Warmup: o.warmup, Verify: c.v,
 				})
+				o.attr.end(span, r, res)
 				if err != nil {
 					return fmt.Errorf("round %d on %s: %w", r, c.t.Name, err)
 				}
@@ -425,7 +434,7 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		rep.Plot, rep.CDFPlot = rel(o.svg), rel(o.cdfSVG)
 	}
-	if err := writeFile(o.out, stdout, rep.WriteMarkdown); err != nil {
+	if err := writeFile(o.out, stdout, o.attr.markdown(rep.WriteMarkdown)); err != nil {
 		return err
 	}
 	if o.svg != "" {
@@ -444,9 +453,12 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 	}
 	if o.raw != "" {
-		if err := writeFile(o.raw, stdout, func(w io.Writer) error { return writeRaw(w, raw) }); err != nil {
+		if err := writeFile(o.raw, stdout, func(w io.Writer) error { return o.attr.writeRaw(w, raw) }); err != nil {
 			return err
 		}
+	}
+	if err := o.attr.writeSVG(stdout); err != nil {
+		return err
 	}
 	return nil
 }
