@@ -40,6 +40,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError(err)
 	}
 	log := newLogger(cfg.Log, stderr)
+	if o.pprof != "" {
+		if err := servePprof(o.pprof, log); err != nil {
+			return usageError(err)
+		}
+	}
 
 	targets, err := openTargets(cfg, log)
 	if err != nil {

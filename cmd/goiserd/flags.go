@@ -21,6 +21,7 @@ type options struct {
 	logFormat string
 	addrFile  string
 	iser      []string
+	pprof     string
 }
 
 const usageText = `Usage: goiserd [flags]
@@ -59,6 +60,9 @@ Logging and scripting:
   -addr-file FILE    once every portal listens, write one line "tcp HOST:PORT" per
                      portal to FILE (atomically): with port 0 in -listen or the
                      config, scripts learn the port the daemon got
+  -pprof ADDR        serve net/http/pprof on ADDR (a loopback address such as
+                     127.0.0.1:6060; others are refused) for profiling, e.g.
+                     go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
 
 On SIGTERM or SIGINT goiserd shuts down gracefully (bounded by the config's
 shutdown_timeout, default 10s), flushes and closes the backends; a second
@@ -80,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json")
 	fs.StringVar(&o.addrFile, "addr-file", "", "write the listen addresses to this file once serving")
+	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this loopback address")
 	fs.Func("iser", "iSER portal ADDR[:PORT] (repeatable)", func(s string) error { o.iser = append(o.iser, s); return nil })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
