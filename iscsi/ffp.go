@@ -25,7 +25,33 @@ func (c *conn) fullFeature() error {
 	c.lastRecv = time.Now()
 	shutCh := c.shutCh
 	var logoutDeadline <-chan time.Time
+	// While events are already waiting (a burst of completions or of
+	// commands run inline), the responses they produce are held by a
+	// transport that batches (BatchSender) and written together once the
+	// burst is over, at most maxBurst events later. The hold never lasts
+	// into a blocking wait: the loop flushes whenever nothing is waiting.
+	bs, _ := c.tc.(BatchSender)
+	holding, burst := false, 0
+	defer func() {
+		if holding {
+			_ = bs.Flush() // recycles the held buffers; the connection is ending
+		}
+	}()
 	for {
+		if bs != nil {
+			waiting := len(c.inCh) + len(c.doneCh)
+			if holding && (waiting == 0 || burst >= maxBurst) {
+				holding = false
+				if err := bs.Flush(); err != nil {
+					return fmt.Errorf("send responses: %w", err)
+				}
+			}
+			if !holding && waiting > 1 {
+				bs.Hold()
+				holding, burst = true, 0
+			}
+			burst++
+		}
 		select {
 		case in := <-c.inCh:
 			c.lastRecv = time.Now()
@@ -71,6 +97,10 @@ func (c *conn) fullFeature() error {
 		}
 	}
 }
+
+// maxBurst is the most events whose responses the owner holds for one
+// batched write (BatchSender).
+const maxBurst = 16
 
 // dataCheck ends the connection when a write has waited for its Data-Out
 // longer than Limits.DataOutTimeout: at ErrorRecoveryLevel 0 a stalled

@@ -283,6 +283,21 @@ type TransportConn interface {
 	Drained() <-chan struct{}
 }
 
+// BatchSender is implemented by a TransportConn that can write the PDUs of
+// several PutData and Send calls together (TCP: one writev). The owner
+// goroutine calls Hold before it answers a burst of tasks that are already
+// waiting, and Flush once the burst is over, before it waits for anything:
+// fewer, larger writes cost less CPU per command than one per response.
+// Between Hold and Flush the transport may send earlier than Flush (Send,
+// R2Ts, a size limit), never later, and keeps the buffers of released
+// tasks whose data it still references out of its pool until they are
+// written. Flush ends the hold even when it fails, and returns those
+// buffers.
+type BatchSender interface {
+	Hold()
+	Flush() error
+}
+
 // ISERConn is implemented by TransportConns of the iSER transport (RFC
 // 7145): the login then negotiates RDMAExtensions=Yes and the iSER keys
 // instead of MaxRecvDataSegmentLength and digests.

@@ -444,6 +444,10 @@ func (b *Batch) WriteTo(w io.Writer) (int64, error) {
 	return n, err
 }
 
+// Len returns the number of pieces (headers, data segments, trailers)
+// queued: 0 when there is nothing to write.
+func (b *Batch) Len() int { return len(b.spans) }
+
 // Reset drops the queued PDUs (and the Batch's references to their data
 // segments), keeping its buffers for reuse.
 func (b *Batch) Reset() {

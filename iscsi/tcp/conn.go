@@ -72,6 +72,10 @@ type xfer struct {
 	failed   bool // a Data-Out broke the sequence; InDataDone with Err was sent
 	reading  bool // the reader is placing data into buf without xmu
 	released bool // Release came while reading: the reader frees it
+
+	// Guarded by conn.wmu: c.out references buf (PutData under Hold),
+	// and Release came before Flush wrote it.
+	held, releaseHeld bool
 }
 
 // Buffer implements iscsi.TaskData.
@@ -144,6 +148,14 @@ type Conn struct {
 	// here, and an R2T carrying it would skip that response.
 	wroteStatSN uint32
 	wroteValid  bool
+	// hold is set between Hold and Flush: PutData queues without
+	// writing. heldX are the xfers whose buffers c.out references
+	// meanwhile, heldBytes their queued data. writes counts the
+	// vectored writes (for tests).
+	hold      bool
+	heldX     []*xfer
+	heldBytes int
+	writes    int
 
 	// xmu guards xfers, nextTTT and every registered xfer.
 	xmu     sync.Mutex
@@ -611,6 +623,21 @@ func (c *Conn) Release(t *iscsi.Task) {
 		return
 	}
 	t.Data, t.Buf = nil, nil
+	c.wmu.Lock()
+	if x.held {
+		// PutData queued the buffer under Hold: Flush recycles it
+		// once it is written.
+		x.releaseHeld = true
+		c.wmu.Unlock()
+		return
+	}
+	c.wmu.Unlock()
+	c.release(x)
+}
+
+// release drops x from the write table and returns its buffer to the
+// pool, or leaves that to the reader while it places data into it.
+func (c *Conn) release(x *xfer) {
 	c.xmu.Lock()
 	if c.xfers[x.itt] == x {
 		delete(c.xfers, x.itt)
@@ -688,6 +715,7 @@ func (c *Conn) flushLocked() error {
 		c.out.Reset()
 		return fmt.Errorf("iscsi/tcp: set write deadline for %s: %w", c.nc.RemoteAddr(), err)
 	}
+	c.writes++
 	if _, err := c.out.WriteTo(c.nc); err != nil {
 		return fmt.Errorf("iscsi/tcp: write to %s: %w", c.nc.RemoteAddr(), err)
 	}
@@ -779,5 +807,59 @@ func (c *Conn) PutData(t *iscsi.Task, rsp *iscsi.Response) error {
 			return err
 		}
 	}
+	// Under Hold the PDUs wait for Flush, unless they reference c.sense
+	// (reused by the next response) or enough data is queued.
+	if c.hold && len(rsp.Sense) == 0 && c.heldBytes+n <= maxHeldBytes {
+		if x, _ := t.Data.(*xfer); x != nil && n > 0 {
+			x.held = true
+			c.heldX = append(c.heldX, x)
+		}
+		c.heldBytes += n
+		return nil
+	}
 	return c.flushLocked()
+}
+
+// maxHeldBytes bounds the Data-In payload queued under Hold: past it the
+// batch is written at once, so that the first response of a burst does
+// not wait for many large ones.
+const maxHeldBytes = 512 << 10
+
+// Hold implements iscsi.BatchSender: PutData queues its PDUs until Flush.
+func (c *Conn) Hold() {
+	c.wmu.Lock()
+	c.hold = true
+	c.wmu.Unlock()
+}
+
+// Flush implements iscsi.BatchSender: it writes what PutData queued since
+// Hold with one writev, ends the hold and recycles the buffers of tasks
+// released meanwhile, whether or not the write succeeds.
+func (c *Conn) Flush() error {
+	c.wmu.Lock()
+	c.hold = false
+	var err error
+	if c.out.Len() > 0 {
+		err = c.flushLocked()
+	}
+	c.out.Reset()
+	// Compact the xfers released meanwhile to the front of heldX; only
+	// the owner goroutine (the caller) appends to heldX.
+	free := c.heldX[:0]
+	for _, x := range c.heldX {
+		x.held = false
+		if x.releaseHeld {
+			x.releaseHeld = false
+			free = append(free, x)
+		}
+	}
+	clear(c.heldX[len(free):])
+	c.heldX = c.heldX[:0]
+	c.heldBytes = 0
+	c.wmu.Unlock()
+	for i, x := range free {
+		c.release(x)
+		free[i] = nil
+	}
+	return err
 }
