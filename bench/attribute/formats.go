@@ -21,46 +21,57 @@ type field struct {
 type tracepoint struct {
 	group, name string
 	fields      []field
+	// optional: without it the tracer still attaches and only the part
+	// it feeds (socket wait) goes unmeasured.
+	optional bool
 }
 
 // tracepoints lists what bpf/tracer.c reads, laid out as in the format
 // files of Linux 6.18 (x86_64). checkFormats compares it with the running
 // kernel's.
 var tracepoints = []tracepoint{
-	{"raw_syscalls", "sys_enter", []field{{"id", 8, 8}}},
-	{"raw_syscalls", "sys_exit", []field{{"id", 8, 8}, {"ret", 16, 8}}},
-	{"sched", "sched_switch", []field{{"prev_state", 32, 8}, {"next_pid", 56, 4}}},
-	{"sched", "sched_waking", []field{{"pid", 24, 4}}},
-	{"sock", "sk_data_ready", []field{{"skaddr", 8, 8}}},
-	{"sock", "sock_recv_length", []field{{"sk", 8, 8}, {"ret", 20, 4}}},
+	{"raw_syscalls", "sys_enter", []field{{"id", 8, 8}}, false},
+	{"raw_syscalls", "sys_exit", []field{{"id", 8, 8}, {"ret", 16, 8}}, false},
+	{"sched", "sched_switch", []field{{"prev_state", 32, 8}, {"next_pid", 56, 4}}, false},
+	{"sched", "sched_waking", []field{{"pid", 24, 4}}, false},
+	// The sock tracepoints came with Linux 6.3 (sk_data_ready) and 6.4
+	// (sock_recv_length); Debian 12's 6.1, the Soft-RoCE guest's kernel,
+	// has neither.
+	{"sock", "sk_data_ready", []field{{"skaddr", 8, 8}}, true},
+	{"sock", "sock_recv_length", []field{{"sk", 8, 8}, {"ret", 20, 4}}, true},
 }
 
 // checkFormats reads the format file of every tracepoint under
 // dir/events and returns an error naming the first one that is missing or
-// whose fields are not where the eBPF programs read them.
-func checkFormats(dir string) error {
+// whose fields are not where the eBPF programs read them. An optional
+// tracepoint that is missing is returned in skip instead.
+func checkFormats(dir string) (skip []tracepoint, err error) {
 	for _, tp := range tracepoints {
 		path := filepath.Join(dir, "events", tp.group, tp.name, "format")
 		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) && tp.optional {
+			skip = append(skip, tp)
+			continue
+		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("tracepoint %s/%s is missing from this kernel (%s)", tp.group, tp.name, path)
+			return nil, fmt.Errorf("tracepoint %s/%s is missing from this kernel (%s)", tp.group, tp.name, path)
 		}
 		if err != nil {
-			return fmt.Errorf("tracepoint %s/%s: %w", tp.group, tp.name, err)
+			return nil, fmt.Errorf("tracepoint %s/%s: %w", tp.group, tp.name, err)
 		}
 		have := parseFormat(string(b))
 		for _, f := range tp.fields {
 			g, ok := have[f.name]
 			if !ok {
-				return fmt.Errorf("tracepoint %s/%s has no field %q on this kernel (%s)", tp.group, tp.name, f.name, path)
+				return nil, fmt.Errorf("tracepoint %s/%s has no field %q on this kernel (%s)", tp.group, tp.name, f.name, path)
 			}
 			if g != f {
-				return fmt.Errorf("tracepoint %s/%s: field %s is at offset %d size %d on this kernel, the eBPF program reads offset %d size %d (regenerate bpf/tracer.c's structs from %s)",
+				return nil, fmt.Errorf("tracepoint %s/%s: field %s is at offset %d size %d on this kernel, the eBPF program reads offset %d size %d (regenerate bpf/tracer.c's structs from %s)",
 					tp.group, tp.name, f.name, g.offset, g.size, f.offset, f.size, path)
 			}
 		}
 	}
-	return nil
+	return skip, nil
 }
 
 // parseFormat returns the fields of a tracepoint format file by name:

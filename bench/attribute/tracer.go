@@ -33,6 +33,8 @@ type Tracer struct {
 	pid   int
 	start time.Duration // CLOCK_MONOTONIC at Start
 
+	unmeasured []string // parts this kernel cannot measure, with why; immutable
+
 	mu     sync.Mutex // guards the fields below
 	objs   tracerObjects
 	links  []link.Link
@@ -62,7 +64,8 @@ func Start(ctx context.Context, pid int) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
-	if err := checkFormats(dir); err != nil {
+	skip, err := checkFormats(dir)
+	if err != nil {
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -76,6 +79,11 @@ func Start(ctx context.Context, pid int) (*Tracer, error) {
 		return nil, fmt.Errorf("attribute: set the target pid: %w", err)
 	}
 	t := &Tracer{pid: pid}
+	skipped := map[string]bool{}
+	for _, tp := range skip {
+		skipped[tp.name] = true
+		t.unmeasured = append(t.unmeasured, fmt.Sprintf("socket wait: this kernel (%s) has no tracepoint %s/%s (Linux 6.3 and later have it)", kernelRelease(), tp.group, tp.name))
+	}
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -95,6 +103,9 @@ func Start(ctx context.Context, pid int) (*Tracer, error) {
 		"sk_data_ready": t.objs.SkDataReady, "sock_recv_length": t.objs.SockRecvLength,
 	}
 	for _, tp := range tracepoints {
+		if skipped[tp.name] {
+			continue
+		}
 		l, err := link.Tracepoint(tp.group, tp.name, progs[tp.name], nil)
 		if err != nil {
 			t.detach()
@@ -104,6 +115,20 @@ func Start(ctx context.Context, pid int) (*Tracer, error) {
 	}
 	t.stop = context.AfterFunc(ctx, func() { t.detach() })
 	return t, nil
+}
+
+// Unmeasured lists the parts this kernel cannot measure, each with the
+// reason (e.g. socket wait on a kernel without the sock tracepoints);
+// those parts stay 0 in every Breakdown.
+func (t *Tracer) Unmeasured() []string { return t.unmeasured }
+
+// kernelRelease is uname -r.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "?"
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // privileged returns nil when this process may load tracing eBPF programs:

@@ -71,6 +71,7 @@ type attribution struct {
 	mu      sync.Mutex // guards the fields below
 	tracers map[string]*attribute.Tracer
 	why     map[string]string // target name -> why it is not traced
+	limits  []string          // parts some tracer could not measure, with why
 	windows []attrWindow
 }
 
@@ -96,6 +97,11 @@ func (a *attribution) start(ctx context.Context, stderr io.Writer, log *slog.Log
 			fmt.Fprintf(stderr, "goiser-bench: no time attribution for %s (pid %d), measuring without it: %v\n", name, a.pids[name], err)
 		} else {
 			a.tracers[name] = tr
+			for _, u := range tr.Unmeasured() {
+				if !slices.Contains(a.limits, u) {
+					a.limits = append(a.limits, u)
+				}
+			}
 			log.Info("attributing", "target", name, "pid", a.pids[name])
 		}
 		a.mu.Unlock()
@@ -239,6 +245,12 @@ func (a *attribution) sectionLocked() string {
 		"others. Blocked is mostly threads waiting for the client and grows with idle threads. Wall is the window per I/O " +
 		"(1/IOPS); at QD1 it is about the mean latency. Tracing adds a fraction of a µs to every syscall on the machine, the target's " +
 		"and the client's, so the latencies above are a little higher than without -attribute.\n\n")
+	for _, l := range a.limits {
+		fmt.Fprintf(&b, "- Not measured here: %s; its column reads 0.\n", l)
+	}
+	if len(a.limits) > 0 {
+		b.WriteString("\n")
+	}
 	if a.svg != "" && a.out != "-" {
 		if rel, err := filepath.Rel(filepath.Dir(a.out), a.svg); err == nil {
 			fmt.Fprintf(&b, "![Where the target's time goes per I/O](%s)\n\n", filepath.ToSlash(rel))
