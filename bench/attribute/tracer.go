@@ -80,9 +80,14 @@ func Start(ctx context.Context, pid int) (*Tracer, error) {
 	}
 	t := &Tracer{pid: pid}
 	skipped := map[string]bool{}
+	var missing []string
 	for _, tp := range skip {
 		skipped[tp.name] = true
-		t.unmeasured = append(t.unmeasured, fmt.Sprintf("socket wait: this kernel (%s) has no tracepoint %s/%s (Linux 6.3 and later have it)", kernelRelease(), tp.group, tp.name))
+		missing = append(missing, tp.group+"/"+tp.name)
+	}
+	if len(missing) > 0 {
+		t.unmeasured = append(t.unmeasured, fmt.Sprintf("socket wait: this kernel (%s) lacks the tracepoints %s (Linux 6.4 and later have them)",
+			kernelRelease(), strings.Join(missing, " and ")))
 	}
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
