@@ -4,6 +4,8 @@
 #   make run        build and start the target daemon on the built-in default
 #   make test       everything CI runs: lint, unit (-race), fuzz seeds,
 #                   libiscsi conformance over TCP, and the Soft-RoCE guest tier
+#   make demo       iSER vs TCP in a Soft-RoCE guest, about a minute, no RDMA
+#                   hardware needed
 #   make bench      benchmarks (never part of make test)
 
 GO        ?= go
@@ -11,7 +13,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 BIN       := bin
 
 .PHONY: all build run deps test test-unit lint conformance test-rxe rxe-shell \
-        rxe-selftest fuzz bench bench-tcp bench-latency bench-iser bench-go clean
+        rxe-selftest fuzz demo bench bench-tcp bench-latency bench-iser bench-go clean
 
 all: build
 
@@ -50,6 +52,11 @@ rxe-selftest: deps
 
 fuzz: deps
 	@hack/fuzz.sh
+
+# One LUN over iSER and TCP in the Soft-RoCE guest, Linux's initiator over
+# both, QD1 and QD32 latency beside the verbs floor (hack/demo.sh).
+demo: deps
+	@hack/demo.sh
 
 bench: bench-go bench-tcp bench-latency
 

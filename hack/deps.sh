@@ -25,6 +25,7 @@ declare -A pkgs=(
   [open-iscsi]=/usr/sbin/iscsiadm
   [sg3-utils]=/usr/bin/sg_reset
   [fio]=/usr/bin/fio
+  [jq]=/usr/bin/jq
   [e2fsprogs]=/usr/sbin/mkfs.ext4
   [cpio]=/usr/bin/cpio
   [gcc]=/usr/bin/gcc
