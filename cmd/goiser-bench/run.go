@@ -63,6 +63,27 @@ type options struct {
 	// cgo/verbs (tests pass rdma/soft).
 	provider driver.Provider
 	attr     *attribution // -attribute (attribute.go); nil without
+
+	// maxIO maps a target name to the largest I/O it is measured with
+	// (-max-io): larger workloads are not run on it, and the report says so.
+	maxIO map[string]int
+}
+
+// skip reports whether workload w is not run on target name (-max-io).
+func (o *options) skip(name string, w bench.Workload) bool {
+	m, ok := o.maxIO[name]
+	return ok && w.Size > m
+}
+
+// sizeName writes a byte count as a workload does (4k, 512k, 1m).
+func sizeName(n int) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dm", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dk", n>>10)
+	}
+	return fmt.Sprint(n)
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -72,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&targets, "target", "NAME=iscsi://HOST:PORT/IQN/LUN or NAME=iser://... to measure (repeat for each target)")
 	fallback := fs.Bool("fallback", false, "an iser:// target whose iSER connection fails is measured over TCP on the same portal (and the report says so)")
 	fs.Var(&notes, "note", "extra markdown bullet for the report (repeatable)")
+	var maxIO listFlag
+	fs.Var(&maxIO, "max-io", "NAME=SIZE (e.g. tgt-iser=512k): run no workload with larger I/Os on target NAME, for a target known to fail them; the report lists what was not run (repeatable)")
 	workloads := fs.String("workloads", DefaultWorkloads, "comma-separated workloads, SIZE-{rand,seq}{read,write}-qdN")
 	rounds := fs.Int("rounds", 5, "rounds; each runs every workload on every target")
 	seconds := fs.Float64("seconds", 5, "measured seconds per workload, target and round")
@@ -131,6 +154,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.attr, err = attr.parse(o); err != nil {
 		return nil, err
+	}
+	for _, spec := range maxIO {
+		name, size, ok := strings.Cut(spec, "=")
+		w, err := bench.ParseWorkload(size + "-randread-qd1")
+		if !ok || err != nil {
+			return nil, fmt.Errorf("-max-io %q: want NAME=SIZE, e.g. tgt-iser=512k", spec)
+		}
+		if !slices.ContainsFunc(o.targets, func(t bench.Target) bool { return t.Name == name }) {
+			return nil, fmt.Errorf("-max-io %q: %q is not a -target", spec, name)
+		}
+		if o.maxIO == nil {
+			o.maxIO = map[string]int{}
+		}
+		o.maxIO[name] = w.Size
 	}
 	names := make([]string, len(o.targets))
 	for i, t := range o.targets {
@@ -276,7 +313,15 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		for _, t := range o.targets {
 			tgs = append(tgs, t.Name)
 		}
-		prog = newProgress(stderr, time.Now, o.rounds*len(o.workloads)*len(o.targets), o.warmup+o.duration, wls, tgs)
+		runs := 0
+		for _, w := range o.workloads {
+			for _, t := range o.targets {
+				if !o.skip(t.Name, w) {
+					runs += o.rounds
+				}
+			}
+		}
+		prog = newProgress(stderr, time.Now, runs, o.warmup+o.duration, wls, tgs)
 		logw = prog
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -352,6 +397,9 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		for _, w := range o.workloads {
 			for _, i := range roundOrder(r, len(conns)) {
 				c := conns[i]
+				if o.skip(c.t.Name, w) {
+					continue
+				}
 				if prog != nil {
 					prog.begin(r, o.rounds, w.String(), c.t.Name)
 				}
@@ -404,6 +452,9 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 					rounds = append(rounds, x.Row)
 				}
 			}
+			if len(rounds) == 0 {
+				continue // not run (-max-io)
+			}
 			rep.Rows = append(rep.Rows, bench.Summarize(rounds))
 			if h := hists[[2]string{w.String(), c.t.Name}]; h != nil {
 				rep.Latency = append(rep.Latency, bench.DistributionOf(w.String(), c.t.Name, h))
@@ -415,6 +466,18 @@ func measure(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			"Within a round every workload runs on every target back to back; each figure of the table is the median over the rounds.", qd),
 		"Latency is per command, from just before it is sent to the return of its status, in an HDR-style histogram "+
 			"(within 0.8 %). Random workloads use I/O-size aligned offsets over the region; sequential ones share one cursor.")
+	for _, c := range conns {
+		var skipped []string
+		for _, w := range o.workloads {
+			if o.skip(c.t.Name, w) {
+				skipped = append(skipped, w.String())
+			}
+		}
+		if len(skipped) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("Not run on %s, which takes I/Os of at most %s (-max-io): %s.",
+				c.t.Name, sizeName(o.maxIO[c.t.Name]), strings.Join(skipped, ", ")))
+		}
+	}
 	if o.fill {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("Each target's region (the first %d MiB of the LUN) was written once with 128 KiB writes before measuring.", o.regionBytes>>20))
 	}

@@ -157,6 +157,31 @@ func TestRunQuiet(t *testing.T) {
 	}
 }
 
+// TestRunMaxIO: a workload over a target's -max-io is not run on it, the
+// others are, and the report says what was left out.
+func TestRunMaxIO(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	url := "iscsi://" + serve(t) + "/" + testIQN + "/0"
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"-target", "small=" + url, "-target", "big=" + url, "-max-io", "small=64k",
+		"-workloads", "4k-randread-qd1,128k-seqread-qd1", "-rounds", "1", "-seconds", "0.05",
+		"-warmup", "0", "-region-mib", "1"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	md := stdout.String()
+	for _, want := range []string{"| 4k-randread-qd1 | small |", "| 4k-randread-qd1 | big |", "| 128k-seqread-qd1 | big |",
+		"Not run on small, which takes I/Os of at most 64k (-max-io): 128k-seqread-qd1."} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| 128k-seqread-qd1 | small |") || !strings.Contains(stderr.String(), "[3/3]") {
+		t.Errorf("128k ran on small, or progress counted it:\n%s\n%s", md, stderr.String())
+	}
+}
+
 func TestParseFlagsErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{},
@@ -168,6 +193,9 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-target", "a=iscsi://h:1/iqn/0", "extra"},
 		{"-target", "a=iscsi://h:1/iqn/0", "-verify", "-fill=false"},
 		{"-target", "a=iscsi://h:1/iqn/0", "-target", "b=iscsi://h:1/iqn/0", "-verify"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-max-io", "b=512k"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-max-io", "a=lots"},
+		{"-target", "a=iscsi://h:1/iqn/0", "-max-io", "a"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", args)
