@@ -4,12 +4,21 @@
 # interleaved goiser-bench run (our Go initiator, the same client for all)
 # against goiserd over iSER and TCP, LIO over iSER and TCP (ib_isert,
 # rd_mcp) and tgt 1.0.85 over iSER and TCP (rdwr on the guest's tmpfs), all
-# with LUNs of the same size; then the floor on the same rxe device:
-# perftest ib_send_lat, ib_write_lat and ib_read_lat at 4 KiB. Results go
-# to $RXE_OUT/bench (iser.md, iser.svg, iser-cdf.svg, iser.json, iser.tsv),
-# which the host script copies to docs/bench; goiser-bench's progress
-# lines, one per measured run, are in the stage's bench.log. Parameters come from the host in the build phase
-# (BENCH_ROUNDS, BENCH_SECONDS, BENCH_WORKLOADS, BENCH_TARGETS).
+# with LUNs of the same size; the floor on the same rxe device (perftest
+# ib_send_lat, ib_write_lat and ib_read_lat, our rdma-pingpong's send and
+# write modes, and its tcp mode: the same exchange over TCP on the same
+# addresses); then two witnesses against the same targets: libiscsi's
+# iscsi-perf (iser:// and iscsi://) and fio on the Linux initiator's disk
+# (open-iscsi with ib_iser and with iscsi_tcp). Results go to
+# $RXE_OUT/bench (iser.md with the witnesses' section, iser.svg,
+# iser-cdf.svg, iser.json, iser.tsv, iser-witness.tsv), which the host
+# script copies to docs/bench; goiser-bench's progress lines, one per
+# measured run, are in the stage's bench.log. goiser-bench traces goiserd
+# and tgtd with eBPF (-attribute; the 6.1 kernel has no sock tracepoints,
+# so no socket wait) for iser-breakdown.svg. Parameters come from the host
+# in the build phase (BENCH_ROUNDS, BENCH_SECONDS, BENCH_WORKLOADS,
+# BENCH_TARGETS, BENCH_WITNESS=0 to skip the witnesses).
+# shellcheck disable=SC2154 # bench_gpid, url: set by bench-lib.sh
 set -euo pipefail
 phase=${1:?usage: 50-bench-iser.sh build|run}
 name=50-bench-iser
@@ -18,14 +27,17 @@ conf=$RXE_BIN/$name.env
 if [ "$phase" = build ]; then
   go build -o "$RXE_BIN/goiserd" ./cmd/goiserd
   go build -o "$RXE_BIN/goiser-bench" ./cmd/goiser-bench
-  for t in tgtd tgtadm ib_send_lat ib_write_lat ib_read_lat; do
+  go build -o "$RXE_BIN/rdma-pingpong" ./cmd/rdma-pingpong
+  for t in tgtd tgtadm ib_send_lat ib_write_lat ib_read_lat iscsi-perf iscsiadm iscsid fio jq; do
     command -v "$t" >/dev/null || { echo "$name: $t missing on the host (hack/deps.sh)"; exit 1; }
   done
   {
     printf 'rounds=%q\n' "${BENCH_ROUNDS:-3}"
     printf 'seconds=%q\n' "${BENCH_SECONDS:-2}"
-    printf 'workloads=%q\n' "${BENCH_WORKLOADS:-4k-randread-qd1,4k-randwrite-qd1,4k-randread-qd8,4k-randwrite-qd8,4k-randread-qd32,4k-randwrite-qd32,128k-seqread-qd8,128k-seqwrite-qd8,512k-seqread-qd4}"
+    printf 'workloads=%q\n' "${BENCH_WORKLOADS:-4k-randread-qd1,4k-randwrite-qd1,4k-randread-qd8,4k-randwrite-qd8,4k-randread-qd32,4k-randwrite-qd32,128k-seqread-qd8,128k-seqwrite-qd8,1m-seqread-qd4}"
     printf 'targets=%q\n' "${BENCH_TARGETS:-goiserd-iser goiserd-tcp lio-iser lio-tcp tgt-iser tgt-tcp}"
+    printf 'witness=%q\n' "${BENCH_WITNESS:-1}"
+    printf 'attribute=%q\n' "${BENCH_ATTRIBUTE:-0}"
     printf 'commit=%q\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo -dirty)"
   } >"$conf"
   exit 0
@@ -33,19 +45,20 @@ fi
 
 . "$RXE_REPO/hack/rxe/stage-lib.sh"
 . "$RXE_REPO/hack/rxe/lio-lib.sh"
-rounds=3 seconds=2 workloads=4k-randread-qd1 targets=goiserd-iser commit=unknown
+rounds=3 seconds=2 workloads=4k-randread-qd1 targets=goiserd-iser commit=unknown witness=1 attribute=0
 # shellcheck source=/dev/null
 . "$conf"
-work=/tmp/$name
-rm -rf "$work"
-mkdir -p "$work" "$RXE_OUT/bench"
-gpid='' tgt_pid=''
+BENCH_WORK=/tmp/$name
+rm -rf "$BENCH_WORK"
+. "$RXE_REPO/hack/rxe/bench-lib.sh"
+mkdir -p "$RXE_OUT/bench"
+out=$RXE_OUT/bench
 lun_mib=256
 t0=$(date +%s.%N)
 say() { echo "== $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%6.1fs", b - a }') $*"; }
 fail() {
   echo "$name: FAIL: $*"
-  for f in "$work"/goiserd.log "$work"/tgtd.log "$work"/bench.log; do
+  for f in "$BENCH_WORK"/goiserd.log "$BENCH_WORK"/tgtd.log "$BENCH_WORK"/bench.log /tmp/iscsid.log; do
     [ -s "$f" ] && { echo "---- $f (tail) ----"; tail -n 20 "$f"; }
   done
   exit 1
@@ -53,89 +66,60 @@ fail() {
 cleanup() {
   local rc=$?
   trap - EXIT
-  if [ -n "$gpid" ] && kill -0 "$gpid" 2>/dev/null; then
-    kill -TERM "$(pgrep -P "$gpid" | head -n 1)" 2>/dev/null || true
-    rxe_bg_wait "$gpid" 15 >/dev/null 2>&1 || true
-  fi
-  if [ -n "$tgt_pid" ]; then
-    pkill -KILL -x tgtd 2>/dev/null || true
-    rxe_bg_wait "$tgt_pid" 5 >/dev/null 2>&1 || true
-  fi
-  lio_teardown || true
+  bench_stop
   exit "$rc"
 }
 trap cleanup EXIT
 
-bench_name=iqn.2026-11.dev.goiser:bench
-gport=$(rxe_fresh_port) lport=$(rxe_fresh_port) tport=$(rxe_fresh_port)
-giqn=iqn.2026-11.dev.goiser:rxe-bench liqn=iqn.2003-01.org.linux-iscsi.rxe:bench tiqn=iqn.2026-11.dev.goiser:rxe-tgt-bench
+say "goiserd: iSER and TCP, mem LUN of $lun_mib MiB"
+bench_goiserd "$lun_mib" || fail "goiserd"
+say "LIO: iSER and TCP, rd_mcp LUN of $lun_mib MiB"
+bench_lio "$lun_mib" || fail "LIO"
+say "tgtd: iSER on $RXE_ADDR:3260, TCP on a target of its own, rdwr LUN of $lun_mib MiB on tmpfs"
+bench_tgt "$lun_mib" || fail "tgt"
 
-say "goiserd: iSER and TCP on $RXE_ADDR:$gport, mem LUN of $lun_mib MiB"
-timeout 3600 "$RXE_BIN/goiserd" -listen "$RXE_ADDR:$gport" -iser "$RXE_ADDR:$gport" -target "$giqn" \
-  -lun "mem:${lun_mib}M" >"$work/goiserd.log" 2>&1 </dev/null &
-gpid=$!
-rxe_wait_listen "$gport" 15 || fail "goiserd does not listen on $gport"
-
-say "LIO: iSER and TCP on $RXE_ADDR:$lport, rd_mcp LUN of $lun_mib MiB"
-lio_load || fail "load LIO"
-lio_target "$liqn" "$lun_mib" || fail "LIO target"
-lio_portal "$RXE_ADDR:$lport" iser || fail "LIO portal"
-lio_demo_mode || fail "LIO demo mode"
-lio_enable || fail "LIO enable"
-rxe_wait_listen "$lport" 10 || fail "LIO does not listen on $lport"
-
-say "tgtd: iSER on $RXE_ADDR:3260, TCP on $RXE_ADDR:$tport, rdwr LUN of $lun_mib MiB on tmpfs"
-timeout 3600 tgtd -f --iscsi "portal=$RXE_ADDR:$tport" --iser pool_sz_mb=128 >"$work/tgtd.log" 2>&1 </dev/null &
-tgt_pid=$!
-for ((i = 0; i < 100; i++)); do
-  timeout 5 tgtadm --lld iser --op show --mode target >/dev/null 2>&1 && break
-  sleep 0.1
-done
-ta() { timeout 10 tgtadm --lld iser "$@" || fail "tgtadm $*"; }
-truncate -s "${lun_mib}M" "$work/tgt-lun1.img"
-ta --op new --mode target --tid 1 -T "$tiqn"
-ta --op new --mode logicalunit --tid 1 --lun 1 -b "$work/tgt-lun1.img"
-ta --op bind --mode target --tid 1 -I ALL
-ta --op bind --mode target --tid 1 -Q "$bench_name"
-rxe_wait_listen 3260 10 || fail "tgtd does not listen on RDMA CM port 3260"
-# tgt 1.0.85 refuses a TCP login to a target made with --lld iser ("Target
-# ... is RDMA, but conn ... is TCP"): TCP gets a target of its own.
-tt() { timeout 10 tgtadm --lld iscsi "$@" || fail "tgtadm --lld iscsi $*"; }
-truncate -s "${lun_mib}M" "$work/tgt-lun2.img"
-tt --op new --mode target --tid 2 -T "$tiqn-tcp"
-tt --op new --mode logicalunit --tid 2 --lun 1 -b "$work/tgt-lun2.img"
-tt --op bind --mode target --tid 2 -I ALL
-
-declare -A url=(
-  [goiserd-iser]=iser://$RXE_ADDR:$gport/$giqn/0
-  [goiserd-tcp]=iscsi://$RXE_ADDR:$gport/$giqn/0
-  [lio-iser]=iser://$RXE_ADDR:$lport/$liqn/0
-  [lio-tcp]=iscsi://$RXE_ADDR:$lport/$liqn/0
-  [tgt-iser]=iser://$RXE_ADDR:3260/$tiqn/1
-  [tgt-tcp]=iscsi://$RXE_ADDR:$tport/$tiqn-tcp/1
-)
-
-# The floor: perftest on the same device, 4 KiB, t_typical and p99 (us).
-floor() {
-  local tool=$1 port spid
-  port=$(rxe_fresh_port)
-  timeout 120 "$tool" -d "$RXE_DEV" -R -F -s 4096 -n 5000 -p "$port" >"$work/$tool.server" 2>&1 &
-  spid=$!
-  rxe_wait_listen "$port" 30 >&2 || return 1
-  timeout 120 "$tool" -d "$RXE_DEV" -R -F -s 4096 -n 5000 -p "$port" "$RXE_ADDR" >"$work/$tool.client" 2>&1 || return 1
-  rxe_bg_wait "$spid" 30 >&2 || return 1
-  awk '$1 == 4096 && NF >= 8 { printf "t_typical %s us, p99 %s us", $5, $8 }' "$work/$tool.client"
-}
+# The floor. For a 4 KiB read, iSER's exchange is a small SEND (the
+# command), a 4 KiB RDMA WRITE and a small SEND (the response) posted
+# together: one small message one way and 4 KiB back, i.e. the one-way
+# latencies of a 64-byte and a 4 KiB SEND added.
 notes=()
-for tool in ib_send_lat ib_write_lat ib_read_lat; do
-  say "floor: $tool -s 4096"
-  r=$(floor "$tool") || r="failed: $(tail -n 1 "$work/$tool.client" 2>/dev/null)"
-  say "  $r"
-  notes+=(-note "floor on the same rxe device, perftest $tool 4 KiB (one-way for send/write, round trip for read): $r")
+declare -A fl
+for f in "ib_send_lat 64" "ib_send_lat 4096" "ib_write_lat 4096" "ib_read_lat 4096"; do
+  read -r tool size <<<"$f"
+  say "floor: perftest $tool -s $size"
+  fl[$tool.$size]=$(bench_perftest "$tool" "$size") || fl[$tool.$size]="- -"
+  say "  ${fl[$tool.$size]}"
 done
+for f in "send 64" "send 4096" "write 4096" "tcp 64" "tcp 4096"; do
+  read -r m size <<<"$f"
+  say "floor: rdma-pingpong -mode $m -sizes $size"
+  fl[pp-$m.$size]=$(bench_pingpong "$m" "$size") || fl[pp-$m.$size]="- -"
+  say "  ${fl[pp-$m.$size]}"
+done
+# floor_rt A B: the sum of the first fields of two "TYPICAL P99" results.
+floor_rt() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); if (x[1] == "-" || y[1] == "-") print "-"; else printf "%.1f", x[1] + y[1] }'; }
+floor_iser=$(floor_rt "${fl[ib_send_lat.64]}" "${fl[ib_send_lat.4096]}")
+floor_tcp=$(floor_rt "${fl[pp-tcp.64]}" "${fl[pp-tcp.4096]}")
+notes+=(-note "The floor on the same rxe device, one-way µs (median or perftest's t_typical / p99): perftest ib_send_lat 64 B ${fl[ib_send_lat.64]/ / / }, 4 KiB ${fl[ib_send_lat.4096]/ / / }; ib_write_lat 4 KiB ${fl[ib_write_lat.4096]/ / / }; ib_read_lat 4 KiB (round trip) ${fl[ib_read_lat.4096]/ / / }; rdma-pingpong send 64 B ${fl[pp-send.64]/ / / }, 4 KiB ${fl[pp-send.4096]/ / / }, write 4 KiB ${fl[pp-write.4096]/ / / }; the same exchange over TCP on the same addresses, 64 B ${fl[pp-tcp.64]/ / / }, 4 KiB ${fl[pp-tcp.4096]/ / / }.")
+notes+=(-note "Floor of a QD1 4 KiB read (a small SEND one way, 4 KiB back): ${floor_iser} µs over verbs (perftest ib_send_lat 64 B + 4 KiB), ${floor_tcp} µs over TCP (rdma-pingpong tcp 64 B + 4 KiB).")
 
 args=()
 for t in $targets; do args+=(-target "$t=${url[$t]}"); done
+# Where each user-space target's time goes per I/O (eBPF on tracepoints,
+# goiser-bench -attribute): goiserd and tgtd over both transports. LIO
+# runs in the kernel, with no process of its own to trace.
+gd=$(pgrep -P "$bench_gpid" -x goiserd | head -n 1) || true
+td=$(pgrep -x tgtd | head -n 1) || true
+# tgt 1.0.85's iSER drops the connection on a command over 512 KiB.
+case " $targets " in *" tgt-iser "*) args+=(-max-io tgt-iser=512k) ;; esac
+for t in $targets; do
+  [ "$attribute" = 1 ] || break
+  case $t in
+    goiserd-*) [ -z "$gd" ] || args+=(-attribute "$t=$gd") ;;
+    tgt-*) [ -z "$td" ] || args+=(-attribute "$t=$td") ;;
+  esac
+done
+if [ "$attribute" = 1 ]; then args+=(-attribute-svg "$out/iser-breakdown.svg"); fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 say "goiser-bench: $rounds rounds x $seconds s, $workloads, targets $targets"
 timeout 3000 "$RXE_BIN/goiser-bench" -rounds "$rounds" -seconds "$seconds" -region-mib "$lun_mib" \
@@ -144,9 +128,13 @@ timeout 3000 "$RXE_BIN/goiser-bench" -rounds "$rounds" -seconds "$seconds" -regi
   -note "Soft-RoCE (rdma_rxe) inside a QEMU TCG guest (2 vCPUs, kernel $(uname -r)) on a 2-core host; load average at the start $load. Absolute numbers are TCG's, not hardware's: compare ratios within this run only." \
   -note "LUNs of $lun_mib MiB: goiserd mem, LIO rd_mcp, tgt rdwr on tmpfs. tgt serves iSER on RDMA CM port 3260 only, and its TCP target is a second one (tgt 1.0.85 refuses TCP logins to an iSER target)." \
   "${notes[@]}" \
-  -out "$RXE_OUT/bench/iser.md" -svg "$RXE_OUT/bench/iser.svg" -raw "$RXE_OUT/bench/iser.tsv" \
-  -cdf-svg "$RXE_OUT/bench/iser-cdf.svg" -json "$RXE_OUT/bench/iser.json" \
-  >"$work/bench.log" 2>&1 </dev/null || fail "goiser-bench failed: $(tail -n 3 "$work/bench.log")"
-grep -E '^\|' "$RXE_OUT/bench/iser.md" | head -n 30 || true
-rxe_note "bench-iser: $RXE_OUT/bench/iser.md"
+  -out "$out/iser.md" -svg "$out/iser.svg" -raw "$out/iser.tsv" \
+  -cdf-svg "$out/iser-cdf.svg" -json "$out/iser.json" \
+  >"$BENCH_WORK/bench.log" 2>&1 </dev/null || fail "goiser-bench failed: $(tail -n 3 "$BENCH_WORK/bench.log")"
+grep -E '^\|' "$out/iser.md" | head -n 30 || true
+rxe_note "bench-iser: $out/iser.md"
+
+if [ "$witness" = 1 ]; then
+  . "$RXE_REPO/hack/rxe/bench-witness.sh"
+fi
 say "done"
