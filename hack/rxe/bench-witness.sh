@@ -115,6 +115,6 @@ done
           (k in pi ? pi[k] : "-"), fmt(pm[k]), (k in fi_ ? fi_[k] : "-"), fmt(fm[k]), fmt(fp[k]), r } }' \
     "$out/iser.tsv" "$wtsv"
   echo
-  echo "The last column is our client's own overhead on QD1 rows: its median over iscsi-perf's mean on the same target (both one session, one command in flight)."
+  echo "The last column divides goiser-bench's median by iscsi-perf's mean latency on the same target; on the QD1 rows (one session, one command in flight on both) it is our client's own overhead. iscsi-perf only reads, and libiscsi's iSER client is the one of 1.19."
 } >>"$out/iser.md"
 sed -n '/^## Witnesses/,$p' "$out/iser.md" | grep -E '^\|' || true
