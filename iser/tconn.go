@@ -800,12 +800,6 @@ func (c *tconn) postLocked(wrs []rdma.SendWR) (int, error) {
 	if err := c.flushBatchLocked(); err != nil {
 		return 0, err
 	}
-	return c.countedPost(wrs)
-}
-
-// countedPost is the one PostSend of the connection's send queue, counted
-// in the target's stats.
-func (c *tconn) countedPost(wrs []rdma.SendWR) (int, error) {
 	c.t.sendPosts.Add(1)
 	c.t.sendWRs.Add(uint64(len(wrs)))
 	return c.qp.PostSend(wrs)
@@ -819,7 +813,9 @@ func (c *tconn) flushBatchLocked() error {
 	if len(c.batch) == 0 {
 		return nil
 	}
-	n, err := c.countedPost(c.batch)
+	c.t.sendPosts.Add(1)
+	c.t.sendWRs.Add(uint64(len(c.batch)))
+	n, err := c.qp.PostSend(c.batch)
 	if err != nil {
 		err = fmt.Errorf("iser: post %d held work requests: %w", len(c.batch), err)
 		c.failLocked(err)
@@ -847,7 +843,10 @@ func (c *tconn) Flush() error {
 	c.mu.Lock()
 	c.hold = false
 	err := c.flushBatchLocked()
-	free := c.reapedLocked()
+	free := c.closed && c.sq == 0 && c.rq == 0 && !c.reaped
+	if free {
+		c.reaped = true
+	}
 	c.mu.Unlock()
 	if free {
 		go c.finish()

@@ -20,23 +20,15 @@ func (c *tconn) HandleCompletions(wcs []rdma.Completion) {
 	if !c.closed {
 		c.kickLocked()
 	}
-	free := c.reapedLocked()
+	free := c.closed && c.sq == 0 && c.rq == 0 && !c.reaped
+	if free {
+		c.reaped = true
+	}
 	c.mu.Unlock()
 	c.d.kick()
 	if free {
 		go c.finish()
 	}
-}
-
-// reapedLocked reports, once, that the connection is closed and every
-// work request it posted has come back: the caller then starts finish
-// (after unlocking).
-func (c *tconn) reapedLocked() bool {
-	if !c.closed || c.sq != 0 || c.rq != 0 || c.reaped {
-		return false
-	}
-	c.reaped = true
-	return true
 }
 
 // HandleError implements rdma.CompletionHandler: the poll group's
@@ -227,7 +219,10 @@ func (c *tconn) Close() error {
 func (c *tconn) fail(err error) {
 	c.mu.Lock()
 	c.failLocked(err)
-	free := c.reapedLocked()
+	free := c.closed && c.sq == 0 && c.rq == 0 && !c.reaped
+	if free {
+		c.reaped = true
+	}
 	c.mu.Unlock()
 	if free {
 		go c.finish()
