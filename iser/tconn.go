@@ -219,9 +219,10 @@ type tconn struct {
 	// before any other post. batch has room for sqMax WRs.
 	hold    bool
 	batch   []rdma.SendWR
-	closed  bool // Close called, or the connection failed
-	reaped  bool // every WR reaped after closed
-	freed   bool // resources freed
+	posts   uint64 // PostSend calls, for tests
+	closed  bool   // Close called, or the connection failed
+	reaped  bool   // every WR reaped after closed
+	freed   bool   // resources freed
 	failErr error
 	enc     []byte // scratch for encoding a SCSI Response
 }
