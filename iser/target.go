@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/goiser/goiser/iscsi"
@@ -115,8 +114,6 @@ type Target struct {
 	conns   int                  // connections not yet drained; guarded by mu
 	allDone chan struct{}        // closed when closed and conns == 0
 	freeErr error                // what failed to close in freeDevices; guarded by mu
-
-	sendPosts, sendWRs atomic.Uint64 // PostSend calls and the WRs they carried
 }
 
 // TargetStats are counters for tests and metrics.
@@ -128,19 +125,13 @@ type TargetStats struct {
 	BlocksOut int
 	// MemoryInUse is the registered memory those buffers take (bytes).
 	MemoryInUse int64
-	// SendPosts counts PostSend calls (doorbells; on Soft-RoCE each is a
-	// system call) and SendWRs the send-queue work requests they posted,
-	// over all connections since the target started. Responses of a burst
-	// share one post (iscsi.BatchSender), so SendPosts grows slower than
-	// SendWRs under load.
-	SendPosts, SendWRs uint64
 }
 
 // Stats returns the target's counters.
 func (t *Target) Stats() TargetStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := TargetStats{Connections: t.conns, SendPosts: t.sendPosts.Load(), SendWRs: t.sendWRs.Load()}
+	s := TargetStats{Connections: t.conns}
 	for _, d := range t.devs {
 		ps := d.pool.Stats()
 		s.BlocksOut += ps.Outstanding

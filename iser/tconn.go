@@ -214,17 +214,11 @@ type tconn struct {
 	reads     int // RDMA READs outstanding
 	blocks    int // pool blocks held (tasks and big sends)
 	wrBuf     [2]rdma.SendWR
-	// hold: the core answers a burst (iscsi.BatchSender): responses go
-	// to batch, counted in sq, and are posted together by Flush or
-	// before any other post. batch has room for sqMax WRs.
-	hold    bool
-	batch   []rdma.SendWR
-	posts   uint64 // PostSend calls, for tests
-	closed  bool   // Close called, or the connection failed
-	reaped  bool   // every WR reaped after closed
-	freed   bool   // resources freed
-	failErr error
-	enc     []byte // scratch for encoding a SCSI Response
+	closed    bool // Close called, or the connection failed
+	reaped    bool // every WR reaped after closed
+	freed     bool // resources freed
+	failErr   error
+	enc       []byte // scratch for encoding a SCSI Response
 }
 
 // newTConn allocates a connection's queue pair and registered slots and
@@ -242,7 +236,6 @@ func newTConn(t *Target, d *devState, req *rdma.ConnRequest, sendInv bool, ird i
 		byITT: make(map[uint32]*ttask, depth), drained: make(chan struct{})}
 	nSend := depth
 	c.sqMax = 2*depth + ird + controlSlots // a WRITE+SEND per task, READs, control PDUs
-	c.batch = make([]rdma.SendWR, 0, c.sqMax)
 	c.events = make(chan event, c.nRecv+2*depth+4)
 	slab := layout.BufferLen(c.nRecv) + nSend*(HeadersLen+smallSendData)
 	c.slabBuf, err = rdma.AllocBuffer(slab, rdma.BufferOptions{})
@@ -697,7 +690,7 @@ func (c *tconn) kickReadsLocked() error {
 			Remote: t.hdr.WriteVA, RKey: t.hdr.WriteSTag}
 		t.sge[0] = t.blk.SGE(t.unsolEnd, n)
 		wr.SGL = t.sge[:]
-		if _, err := c.postLocked(c.wrBuf[:1]); err != nil {
+		if _, err := c.qp.PostSend(c.wrBuf[:1]); err != nil {
 			return fmt.Errorf("iser: post RDMA READ: %w", err)
 		}
 		c.sq++
@@ -783,76 +776,11 @@ func (c *tconn) postResponseLocked(t *ttask, hdr, data []byte, dlen int) error {
 	}
 	wrs = append(wrs, send)
 	s.wrs = len(wrs)
-	if c.hold {
-		c.batch = append(c.batch, wrs...)
-		c.sq += len(wrs)
-		return nil
-	}
-	if _, err := c.postLocked(wrs); err != nil {
+	if _, err := c.qp.PostSend(wrs); err != nil {
 		return fmt.Errorf("iser: post SCSI Response: %w", err)
 	}
 	c.sq += len(wrs)
 	return nil
-}
-
-// postLocked posts wrs now, after the held batch: the wire keeps the
-// order of the calls.
-func (c *tconn) postLocked(wrs []rdma.SendWR) (int, error) {
-	if err := c.flushBatchLocked(); err != nil {
-		return 0, err
-	}
-	c.t.sendPosts.Add(1)
-	c.t.sendWRs.Add(uint64(len(wrs)))
-	return c.qp.PostSend(wrs)
-}
-
-// flushBatchLocked posts the held responses with one PostSend. Should the
-// post fail, the connection fails, and the work requests the queue pair
-// did not take are completed here as flushed, so that their slots, tasks
-// and send-queue count come back as if the device had flushed them.
-func (c *tconn) flushBatchLocked() error {
-	if len(c.batch) == 0 {
-		return nil
-	}
-	c.t.sendPosts.Add(1)
-	c.t.sendWRs.Add(uint64(len(c.batch)))
-	n, err := c.qp.PostSend(c.batch)
-	if err != nil {
-		err = fmt.Errorf("iser: post %d held work requests: %w", len(c.batch), err)
-		c.failLocked(err)
-		for i := max(n, 0); i < len(c.batch); i++ {
-			c.completeLocked(&rdma.Completion{ID: c.batch[i].ID, Status: rdma.WCWRFlushErr})
-		}
-	}
-	clear(c.batch)
-	c.batch = c.batch[:0]
-	return err
-}
-
-// Hold implements iscsi.BatchSender: the SCSI Responses of the burst the
-// core is answering are held and posted together, one PostSend (one
-// doorbell, on Soft-RoCE one system call) for the burst.
-func (c *tconn) Hold() {
-	c.mu.Lock()
-	c.hold = true
-	c.mu.Unlock()
-}
-
-// Flush implements iscsi.BatchSender: it posts what Hold held and ends the
-// hold, also on a closed connection (its queue pair flushes them).
-func (c *tconn) Flush() error {
-	c.mu.Lock()
-	c.hold = false
-	err := c.flushBatchLocked()
-	free := c.closed && c.sq == 0 && c.rq == 0 && !c.reaped
-	if free {
-		c.reaped = true
-	}
-	c.mu.Unlock()
-	if free {
-		go c.finish()
-	}
-	return err
 }
 
 // slotOff is the offset of send slot i in the slab.
@@ -904,7 +832,7 @@ func (c *tconn) sendControlLocked(bhs, data []byte) bool {
 		s.sge[0] = c.slabMR.SGE(c.slotOff(si), n)
 		s.task, s.wrs = nil, 1
 		c.wrBuf[0] = rdma.SendWR{ID: rdma.EncodeWRID(opSend, uint64(si)), Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: s.sge[:]}
-		if _, err := c.postLocked(c.wrBuf[:1]); err != nil {
+		if _, err := c.qp.PostSend(c.wrBuf[:1]); err != nil {
 			c.failLocked(fmt.Errorf("iser: post send: %w", err))
 			return true
 		}
@@ -932,7 +860,7 @@ func (c *tconn) sendControlLocked(bhs, data []byte) bool {
 	n := c.fillSlot(blk.Bytes(), Header{}, bhs, data)
 	g.sge[0] = blk.SGE(0, n)
 	c.wrBuf[0] = rdma.SendWR{ID: rdma.EncodeWRID(opBig, uint64(bi)), Op: rdma.OpSend, Flags: rdma.FlagSignaled, SGL: g.sge[:]}
-	if _, err := c.postLocked(c.wrBuf[:1]); err != nil {
+	if _, err := c.qp.PostSend(c.wrBuf[:1]); err != nil {
 		c.failLocked(fmt.Errorf("iser: post send: %w", err))
 		return true
 	}
